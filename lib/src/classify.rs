@@ -1,0 +1,294 @@
+//! Classification by action risk: which tier an action falls into, which rules put it
+//! there, which route owns it and who may approve it.
+//!
+//! Pure functions of the matrix and the proposal: no clock, no I/O.
+
+use serde::Serialize;
+
+use crate::matrix::{Conditions, Execution, Matrix, Role, Rule};
+use crate::request::{Amount, Request};
+
+/// A rule that applied, with the tier it gives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MatchedRule {
+    pub id: String,
+    pub tier: u8,
+}
+
+/// A role that may approve, and the role it stands in for when a limit moved the
+/// request upward.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EligibleRole {
+    pub role: String,
+    pub members: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escalated_from: Option<String>,
+}
+
+/// A routing problem: the request cannot be approved as the matrix stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoutingProblem {
+    pub code: &'static str,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Classification {
+    pub tier: u8,
+    pub tier_name: String,
+    pub rules: Vec<MatchedRule>,
+    /// True when no rule matched and the matrix's default tier applied.
+    pub default_applied: bool,
+    /// The workflow of the route that owns the action, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
+    pub approvals_required: u8,
+    pub eligible_roles: Vec<EligibleRole>,
+    pub distinct_roles: bool,
+    /// Whether the requester may approve their own request (tier 1 "human send").
+    pub self_approval: bool,
+    pub execution: Execution,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change_window: Option<String>,
+    pub required_evidence: Vec<String>,
+    pub missing_evidence: Vec<String>,
+    pub problems: Vec<RoutingProblem>,
+}
+
+impl Classification {
+    /// Names of the eligible roles.
+    #[must_use]
+    pub fn eligible_role_names(&self) -> Vec<&str> {
+        self.eligible_roles
+            .iter()
+            .map(|r| r.role.as_str())
+            .collect()
+    }
+}
+
+/// `*` matches any run of characters; everything else matches itself.
+#[must_use]
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let Some(first) = parts.next() else {
+        return text.is_empty();
+    };
+    let Some(mut rest) = text.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        }
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+fn amount_above(threshold: &Amount, amount: Option<&Amount>) -> bool {
+    match amount {
+        None => false,
+        // Amounts in other currencies cannot be compared: the higher tier wins.
+        Some(a) if a.currency != threshold.currency => true,
+        Some(a) => a.value > threshold.value,
+    }
+}
+
+/// Whether every present condition holds for the request.
+#[must_use]
+pub fn conditions_hold(c: &Conditions, r: &Request) -> bool {
+    let a = &r.action;
+    (c.action_type.is_empty() || c.action_type.contains(&a.kind))
+        && (c.target_system.is_empty() || c.target_system.contains(&a.target.system))
+        && (c.action_name.is_empty() || c.action_name.iter().any(|p| glob_match(p, &a.name)))
+        && c.amount_above
+            .as_ref()
+            .is_none_or(|t| amount_above(t, a.amount.as_ref()))
+}
+
+/// The rules that apply to the request, in matrix order.
+pub fn matching_rules<'m>(matrix: &'m Matrix, r: &Request) -> impl Iterator<Item = &'m Rule> {
+    matrix
+        .rules
+        .iter()
+        .filter(move |rule| conditions_hold(&rule.when, r))
+}
+
+/// Follows `escalates_to` from `start` until a role covers the amount. `None` when the
+/// chain ends, loops, or names a role that does not exist.
+fn role_with_authority<'m>(
+    matrix: &'m Matrix,
+    start: &str,
+    amount: Option<&Amount>,
+) -> Option<&'m Role> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut name = start;
+    loop {
+        let role = matrix.role(name)?;
+        if role.covers(amount) {
+            return Some(role);
+        }
+        if seen.contains(&name) {
+            return None;
+        }
+        seen.push(name);
+        name = role.escalates_to.as_deref()?;
+    }
+}
+
+/// Classifies one request.
+#[must_use]
+pub fn classify(matrix: &Matrix, r: &Request) -> Classification {
+    let rules: Vec<MatchedRule> = matching_rules(matrix, r)
+        .map(|rule| MatchedRule {
+            id: rule.id.clone(),
+            tier: rule.tier,
+        })
+        .collect();
+    let default_applied = rules.is_empty();
+    let tier_n = rules
+        .iter()
+        .map(|m| m.tier)
+        .max()
+        .unwrap_or(matrix.default_tier);
+    let mut problems = Vec::new();
+    let tier = matrix.tier(tier_n);
+    let route = matrix
+        .routes
+        .iter()
+        .find(|route| conditions_hold(&route.when, r));
+
+    let amount = r.action.amount.as_ref();
+    let (approvals, distinct, self_approval, execution) = tier.map_or(
+        // Unreachable once the matrix has loaded (all tiers exist); fail closed anyway.
+        (u8::MAX, true, false, Execution::HumanSupervised),
+        |t| (t.approvals, t.distinct_roles, t.self_approval, t.execution),
+    );
+    let mut eligible: Vec<EligibleRole> = Vec::new();
+    let add_roles =
+        |names: &[String], eligible: &mut Vec<EligibleRole>, problems: &mut Vec<RoutingProblem>| {
+            for name in names {
+                if matrix.role(name).is_none() {
+                    problems.push(RoutingProblem {
+                        code: "unknown-role",
+                        message: format!("approver role `{name}` is not defined in the matrix"),
+                    });
+                    continue;
+                }
+                match role_with_authority(matrix, name, amount) {
+                    Some(role) => {
+                        if eligible.iter().any(|e| e.role == role.name) {
+                            continue;
+                        }
+                        eligible.push(EligibleRole {
+                            role: role.name.clone(),
+                            members: role.members.clone(),
+                            escalated_from: (role.name != *name).then(|| name.clone()),
+                        });
+                    }
+                    None => problems.push(RoutingProblem {
+                        code: "over-limit",
+                        message: format!(
+                            "no role reachable from `{name}` has authority for {}",
+                            amount.map_or_else(String::new, ToString::to_string)
+                        ),
+                    }),
+                }
+            }
+        };
+    if approvals > 0 {
+        match route {
+            Some(route) => {
+                add_roles(&route.approvers, &mut eligible, &mut problems);
+                // A route naming fewer roles than the tier's distinct quorum is completed
+                // by the tier's own approver roles.
+                if distinct && eligible.len() < usize::from(approvals) {
+                    if let Some(t) = tier {
+                        add_roles(&t.approver_roles, &mut eligible, &mut problems);
+                    }
+                }
+            }
+            None => {
+                if let Some(t) = tier {
+                    add_roles(&t.approver_roles, &mut eligible, &mut problems);
+                }
+            }
+        }
+        let can_self = self_approval && eligible.is_empty();
+        if eligible.is_empty() && !can_self {
+            problems.push(RoutingProblem {
+                code: "no-approver",
+                message: format!(
+                    "tier {tier_n} needs {approvals} approval(s) but no role is eligible"
+                ),
+            });
+        } else if distinct && eligible.len() < usize::from(approvals) {
+            problems.push(RoutingProblem {
+                code: "no-quorum",
+                message: format!(
+                    "tier {tier_n} needs {approvals} approvals from distinct roles but only {} role(s) are eligible",
+                    eligible.len()
+                ),
+            });
+        }
+        for e in &eligible {
+            if e.members.is_empty() {
+                problems.push(RoutingProblem {
+                    code: "empty-role",
+                    message: format!("eligible role `{}` has no members", e.role),
+                });
+            }
+        }
+    }
+
+    let mut required: Vec<String> = tier.map(|t| t.evidence.clone()).unwrap_or_default();
+    if tier.is_some_and(|t| t.rollback_required) && !required.iter().any(|e| e == "rollback") {
+        required.push("rollback".to_owned());
+    }
+    let missing = required
+        .iter()
+        .filter(|f| !r.has_evidence(f))
+        .cloned()
+        .collect();
+    Classification {
+        tier: tier_n,
+        tier_name: tier.map_or_else(String::new, |t| t.name.clone()),
+        rules,
+        default_applied,
+        workflow: route.map(|r| r.workflow.clone()),
+        approvals_required: approvals,
+        eligible_roles: eligible,
+        distinct_roles: distinct,
+        self_approval,
+        execution,
+        change_window: route
+            .and_then(|r| r.change_window.clone())
+            .or_else(|| tier.and_then(|t| t.change_window.clone())),
+        required_evidence: required,
+        missing_evidence: missing,
+        problems,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn glob() {
+        assert!(glob_match("payments.refund", "payments.refund"));
+        assert!(!glob_match("payments.refund", "payments.refund2"));
+        assert!(glob_match(
+            "erp.vendor_payment*",
+            "erp.vendor_payment.create"
+        ));
+        assert!(glob_match("*.refund", "payments.refund"));
+        assert!(glob_match("a*c*e", "abcde"));
+        assert!(!glob_match("a*c*e", "abcd"));
+        assert!(glob_match("*", "anything"));
+    }
+}

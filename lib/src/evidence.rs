@@ -1,0 +1,349 @@
+//! The evidence pack: everything the article says a reviewer must see before deciding,
+//! assembled from the proposal, its classification and the clock reading passed in.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::classify::{Classification, classify};
+use crate::matrix::Matrix;
+use crate::request::{
+    Agent, Amount, Authority, Classification as DataClass, Request, Rollback, Source,
+};
+
+/// Something the reviewer must notice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// The policy row of the pack. Policies land in a later change; until then the pack says
+/// plainly that nothing was evaluated (never "allowed").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum PolicyDecision {
+    NotEvaluated { reason: String },
+}
+
+impl PolicyDecision {
+    #[must_use]
+    pub fn summary(&self) -> String {
+        match self {
+            Self::NotEvaluated { reason } => format!("not evaluated: {reason}"),
+        }
+    }
+}
+
+/// A source with the flags the reviewer should see next to it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SourceView {
+    #[serde(flatten)]
+    pub source: Source,
+    /// Age at the time the pack was assembled, in seconds (negative: in the future).
+    pub age_seconds: i64,
+    pub flags: Vec<&'static str>,
+}
+
+/// One line of the before/after diff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DiffLine {
+    /// `-` removed, `+` added, ` ` unchanged.
+    pub op: char,
+    pub path: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Identity {
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+    /// Roles the requester holds in the matrix (for separation of duties).
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProposedAction {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub tool: String,
+    pub target_system: String,
+    pub target_object: String,
+    pub parameters: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Amount>,
+}
+
+/// The pack, in the order of the article's evidence-pack table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EvidencePack {
+    pub request: String,
+    pub file: PathBuf,
+    pub assembled_at: DateTime<Utc>,
+    pub requesting_identity: Identity,
+    pub ai_system: Agent,
+    pub action: ProposedAction,
+    pub risk_tier: u8,
+    pub risk_tier_name: String,
+    pub input_summary: String,
+    pub sources: Vec<SourceView>,
+    pub diff: Vec<DiffLine>,
+    pub policy_decision: PolicyDecision,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub impact: Option<String>,
+    pub alternatives: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Rollback>,
+    pub expires_at: DateTime<Utc>,
+    pub expired: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub risk_analysis: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_result: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hazard_check: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manual_override: Option<serde_json::Value>,
+    pub classification: Classification,
+    pub warnings: Vec<Warning>,
+}
+
+/// Flags and warnings about the request as of `now`.
+#[must_use]
+pub fn warnings(
+    matrix: &Matrix,
+    r: &Request,
+    c: &Classification,
+    now: DateTime<Utc>,
+) -> Vec<Warning> {
+    let mut out = Vec::new();
+    if now >= r.expires_at {
+        out.push(Warning {
+            code: "expired",
+            message: format!("request expired at {}", r.expires_at.to_rfc3339()),
+        });
+    }
+    if r.requested_at > now {
+        out.push(Warning {
+            code: "future-request",
+            message: format!(
+                "requested_at {} is in the future",
+                r.requested_at.to_rfc3339()
+            ),
+        });
+    }
+    for s in &r.sources {
+        for flag in source_flags(matrix, s, now) {
+            let message = match flag {
+                "stale" => format!(
+                    "source `{}` was retrieved {} ago, older than the matrix's max age of {}",
+                    s.id,
+                    human_age(now - s.retrieved_at),
+                    matrix
+                        .max_source_age
+                        .map_or_else(String::new, |d| humantime::format_duration(d).to_string())
+                ),
+                "low-authority" => format!("source `{}` has low authority", s.id),
+                "restricted" => format!("source `{}` is classified restricted", s.id),
+                "future" => format!("source `{}` claims to be retrieved in the future", s.id),
+                _ => continue,
+            };
+            out.push(Warning {
+                code: match flag {
+                    "stale" => "stale-source",
+                    "low-authority" => "low-authority-source",
+                    "restricted" => "restricted-source",
+                    _ => "future-source",
+                },
+                message,
+            });
+        }
+    }
+    if !c.missing_evidence.is_empty() {
+        out.push(Warning {
+            code: "missing-evidence",
+            message: format!(
+                "tier {} requires evidence that is missing: {}",
+                c.tier,
+                c.missing_evidence.join(", ")
+            ),
+        });
+    }
+    for p in &c.problems {
+        out.push(Warning {
+            code: p.code,
+            message: p.message.clone(),
+        });
+    }
+    out
+}
+
+fn source_flags(matrix: &Matrix, s: &Source, now: DateTime<Utc>) -> Vec<&'static str> {
+    let mut flags = Vec::new();
+    let age = now - s.retrieved_at;
+    if let Some(max) = matrix.max_source_age {
+        if chrono::Duration::from_std(max).is_ok_and(|max| age > max) {
+            flags.push("stale");
+        }
+    }
+    if age < chrono::Duration::minutes(-5) {
+        flags.push("future");
+    }
+    if s.authority == Authority::Low {
+        flags.push("low-authority");
+    }
+    if s.classification == DataClass::Restricted {
+        flags.push("restricted");
+    }
+    flags
+}
+
+/// A short age such as `2m`, `3h 4m` or `9d`.
+#[must_use]
+pub fn human_age(d: chrono::Duration) -> String {
+    let secs = d.num_seconds().unsigned_abs();
+    let rounded = if secs >= 86_400 {
+        secs - secs % 3600
+    } else if secs >= 3600 {
+        secs - secs % 60
+    } else {
+        secs
+    };
+    humantime::format_duration(std::time::Duration::from_secs(rounded)).to_string()
+}
+
+/// Flattens a JSON value into `(path, rendered leaf)` pairs in document order.
+fn flatten(v: &serde_json::Value, path: &str, out: &mut Vec<(String, String)>) {
+    match v {
+        serde_json::Value::Object(map) if !map.is_empty() => {
+            for (k, v) in map {
+                flatten(v, &crate::decode::join(path, k), out);
+            }
+        }
+        serde_json::Value::Array(items)
+            if !items.is_empty() && items.iter().any(|i| i.is_object() || i.is_array()) =>
+        {
+            for (i, v) in items.iter().enumerate() {
+                flatten(v, &format!("{path}[{i}]"), out);
+            }
+        }
+        serde_json::Value::String(s) => out.push((path.to_owned(), s.clone())),
+        other => out.push((path.to_owned(), other.to_string())),
+    }
+}
+
+/// The before/after diff, one line per changed leaf (unchanged leaves kept for context).
+#[must_use]
+pub fn diff(before: &serde_json::Value, after: &serde_json::Value) -> Vec<DiffLine> {
+    let (mut b, mut a) = (Vec::new(), Vec::new());
+    flatten(before, "", &mut b);
+    flatten(after, "", &mut a);
+    let mut out = Vec::new();
+    let line = |op, path: &str, value: &str| DiffLine {
+        op,
+        path: path.to_owned(),
+        value: value.to_owned(),
+    };
+    for (path, old) in &b {
+        match a.iter().find(|(p, _)| p == path) {
+            Some((_, new)) if new == old => out.push(line(' ', path, old)),
+            Some((_, new)) => {
+                out.push(line('-', path, old));
+                out.push(line('+', path, new));
+            }
+            None => out.push(line('-', path, old)),
+        }
+    }
+    for (path, new) in &a {
+        if !b.iter().any(|(p, _)| p == path) {
+            out.push(line('+', path, new));
+        }
+    }
+    out
+}
+
+/// Assembles the pack for one request as of `now`.
+#[must_use]
+pub fn assemble(matrix: &Matrix, file: PathBuf, r: &Request, now: DateTime<Utc>) -> EvidencePack {
+    let classification = classify(matrix, r);
+    let warnings = warnings(matrix, r, &classification, now);
+    EvidencePack {
+        request: r.id.clone(),
+        file,
+        assembled_at: now,
+        requesting_identity: Identity {
+            requested_by: r.requested_by.clone(),
+            requested_at: r.requested_at,
+            roles: matrix
+                .roles_of(&r.requested_by)
+                .map(|r| r.name.clone())
+                .collect(),
+        },
+        ai_system: r.agent.clone(),
+        action: ProposedAction {
+            kind: r.action.kind.to_string(),
+            tool: r.action.name.clone(),
+            target_system: r.action.target.system.clone(),
+            target_object: r.action.target.object.clone(),
+            parameters: r.action.parameters.clone(),
+            amount: r.action.amount.clone(),
+        },
+        risk_tier: classification.tier,
+        risk_tier_name: classification.tier_name.clone(),
+        input_summary: r.input_summary.clone(),
+        sources: r
+            .sources
+            .iter()
+            .map(|s| SourceView {
+                source: s.clone(),
+                age_seconds: (now - s.retrieved_at).num_seconds(),
+                flags: source_flags(matrix, s, now),
+            })
+            .collect(),
+        diff: r
+            .change
+            .as_ref()
+            .map(|c| diff(&c.before, &c.after))
+            .unwrap_or_default(),
+        policy_decision: PolicyDecision::NotEvaluated {
+            reason: "policy-as-code is not enabled in this version".to_owned(),
+        },
+        impact: r.impact.clone(),
+        alternatives: r.alternatives.clone(),
+        rollback: r.rollback.clone(),
+        expires_at: r.expires_at,
+        expired: now >= r.expires_at,
+        risk_analysis: r.risk_analysis.clone(),
+        test_result: r.test_result.clone(),
+        hazard_check: r.hazard_check.clone(),
+        manual_override: r.manual_override.clone(),
+        classification,
+        warnings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn diff_marks_changed_added_removed() {
+        let d = diff(
+            &json!({"stage": "proposal", "owner": "ravi", "old": 1}),
+            &json!({"stage": "won", "owner": "ravi", "new": 2}),
+        );
+        let ops: Vec<(char, &str)> = d.iter().map(|l| (l.op, l.path.as_str())).collect();
+        assert_eq!(
+            ops,
+            vec![
+                ('-', "stage"),
+                ('+', "stage"),
+                (' ', "owner"),
+                ('-', "old"),
+                ('+', "new")
+            ]
+        );
+    }
+}

@@ -1,0 +1,372 @@
+//! `hitl lint`: the article's approval anti-patterns, found in the matrix, plus the
+//! per-request checks that would make a proposal unapprovable.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::classify::classify;
+use crate::diag::{Diagnostic, Pos};
+use crate::matrix::{Execution, Matrix, OnTimeout};
+use crate::request::LoadedRequest;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Warning => "warning",
+            Self::Error => "error",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub severity: Severity,
+    pub code: &'static str,
+    pub file: PathBuf,
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl Finding {
+    fn new(severity: Severity, code: &'static str, file: &Path, pos: Pos, message: String) -> Self {
+        Self {
+            severity,
+            code,
+            file: file.to_path_buf(),
+            line: pos.line,
+            column: pos.column,
+            message,
+            hint: None,
+        }
+    }
+
+    fn hint(mut self, hint: &str) -> Self {
+        self.hint = Some(hint.to_owned());
+        self
+    }
+
+    /// An input error as a finding.
+    #[must_use]
+    pub fn from_diagnostic(d: &Diagnostic) -> Self {
+        let message = if d.field.is_empty() {
+            d.message.clone()
+        } else {
+            format!("`{}`: {}", d.field, d.message)
+        };
+        Self {
+            severity: Severity::Error,
+            code: "invalid",
+            file: d.file.clone(),
+            line: d.line,
+            column: d.column,
+            message,
+            hint: d.hint.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}[{}]: {}:{}:{}: {}",
+            self.severity,
+            self.code,
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )?;
+        if let Some(h) = &self.hint {
+            write!(f, "\n  = hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The anti-patterns of the article, found in the matrix.
+#[must_use]
+pub fn lint_matrix(m: &Matrix, file: &Path) -> Vec<Finding> {
+    use Severity::Error;
+    let mut out = Vec::new();
+    let role_exists = |name: &str| m.role(name).is_some();
+    for t in &m.tiers {
+        let n = t.tier;
+        if n >= 2 && !t.rollback_required {
+            out.push(
+                Finding::new(Error, "rollback-not-required", file, t.pos, format!("tier {n} does not require a rollback path"))
+                    .hint("set `rollback_required: true`: reviewers cannot judge operational risk without one (tier 2+)"),
+            );
+        }
+        if n >= 3 && t.approvals == 0 {
+            out.push(
+                Finding::new(Error, "zero-approvals", file, t.pos, format!("tier {n} requires zero approvals"))
+                    .hint("financial, customer, security and safety impact needs a human decision before execution"),
+            );
+        }
+        if t.approvals > 0 && t.pending_timeout.is_none() {
+            out.push(
+                Finding::new(Error, "no-pending-timeout", file, t.pos, format!("tier {n} has no `pending_timeout`"))
+                    .hint("without a timeout, stale approvals execute in a changed context; add `pending_timeout` and `on_timeout`"),
+            );
+        }
+        if n >= 4 && t.self_approval {
+            out.push(
+                Finding::new(Error, "self-approval", file, t.pos, format!("tier {n} lets the requester approve their own request"))
+                    .hint("remove `self_approval`: security, production and safety changes need separation of duties"),
+            );
+        }
+        if n >= 4 && t.approvals >= 2 && !t.distinct_roles {
+            out.push(
+                Finding::new(
+                    Error,
+                    "self-approval",
+                    file,
+                    t.pos,
+                    format!("tier {n} lets one role give both of its approvals"),
+                )
+                .hint("set `distinct_roles: true` so dual approval means two owners"),
+            );
+        }
+        if (n == 4 || t.execution == Execution::DualApprovalChangeWindow)
+            && t.change_window.is_none()
+        {
+            out.push(
+                Finding::new(
+                    Error,
+                    "no-change-window",
+                    file,
+                    t.pos,
+                    format!("tier {n} has no change window"),
+                )
+                .hint("name one of `change_windows` in `change_window`"),
+            );
+        }
+        if t.execution == Execution::DualApprovalChangeWindow && t.approvals < 2 {
+            out.push(Finding::new(
+                Error,
+                "dual-approval",
+                file,
+                t.pos,
+                format!(
+                    "tier {n} executes after dual approval but requires {} approval(s)",
+                    t.approvals
+                ),
+            ));
+        }
+        for r in &t.approver_roles {
+            if !role_exists(r) {
+                out.push(unknown_role(file, t.pos, r, &format!("tier {n}")));
+            }
+        }
+        if let OnTimeout::Escalate { role } = &t.on_timeout {
+            if !role_exists(role) {
+                out.push(unknown_role(
+                    file,
+                    t.pos,
+                    role,
+                    &format!("tier {n}'s `on_timeout`"),
+                ));
+            }
+        }
+        if let Some(w) = &t.change_window {
+            if m.change_window(w).is_none() {
+                out.push(unknown_window(file, t.pos, w, &format!("tier {n}")));
+            }
+        }
+    }
+    for route in &m.routes {
+        for r in &route.approvers {
+            if !role_exists(r) {
+                out.push(unknown_role(
+                    file,
+                    route.pos,
+                    r,
+                    &format!("route `{}`", route.workflow),
+                ));
+            }
+        }
+        if let Some(w) = &route.change_window {
+            if m.change_window(w).is_none() {
+                out.push(unknown_window(
+                    file,
+                    route.pos,
+                    w,
+                    &format!("route `{}`", route.workflow),
+                ));
+            }
+        }
+    }
+    for role in &m.roles {
+        if role.members.is_empty() {
+            out.push(
+                Finding::new(
+                    Error,
+                    "empty-role",
+                    file,
+                    role.pos,
+                    format!("role `{}` has no members", role.name),
+                )
+                .hint("if nobody owns the approval route, nobody owns the risk"),
+            );
+        }
+        if let Some(next) = &role.escalates_to {
+            if !role_exists(next) {
+                out.push(unknown_role(
+                    file,
+                    role.pos,
+                    next,
+                    &format!("role `{}`'s `escalates_to`", role.name),
+                ));
+            } else if escalation_loops(m, &role.name) {
+                out.push(Finding::new(
+                    Error,
+                    "escalation-cycle",
+                    file,
+                    role.pos,
+                    format!("escalation from role `{}` loops back on itself", role.name),
+                ));
+            }
+        }
+    }
+    for rule in &m.rules {
+        if rule.tier == 0 && rule.when.action_type.iter().any(|t| t.as_str() != "read") {
+            out.push(
+                Finding::new(
+                    Severity::Warning,
+                    "write-at-tier-0",
+                    file,
+                    rule.pos,
+                    format!("rule `{}` puts an action with an effect at tier 0", rule.id),
+                )
+                .hint("tier 0 is for actions with no external effect"),
+            );
+        }
+    }
+    out
+}
+
+fn escalation_loops(m: &Matrix, start: &str) -> bool {
+    let mut seen = vec![start];
+    let mut cur = m.role(start).and_then(|r| r.escalates_to.as_deref());
+    while let Some(name) = cur {
+        if seen.contains(&name) {
+            return true;
+        }
+        seen.push(name);
+        cur = m.role(name).and_then(|r| r.escalates_to.as_deref());
+    }
+    false
+}
+
+fn unknown_role(file: &Path, pos: Pos, role: &str, what: &str) -> Finding {
+    Finding::new(
+        Severity::Error,
+        "unknown-role",
+        file,
+        pos,
+        format!("{what} routes to role `{role}`, which does not exist"),
+    )
+    .hint("define it under `roles` with its members")
+}
+
+fn unknown_window(file: &Path, pos: Pos, w: &str, what: &str) -> Finding {
+    Finding::new(
+        Severity::Error,
+        "unknown-change-window",
+        file,
+        pos,
+        format!("{what} names change window `{w}`, which does not exist"),
+    )
+    .hint("define it under `change_windows`")
+}
+
+/// Checks that make a loaded request unapprovable, or worth a second look.
+#[must_use]
+pub fn lint_requests(m: &Matrix, requests: &[LoadedRequest], now: DateTime<Utc>) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut ids: HashMap<&str, &Path> = HashMap::new();
+    let at = Pos::new(1, 1);
+    for lr in requests {
+        let r = &lr.request;
+        let file = lr.path.as_path();
+        if let Some(stem) = file.file_stem() {
+            if stem.to_string_lossy() != r.id {
+                out.push(
+                    Finding::new(
+                        Severity::Error,
+                        "id-mismatch",
+                        file,
+                        at,
+                        format!("request id `{}` does not match its file name", r.id),
+                    )
+                    .hint("name the file `<id>.yaml` so ids and files cannot disagree"),
+                );
+            }
+        }
+        if let Some(first) = ids.insert(&r.id, file) {
+            out.push(Finding::new(
+                Severity::Error,
+                "duplicate-id",
+                file,
+                at,
+                format!(
+                    "request id `{}` is also used by `{}`",
+                    r.id,
+                    first.display()
+                ),
+            ));
+        }
+        let c = classify(m, r);
+        if !c.missing_evidence.is_empty() {
+            out.push(Finding::new(
+                Severity::Error,
+                "missing-evidence",
+                file,
+                at,
+                format!(
+                    "tier {} requires evidence that is missing: {}",
+                    c.tier,
+                    c.missing_evidence.join(", ")
+                ),
+            ));
+        }
+        for p in &c.problems {
+            out.push(Finding::new(
+                Severity::Error,
+                p.code,
+                file,
+                at,
+                p.message.clone(),
+            ));
+        }
+        if now >= r.expires_at {
+            out.push(Finding::new(
+                Severity::Warning,
+                "expired",
+                file,
+                at,
+                format!(
+                    "request `{}` expired at {}",
+                    r.id,
+                    r.expires_at.to_rfc3339()
+                ),
+            ));
+        }
+    }
+    out
+}

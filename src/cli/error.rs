@@ -1,0 +1,97 @@
+//! The one CLI error type and the documented exit codes (docs/cli.md).
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use hitl_lib::Error;
+
+/// What an exit status means. Scripts and CI jobs rely on these numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Success.
+    Ok = 0,
+    /// The command ran and found problems (`lint` errors).
+    Findings = 1,
+    /// Bad command line (clap's own code).
+    Usage = 2,
+    /// An input file (matrix, request, settings) is invalid.
+    InvalidInput = 3,
+    /// The workspace or request was not found.
+    NotFound = 4,
+    /// Reading or writing failed, or a file would be overwritten.
+    Io = 5,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(e: Exit) -> Self {
+        Self::from(e as u8)
+    }
+}
+
+#[derive(Debug)]
+pub struct CliError {
+    pub exit: Exit,
+    pub message: String,
+    pub hints: Vec<String>,
+}
+
+impl CliError {
+    pub fn new(exit: Exit, message: impl Into<String>) -> Self {
+        Self {
+            exit,
+            message: message.into(),
+            hints: Vec::new(),
+        }
+    }
+
+    /// Renders the error for stderr: `error: ...` then hints.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let _ = write!(s, "error: {}", self.message);
+        for h in &self.hints {
+            let _ = write!(s, "\n  = hint: {h}");
+        }
+        s
+    }
+}
+
+impl From<Error> for CliError {
+    fn from(e: Error) -> Self {
+        let exit = match &e {
+            Error::Invalid(_) => Exit::InvalidInput,
+            Error::WorkspaceNotFound { .. }
+            | Error::NotAWorkspace { .. }
+            | Error::RequestNotFound { .. } => Exit::NotFound,
+            Error::Read { .. }
+            | Error::Write { .. }
+            | Error::AlreadyExists { .. }
+            | Error::Git(_) => Exit::Io,
+        };
+        let message = match &e {
+            Error::Invalid(diags) => {
+                let mut files: Vec<String> = diags
+                    .iter()
+                    .map(|d| format!("`{}`", d.file.display()))
+                    .collect();
+                files.dedup();
+                let n = diags.len();
+                // Each diagnostic already says where; the summary says how many.
+                let body: Vec<String> = diags.iter().map(ToString::to_string).collect();
+                format!(
+                    "{}\nerror: {} is invalid ({n} problem{})",
+                    body.join("\nerror: "),
+                    files.join(", "),
+                    if n == 1 { "" } else { "s" }
+                )
+            }
+            other => other.to_string(),
+        };
+        Self {
+            exit,
+            message,
+            hints: e.hint().into_iter().collect(),
+        }
+    }
+}
+
+pub type CliResult<T = Exit> = Result<T, CliError>;

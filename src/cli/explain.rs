@@ -1,0 +1,106 @@
+//! `hitl explain REQUEST`: why this tier, which rules matched, who may approve.
+
+use std::fmt::Write as _;
+
+use hitl_lib::classify::EligibleRole;
+use hitl_lib::evidence::{self, Warning};
+use serde::Serialize;
+
+use super::{CliResult, Ctx, Exit, Format, now, present, print_json};
+
+/// Explain a request's classification: the rules that set its tier, the route, who is
+/// eligible to approve and what evidence is missing.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// A request id (from `requests/`) or a path to a proposal file.
+    pub request: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// The JSON contract of `explain --format json` (documented in docs/cli.md).
+#[derive(Serialize)]
+struct Explanation<'a> {
+    request: &'a str,
+    tier: u8,
+    tier_name: &'a str,
+    rules: &'a [hitl_lib::classify::MatchedRule],
+    default_applied: bool,
+    workflow: Option<&'a str>,
+    approvals_required: u8,
+    eligible_roles: Vec<&'a str>,
+    approvers: &'a [EligibleRole],
+    distinct_roles: bool,
+    self_approval: bool,
+    execution: &'a str,
+    change_window: Option<&'a str>,
+    required_evidence: &'a [String],
+    missing_evidence: &'a [String],
+    warnings: &'a [Warning],
+}
+
+pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
+    let ws = ctx.workspace()?;
+    let matrix = ws.load_matrix()?;
+    let path = ws.resolve_request(&args.request, ctx.cwd())?;
+    let loaded = ws.load_request(&path, &matrix)?;
+    let pack = evidence::assemble(&matrix, loaded.path, &loaded.request, now());
+    let c = &pack.classification;
+    let e = Explanation {
+        request: &pack.request,
+        tier: c.tier,
+        tier_name: &c.tier_name,
+        rules: &c.rules,
+        default_applied: c.default_applied,
+        workflow: c.workflow.as_deref(),
+        approvals_required: c.approvals_required,
+        eligible_roles: c.eligible_role_names(),
+        approvers: &c.eligible_roles,
+        distinct_roles: c.distinct_roles,
+        self_approval: c.self_approval,
+        execution: c.execution.as_str(),
+        change_window: c.change_window.as_deref(),
+        required_evidence: &c.required_evidence,
+        missing_evidence: &c.missing_evidence,
+        warnings: &pack.warnings,
+    };
+    match args.format {
+        Format::Json => print_json(&e)?,
+        Format::Markdown | Format::Table => {
+            let mut out = String::new();
+            let _ = writeln!(out, "{}: tier {} ({})", e.request, e.tier, e.tier_name);
+            let why = if c.default_applied {
+                format!(
+                    "no classification rule matches {} on {}, so the matrix's conservative default tier {} applies",
+                    pack.action.kind, pack.action.target_system, c.tier
+                )
+            } else {
+                let top: Vec<&str> = c
+                    .rules
+                    .iter()
+                    .filter(|r| r.tier == c.tier)
+                    .map(|r| r.id.as_str())
+                    .collect();
+                format!(
+                    "the highest tier of the {} matching rule(s) is {}, from {}",
+                    c.rules.len(),
+                    c.tier,
+                    top.join(", ")
+                )
+            };
+            let _ = writeln!(out, "why: {why}");
+            let requester = &pack.requesting_identity.requested_by;
+            for (k, v) in present::approval_rows(c, requester) {
+                let v = v.replace('\n', &format!("\n{:22}", ""));
+                let _ = writeln!(out, "{:22}{v}", format!("{}:", k.to_lowercase()));
+            }
+            let _ = writeln!(out, "{:22}{}", "execution:", c.execution);
+            out.push_str(&present::warnings_text(
+                pack.warnings.iter().map(|w| (w.code, w.message.as_str())),
+            ));
+            print!("{out}");
+        }
+    }
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,115 @@
+//! The command line: one file per subcommand, each with its Args and `run`.
+
+mod completions;
+mod error;
+mod explain;
+mod init;
+mod lint;
+mod man;
+mod present;
+mod show;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hitl_lib::workspace::Workspace;
+
+pub use error::{CliError, CliResult, Exit};
+
+/// Make human approval of AI-agent actions a real control: classify each proposed
+/// action by risk, show the reviewer the evidence, and record the decision.
+#[derive(Debug, Parser)]
+#[command(name = "hitl", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    /// Use the workspace in DIR instead of searching upward from the current folder.
+    #[arg(short = 'C', long = "workspace", global = true, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Show(show::Args),
+    Explain(explain::Args),
+    Lint(lint::Args),
+    Init(init::Args),
+    Completions(completions::Args),
+    Man(man::Args),
+}
+
+/// Context shared by the subcommands.
+pub struct Ctx {
+    pub workspace_arg: Option<PathBuf>,
+    pub cwd: PathBuf,
+}
+
+impl Ctx {
+    /// The workspace: `-C DIR` exactly, else found from the current folder upward.
+    pub fn workspace(&self) -> CliResult<Workspace> {
+        Ok(match &self.workspace_arg {
+            Some(dir) => Workspace::open(&self.cwd.join(dir))?,
+            None => Workspace::discover(&self.cwd)?,
+        })
+    }
+
+    pub fn cwd(&self) -> &Path {
+        &self.cwd
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cwd = match std::env::current_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: cannot read the current folder: {e}");
+            return Exit::Io.into();
+        }
+    };
+    let ctx = Ctx {
+        workspace_arg: cli.workspace,
+        cwd,
+    };
+    let result = match cli.command {
+        Command::Show(a) => show::run(&ctx, &a),
+        Command::Explain(a) => explain::run(&ctx, &a),
+        Command::Lint(a) => lint::run(&ctx, &a),
+        Command::Init(a) => init::run(&ctx, &a),
+        Command::Completions(a) => completions::run(&a),
+        Command::Man(a) => man::run(&a),
+    };
+    match result {
+        Ok(exit) => exit.into(),
+        Err(e) => {
+            eprintln!("{}", e.render());
+            e.exit.into()
+        }
+    }
+}
+
+/// Output formats shared by the read-only commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Tables for a terminal.
+    Table,
+    /// Machine-readable JSON.
+    Json,
+    /// Markdown, for a pull-request comment.
+    Markdown,
+}
+
+/// The clock reading for this command. Only this function reads the clock; the library
+/// takes `now` as a parameter.
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
+
+pub fn print_json(value: &impl serde::Serialize) -> CliResult<()> {
+    let s = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::new(Exit::Io, format!("cannot render JSON: {e}")))?;
+    println!("{s}");
+    Ok(())
+}
