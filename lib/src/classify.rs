@@ -206,10 +206,11 @@ pub fn classify(matrix: &Matrix, r: &Request) -> Classification {
                 add_roles(&route.approvers, &mut eligible, &mut problems);
                 // A route naming fewer roles than the tier's distinct quorum is completed
                 // by the tier's own approver roles.
-                if distinct && eligible.len() < usize::from(approvals) {
-                    if let Some(t) = tier {
-                        add_roles(&t.approver_roles, &mut eligible, &mut problems);
-                    }
+                if distinct
+                    && eligible.len() < usize::from(approvals)
+                    && let Some(t) = tier
+                {
+                    add_roles(&t.approver_roles, &mut eligible, &mut problems);
                 }
             }
             None => {

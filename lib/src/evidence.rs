@@ -182,10 +182,10 @@ pub fn warnings(
 fn source_flags(matrix: &Matrix, s: &Source, now: DateTime<Utc>) -> Vec<&'static str> {
     let mut flags = Vec::new();
     let age = now - s.retrieved_at;
-    if let Some(max) = matrix.max_source_age {
-        if chrono::Duration::from_std(max).is_ok_and(|max| age > max) {
-            flags.push("stale");
-        }
+    if let Some(max) = matrix.max_source_age
+        && chrono::Duration::from_std(max).is_ok_and(|max| age > max)
+    {
+        flags.push("stale");
     }
     if age < chrono::Duration::minutes(-5) {
         flags.push("future");

@@ -173,20 +173,20 @@ pub fn lint_matrix(m: &Matrix, file: &Path) -> Vec<Finding> {
                 out.push(unknown_role(file, t.pos, r, &format!("tier {n}")));
             }
         }
-        if let OnTimeout::Escalate { role } = &t.on_timeout {
-            if !role_exists(role) {
-                out.push(unknown_role(
-                    file,
-                    t.pos,
-                    role,
-                    &format!("tier {n}'s `on_timeout`"),
-                ));
-            }
+        if let OnTimeout::Escalate { role } = &t.on_timeout
+            && !role_exists(role)
+        {
+            out.push(unknown_role(
+                file,
+                t.pos,
+                role,
+                &format!("tier {n}'s `on_timeout`"),
+            ));
         }
-        if let Some(w) = &t.change_window {
-            if m.change_window(w).is_none() {
-                out.push(unknown_window(file, t.pos, w, &format!("tier {n}")));
-            }
+        if let Some(w) = &t.change_window
+            && m.change_window(w).is_none()
+        {
+            out.push(unknown_window(file, t.pos, w, &format!("tier {n}")));
         }
     }
     for route in &m.routes {
@@ -200,15 +200,15 @@ pub fn lint_matrix(m: &Matrix, file: &Path) -> Vec<Finding> {
                 ));
             }
         }
-        if let Some(w) = &route.change_window {
-            if m.change_window(w).is_none() {
-                out.push(unknown_window(
-                    file,
-                    route.pos,
-                    w,
-                    &format!("route `{}`", route.workflow),
-                ));
-            }
+        if let Some(w) = &route.change_window
+            && m.change_window(w).is_none()
+        {
+            out.push(unknown_window(
+                file,
+                route.pos,
+                w,
+                &format!("route `{}`", route.workflow),
+            ));
         }
     }
     for role in &m.roles {
@@ -304,19 +304,19 @@ pub fn lint_requests(m: &Matrix, requests: &[LoadedRequest], now: DateTime<Utc>)
     for lr in requests {
         let r = &lr.request;
         let file = lr.path.as_path();
-        if let Some(stem) = file.file_stem() {
-            if stem.to_string_lossy() != r.id {
-                out.push(
-                    Finding::new(
-                        Severity::Error,
-                        "id-mismatch",
-                        file,
-                        at,
-                        format!("request id `{}` does not match its file name", r.id),
-                    )
-                    .hint("name the file `<id>.yaml` so ids and files cannot disagree"),
-                );
-            }
+        if let Some(stem) = file.file_stem()
+            && stem.to_string_lossy() != r.id
+        {
+            out.push(
+                Finding::new(
+                    Severity::Error,
+                    "id-mismatch",
+                    file,
+                    at,
+                    format!("request id `{}` does not match its file name", r.id),
+                )
+                .hint("name the file `<id>.yaml` so ids and files cannot disagree"),
+            );
         }
         if let Some(first) = ids.insert(&r.id, file) {
             out.push(Finding::new(

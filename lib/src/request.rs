@@ -401,10 +401,10 @@ fn decode_request(d: &mut Decoder<'_>, root: &Node, systems: &[String]) -> Optio
     let expires_at = expires_at_node.and_then(|n| d.timestamp(n, "expires_at"));
     m.deny_unknown(d, &TOP_FIELDS);
 
-    if let (Some(from), Some(until), Some(n)) = (requested_at, expires_at, expires_at_node) {
-        if until <= from {
-            d.error(n.pos, "expires_at", "must be later than `requested_at`");
-        }
+    if let (Some(from), Some(until), Some(n)) = (requested_at, expires_at, expires_at_node)
+        && until <= from
+    {
+        d.error(n.pos, "expires_at", "must be later than `requested_at`");
     }
     Some(Request {
         id: id?,
@@ -460,7 +460,7 @@ fn decode_action(d: &mut Decoder<'_>, node: &Node, systems: &[String]) -> Option
         let mut t = d.map(n, "action.target")?;
         let system = t.required(d, "system").and_then(|n| {
             let s = d.string(n, "action.target.system")?;
-            if systems.iter().any(|k| *k == s) {
+            if systems.contains(&s) {
                 Some(s)
             } else {
                 let hint = crate::decode::suggest(&s, systems.iter().map(String::as_str))

@@ -20,6 +20,7 @@ pub const ALLOWED_SIGNERS: &str = "allowed_signers";
 /// Settings from `hitl.toml`; every key is optional.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct Settings {
     pub limits: LimitSettings,
 }
@@ -29,14 +30,6 @@ pub struct Settings {
 pub struct LimitSettings {
     /// The byte cap for one proposal file.
     pub max_request_bytes: usize,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Self {
-            limits: LimitSettings::default(),
-        }
-    }
 }
 
 impl Default for LimitSettings {
