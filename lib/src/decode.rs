@@ -156,24 +156,19 @@ impl<'a> Decoder<'a> {
         Some(s.clone())
     }
 
-    /// A string matching a pattern predicate; `pattern` is shown in the error.
+    /// A string accepted by `ok`; `expected` describes it in the error ("an id matching ...").
     pub fn token(
         &mut self,
         node: &Node,
         path: &str,
-        pattern: &str,
+        expected: &str,
         ok: impl Fn(&str) -> bool,
     ) -> Option<String> {
         let s = self.string(node, path)?;
         if ok(&s) {
             Some(s)
         } else {
-            self.error_hint(
-                node.pos,
-                path,
-                format!("`{s}` does not match `{pattern}`"),
-                None,
-            );
+            self.error_hint(node.pos, path, format!("`{s}` is not {expected}"), None);
             None
         }
     }

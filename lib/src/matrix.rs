@@ -331,7 +331,7 @@ fn decode_matrix(d: &mut Decoder<'_>, root: &Node) -> Option<Matrix> {
     });
     let systems = m.required(d, "systems").and_then(|n| {
         let list = d.list(n, "systems", |d, n, p| {
-            d.token(n, p, "[a-z0-9._-]+", is_name)
+            d.token(n, p, "a name matching `[a-z0-9._-]+`", is_name)
         })?;
         if list.is_empty() {
             d.error(n.pos, "systems", "must name at least one target system");
@@ -390,7 +390,9 @@ fn decode_matrix(d: &mut Decoder<'_>, root: &Node) -> Option<Matrix> {
         let codes = |d: &mut Decoder<'_>, r: &mut MapReader<'_>, key: &str| {
             let p = r.field(key);
             r.required(d, key).and_then(|n| {
-                let list = d.list(n, &p, |d, n, p| d.token(n, p, "[a-z0-9._-]+", is_name))?;
+                let list = d.list(n, &p, |d, n, p| {
+                    d.token(n, p, "a name matching `[a-z0-9._-]+`", is_name)
+                })?;
                 if list.is_empty() {
                     d.error(n.pos, &p, "must list at least one reason code");
                     return None;
@@ -468,7 +470,7 @@ fn decode_tiers(d: &mut Decoder<'_>, node: &Node) -> Option<Vec<Tier>> {
 }
 
 fn role_name(d: &mut Decoder<'_>, n: &Node, p: &str) -> Option<String> {
-    d.token(n, p, "[a-z0-9._-]+", is_name)
+    d.token(n, p, "a name matching `[a-z0-9._-]+`", is_name)
 }
 
 fn decode_tier(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Tier> {
@@ -625,7 +627,7 @@ fn decode_conditions(
     };
     let action_name = match m.optional("action_name") {
         Some(n) => d.list(n, &m.field("action_name"), |d, n, p| {
-            d.token(n, p, "a tool name, `*` as wildcard", |s| {
+            d.token(n, p, "a tool name pattern (`*` as wildcard)", |s| {
                 s.bytes().all(|c| {
                     c.is_ascii_lowercase()
                         || c.is_ascii_digit()
@@ -748,7 +750,7 @@ fn decode_role(d: &mut Decoder<'_>, node: &Node, path: &str, name: String) -> Op
             d.token(
                 n,
                 p,
-                "a principal without spaces or commas",
+                "a principal (no spaces, commas or quotes)",
                 is_valid_principal,
             )
         })

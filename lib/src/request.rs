@@ -358,14 +358,19 @@ pub fn parse(
 
 fn decode_request(d: &mut Decoder<'_>, root: &Node, systems: &[String]) -> Option<Request> {
     let mut m = d.map(root, "")?;
-    let id = m
-        .required(d, "id")
-        .and_then(|n| d.token(n, "id", "[a-z0-9][a-z0-9._-]{0,63}", is_valid_id));
+    let id = m.required(d, "id").and_then(|n| {
+        d.token(
+            n,
+            "id",
+            "an id matching `[a-z0-9][a-z0-9._-]{0,63}`",
+            is_valid_id,
+        )
+    });
     let requested_by = m.required(d, "requested_by").and_then(|n| {
         d.token(
             n,
             "requested_by",
-            "a principal without spaces or commas",
+            "a principal (no spaces, commas or quotes)",
             is_valid_principal,
         )
     });
@@ -452,7 +457,7 @@ fn decode_action(d: &mut Decoder<'_>, node: &Node, systems: &[String]) -> Option
         d.token(
             n,
             "action.name",
-            "a tool name such as `payments.refund`",
+            "a tool name such as `payments.refund` (lowercase, digits, `.`, `_`, `-`)",
             is_tool_name,
         )
     });
@@ -529,7 +534,7 @@ pub(crate) fn decode_amount(d: &mut Decoder<'_>, node: &Node, path: &str) -> Opt
         d.token(
             n,
             &m.field("currency"),
-            "a three-letter ISO 4217 code such as `EUR`",
+            "a three-letter currency code such as `EUR`",
             is_currency,
         )
     });

@@ -260,48 +260,81 @@ pub fn parse(file: &Path, bytes: &[u8], limits: Limits) -> Result<(Node, String)
             let pos = e.location().map_or(Pos::new(1, 1), |l| {
                 Pos::new(l.line().max(1), l.column().max(1))
             });
-            let raw = e.without_snippet().to_string();
-            let (message, hint) = explain_parse_error(&raw);
-            fail(pos, message, hint, Some(text))
+            let (field, message, hint) = explain_parse_error(&e, limits);
+            let d = Diagnostic::new(file, pos, &field, message)
+                .with_hint(hint)
+                .with_source(text);
+            Err(Diagnostics(vec![d]))
         }
     }
 }
 
-/// Turns serde-saphyr's message into ours: lowercase, and with a hint for the cases
-/// agents hit most.
-fn explain_parse_error(raw: &str) -> (String, Option<String>) {
-    let lower = raw.to_lowercase();
-    // Strip any trailing location serde-saphyr appends; we print our own.
-    let msg = raw
-        .split(" at line ")
-        .next()
-        .unwrap_or(raw)
-        .trim()
-        .trim_end_matches('.')
-        .to_owned();
-    let msg = lowercase_first(&msg);
-    if lower.contains("duplicate") {
-        (
-            format!("duplicate key: {msg}"),
-            Some(
-                "each key may appear once; a second value would silently win in other parsers"
-                    .to_owned(),
+/// Turns serde-saphyr's error into ours: lowercase, with a hint for the cases agents hit
+/// most. Returns (field, message, hint).
+fn explain_parse_error(
+    e: &serde_saphyr::Error,
+    limits: Limits,
+) -> (String, String, Option<String>) {
+    use serde_saphyr::Error as E;
+    use serde_saphyr::budget::BudgetBreach as B;
+    match e.without_snippet() {
+        E::DuplicateMappingKey { key, .. } => {
+            let key = key.clone().unwrap_or_default();
+            (
+                key.clone(),
+                if key.is_empty() { "duplicate key".to_owned() } else { format!("duplicate key `{key}`") },
+                Some("each key may appear once; other parsers would silently let the second value win".to_owned()),
+            )
+        }
+        E::Budget { breach, .. } => match breach {
+            B::Anchors { .. } | B::Aliases { .. } | B::AliasAnchorRatio { .. } => (
+                String::new(),
+                "anchors and aliases (`&name`, `*name`) are not allowed".to_owned(),
+                Some("write the value out in full".to_owned()),
             ),
-        )
-    } else if lower.contains("anchor") || lower.contains("alias") {
-        (
-            format!("anchors and aliases are not allowed: {msg}"),
-            Some("write the value out in full".to_owned()),
-        )
-    } else if lower.contains("budget") || lower.contains("depth") {
-        (
-            format!("document exceeds the parser budget: {msg}"),
-            Some("proposals must be small and shallow".to_owned()),
-        )
-    } else if lower.contains("merge") {
-        (format!("merge keys (`<<`) are not allowed: {msg}"), None)
-    } else {
-        (format!("invalid YAML: {msg}"), None)
+            B::Documents { .. } => (
+                String::new(),
+                "the file holds more than one YAML document".to_owned(),
+                Some("put one proposal in each file, without `---` separators".to_owned()),
+            ),
+            B::Depth { .. } => (
+                String::new(),
+                format!("nesting is deeper than {} levels", limits.max_depth),
+                None,
+            ),
+            B::MergeKeys { .. } => (
+                String::new(),
+                "merge keys (`<<`) are not allowed".to_owned(),
+                None,
+            ),
+            other => (
+                String::new(),
+                format!(
+                    "document exceeds the parser budget ({})",
+                    lowercase_first(&format!("{other:?}"))
+                ),
+                Some("proposals must be small and shallow".to_owned()),
+            ),
+        },
+        E::MergeKeyNotAllowed { .. } => (
+            String::new(),
+            "merge keys (`<<`) are not allowed".to_owned(),
+            None,
+        ),
+        other => {
+            let raw = other.to_string();
+            let msg = raw
+                .split(" at line ")
+                .next()
+                .unwrap_or(&raw)
+                .trim()
+                .trim_end_matches('.');
+            (
+                String::new(),
+                format!("invalid YAML: {}", lowercase_first(msg)),
+                None,
+            )
+        }
     }
 }
 
@@ -347,7 +380,8 @@ mod tests {
     #[test]
     fn rejects_duplicate_keys() {
         let e = p("amount: 1\namount: 2\n").unwrap_err();
-        assert!(e.0[0].message.contains("duplicate"), "{e}");
+        assert_eq!(e.0[0].message, "duplicate key `amount`", "{e}");
+        assert_eq!(e.0[0].field, "amount");
         assert_eq!(e.0[0].line, 2);
     }
 
@@ -355,6 +389,8 @@ mod tests {
     fn rejects_anchors_and_aliases() {
         let e = p("a: &x 1\nb: *x\n").unwrap_err();
         assert!(e.0[0].message.contains("anchors"), "{e}");
+        let bomb = format!("a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n{}", "d: 1\n");
+        assert!(p(&bomb).unwrap_err().0[0].message.contains("anchors"));
     }
 
     #[test]
@@ -368,6 +404,15 @@ mod tests {
         let big = format!("a: \"{}\"\n", "x".repeat(300 * 1024));
         let e = p(&big).unwrap_err();
         assert!(e.0[0].message.contains("over the cap"), "{e}");
+    }
+
+    #[test]
+    fn rejects_several_documents() {
+        let e = p("a: 1\n---\nb: 2\n").unwrap_err();
+        assert!(
+            e.0[0].message.contains("more than one YAML document"),
+            "{e}"
+        );
     }
 
     #[test]
