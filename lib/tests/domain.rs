@@ -1,0 +1,213 @@
+//! Library tests against the example workspace at the repository root: classification,
+//! routing and evidence warnings, with `now` passed in.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use hitl_lib::classify::classify;
+use hitl_lib::evidence::assemble;
+use hitl_lib::matrix::{self, Matrix};
+use hitl_lib::request::{self, Request};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn matrix() -> Matrix {
+    let bytes = std::fs::read(root().join("approval-matrix.yaml")).unwrap();
+    matrix::parse(Path::new("approval-matrix.yaml"), &bytes).unwrap()
+}
+
+fn request(m: &Matrix, id: &str) -> Request {
+    let bytes = std::fs::read(root().join("requests").join(format!("{id}.yaml"))).unwrap();
+    request::parse(Path::new(id), &bytes, &m.systems, 1 << 20).unwrap()
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// Rewrites one fragment of a request and parses it again.
+fn with_line(m: &Matrix, id: &str, from: &str, to: &str) -> Request {
+    let text = std::fs::read_to_string(root().join("requests").join(format!("{id}.yaml"))).unwrap();
+    assert!(text.contains(from), "fixture text `{from}` not found");
+    let text = text.replace(from, to);
+    request::parse(Path::new(id), text.as_bytes(), &m.systems, 1 << 20).unwrap()
+}
+
+const REFUND_AMOUNT: &str = "{value: 180.00, currency: EUR}";
+
+#[test]
+fn refund_escalates_along_the_limit_chain() {
+    let m = matrix();
+    let cases = [
+        ("{value: 180.00, currency: EUR}", "support-lead", None),
+        ("{value: 1000.00, currency: EUR}", "support-lead", None),
+        (
+            "{value: 1000.01, currency: EUR}",
+            "revenue-ops",
+            Some("support-lead"),
+        ),
+        (
+            "{value: 20000, currency: EUR}",
+            "finance-approver",
+            Some("support-lead"),
+        ),
+    ];
+    for (amount, role, from) in cases {
+        let r = with_line(&m, "refund-4711", REFUND_AMOUNT, amount);
+        let c = classify(&m, &r);
+        assert_eq!(c.tier, 3, "{amount}");
+        assert_eq!(c.eligible_role_names(), vec![role], "{amount}");
+        assert_eq!(
+            c.eligible_roles[0].escalated_from.as_deref(),
+            from,
+            "{amount}"
+        );
+        assert!(c.problems.is_empty(), "{amount}: {:?}", c.problems);
+    }
+}
+
+#[test]
+fn an_amount_beyond_every_limit_has_no_approver() {
+    let m = matrix();
+    let r = with_line(
+        &m,
+        "refund-4711",
+        REFUND_AMOUNT,
+        "{value: 60000, currency: EUR}",
+    );
+    let c = classify(&m, &r);
+    assert!(c.eligible_roles.is_empty());
+    let codes: Vec<&str> = c.problems.iter().map(|p| p.code).collect();
+    assert_eq!(codes, vec!["over-limit", "no-approver"]);
+}
+
+#[test]
+fn a_currency_without_a_limit_fails_closed() {
+    let m = matrix();
+    // Every role in the refund chain has EUR limits only: USD is beyond their authority,
+    // and the large-payment rule counts an incomparable currency as above its threshold.
+    let r = with_line(
+        &m,
+        "refund-4711",
+        REFUND_AMOUNT,
+        "{value: 5, currency: USD}",
+    );
+    let c = classify(&m, &r);
+    assert_eq!(c.tier, 4);
+    assert!(c.rules.iter().any(|r| r.id == "large-payment"));
+    assert!(c.eligible_roles.iter().all(|e| e.role != "support-lead"));
+    assert!(c.problems.iter().any(|p| p.code == "over-limit"));
+}
+
+#[test]
+fn the_highest_matching_rule_wins() {
+    let m = matrix();
+    let r = with_line(
+        &m,
+        "refund-4711",
+        REFUND_AMOUNT,
+        "{value: 150000, currency: EUR}",
+    );
+    let c = classify(&m, &r);
+    let ids: Vec<(&str, u8)> = c.rules.iter().map(|r| (r.id.as_str(), r.tier)).collect();
+    assert_eq!(ids, vec![("money-movement", 3), ("large-payment", 4)]);
+    assert_eq!(c.tier, 4);
+}
+
+#[test]
+fn an_unmatched_action_gets_the_conservative_default() {
+    let m = matrix();
+    // `send` on payments matches no rule.
+    let r = with_line(&m, "refund-4711", "type: approve", "type: send");
+    let c = classify(&m, &r);
+    assert!(c.default_applied);
+    assert!(c.rules.is_empty());
+    assert_eq!(c.tier, m.default_tier);
+    assert_ne!(c.tier, 0);
+}
+
+#[test]
+fn reading_is_tier_zero_and_needs_no_approval() {
+    let m = matrix();
+    let c = classify(&m, &request(&m, "summarize-runbook"));
+    assert_eq!((c.tier, c.approvals_required), (0, 0));
+    assert!(c.eligible_roles.is_empty() && c.problems.is_empty());
+}
+
+#[test]
+fn missing_evidence_is_reported_for_the_tier() {
+    let m = matrix();
+    let mut r = request(&m, "iam-grant-ci-deployer");
+    r.test_result = None;
+    r.rollback = None;
+    let c = classify(&m, &r);
+    assert_eq!(c.missing_evidence, vec!["test_result", "rollback"]);
+}
+
+#[test]
+fn warnings_follow_the_clock_passed_in() {
+    let m = matrix();
+    let r = request(&m, "refund-4711");
+    let codes = |now: &str| -> Vec<&'static str> {
+        assemble(&m, PathBuf::from("x"), &r, at(now))
+            .warnings
+            .iter()
+            .map(|w| w.code)
+            .collect()
+    };
+    assert!(codes("2026-11-27T10:00:00Z").is_empty());
+    assert_eq!(codes("2026-11-28T09:00:00Z"), vec!["expired"]);
+    // Eight days later the sources (max age 7 days) are stale too.
+    assert_eq!(
+        codes("2026-12-05T09:00:00Z"),
+        vec!["expired", "stale-source", "stale-source"]
+    );
+    // Before the request was made, it and its sources are in the future.
+    assert_eq!(
+        codes("2026-11-27T08:00:00Z"),
+        vec!["future-request", "future-source", "future-source"]
+    );
+}
+
+#[test]
+fn low_authority_and_restricted_sources_are_flagged() {
+    let m = matrix();
+    let now = at("2026-11-27T12:30:00Z");
+    let crm = assemble(&m, PathBuf::from("x"), &request(&m, "crm-stage-acme"), now);
+    let flags: Vec<Vec<&str>> = crm.sources.iter().map(|s| s.flags.clone()).collect();
+    assert_eq!(flags, vec![vec![], vec!["stale", "low-authority"]]);
+    let hr = assemble(
+        &m,
+        PathBuf::from("x"),
+        &request(&m, "hr-update-emp-204"),
+        now,
+    );
+    assert_eq!(hr.sources[0].flags, vec!["restricted"]);
+    assert!(hr.warnings.iter().any(|w| w.code == "restricted-source"));
+}
+
+#[test]
+fn change_windows_use_their_time_zone() {
+    let m = matrix();
+    let w = m.change_window("production").unwrap();
+    // Tuesday 2026-12-01 08:30 UTC is 09:30 in Berlin (CET, UTC+1): inside.
+    assert!(w.contains(at("2026-12-01T08:30:00Z")));
+    // 07:30 UTC is 08:30 in Berlin: before the window opens.
+    assert!(!w.contains(at("2026-12-01T07:30:00Z")));
+    // Friday is not a production change day.
+    assert!(!w.contains(at("2026-11-27T10:00:00Z")));
+    // Summer time: Tuesday 2026-07-07 07:30 UTC is 09:30 CEST: inside.
+    assert!(w.contains(at("2026-07-07T07:30:00Z")));
+}
+
+#[test]
+fn only_tier_1_lets_the_requester_approve() {
+    let m = matrix();
+    for id in ["refund-4711", "iam-grant-ci-deployer", "robot-pick-cell7"] {
+        let c = classify(&m, &request(&m, id));
+        assert!(!c.self_approval, "{id}");
+    }
+    assert!(classify(&m, &request(&m, "draft-reply-5531")).self_approval);
+}
