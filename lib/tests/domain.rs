@@ -1,6 +1,11 @@
 //! Library tests against the example workspace at the repository root: classification,
 //! routing and evidence warnings, with `now` passed in.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};

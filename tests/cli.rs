@@ -1,0 +1,28 @@
+//! Integration tests of the `hitl` binary: every command run as a user runs it, outputs
+//! compared with the snapshots in `tests/snapshots/` and next to the fixtures.
+//!
+//! The binary reads the clock only through `chrono::Utc::now()`; every command that
+//! depends on it runs under `faketime` (Debian package `faketime`), frozen at
+//! [`support::NOW`]. A missing `faketime` fails the tests rather than skipping them.
+//!
+//! Regenerate snapshots with `SNAPSHOTS=overwrite cargo test --test cli`, then read every
+//! changed file before committing it.
+//!
+//! The modules are `#[cfg(test)]` (always true here) so that clippy's
+//! `allow-{unwrap,expect,panic}-in-tests` covers the helpers as well as the `#[test]`s.
+
+#[cfg(test)]
+#[path = "cli/commands.rs"]
+mod commands;
+#[cfg(test)]
+#[path = "cli/examples.rs"]
+mod examples;
+#[cfg(test)]
+#[path = "cli/invalid_requests.rs"]
+mod invalid_requests;
+#[cfg(test)]
+#[path = "cli/matrix.rs"]
+mod matrix;
+#[cfg(test)]
+#[path = "cli/support.rs"]
+mod support;

@@ -1,0 +1,189 @@
+//! Broken matrices (`tests/fixtures/invalid/matrix/*.yaml`) and the article's approval
+//! anti-patterns (`tests/fixtures/lint/<code>.yaml`), each run in a temporary workspace.
+
+use serde_json::Value;
+
+use crate::support::{
+    example_workspace, hitl_now, root, run, snapshot, stderr, stdout, tree, workspace_with,
+    yaml_stems,
+};
+
+struct MatrixCase {
+    name: &'static str,
+    /// `line:column` and the field path of each finding, in order.
+    findings: &'static [(&'static str, &'static str)],
+    needle: &'static str,
+}
+
+#[rustfmt::skip]
+const MATRIX_CASES: &[MatrixCase] = &[
+    MatrixCase { name: "bad-hours", findings: &[("199:12", "change_windows.robot-shift.hours")], needle: "the window must end after it starts" },
+    MatrixCase { name: "bad-hours-format", findings: &[("195:12", "change_windows.production.hours")], needle: "`9am to 4pm` is not a time range" },
+    MatrixCase { name: "bad-time-zone", findings: &[("193:15", "change_windows.production.timezone")], needle: "unknown time zone `Europe/Berln`" },
+    MatrixCase { name: "default-tier-zero", findings: &[("12:15", "default_tier")], needle: "the default tier must not be 0" },
+    // Both are reported at tier entries: the missing tier 5 at the list, the second tier 4
+    // at the entry that repeats it.
+    MatrixCase { name: "duplicate-tier", findings: &[("18:3", "tiers"), ("75:5", "tiers")], needle: "tier 4 is defined 2 times" },
+    MatrixCase { name: "missing-tier", findings: &[("18:3", "tiers")], needle: "tier 1 is not defined" },
+    MatrixCase { name: "unknown-evidence-field", findings: &[("45:33", "tiers[2].evidence[2]")], needle: "unknown evidence field `rollbak`\n  = hint: did you mean `rollback`?" },
+];
+
+#[test]
+fn every_matrix_fixture_has_a_case() {
+    let files = yaml_stems(&root().join("tests/fixtures/invalid/matrix"));
+    let cases: Vec<&str> = MATRIX_CASES.iter().map(|c| c.name).collect();
+    assert_eq!(files, cases);
+}
+
+#[test]
+fn invalid_matrices_fail_lint_with_invalid_findings_and_show_with_exit_3() {
+    for case in MATRIX_CASES {
+        let name = case.name;
+        let fixture = root().join(format!("tests/fixtures/invalid/matrix/{name}.yaml"));
+        let ws = workspace_with(&fixture, &["refund-4711"]);
+        let before = tree(ws.path());
+
+        let lint = hitl_now()
+            .current_dir(ws.path())
+            .arg("lint")
+            .assert()
+            .code(1)
+            .stderr_eq("")
+            .stdout_eq(snapshot(format!("fixtures/invalid/matrix/{name}.lint.txt")));
+        let out = stdout(lint.get_output());
+        let findings: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("error[") || l.starts_with("warning["))
+            .collect();
+        let want: Vec<String> = case
+            .findings
+            .iter()
+            .map(|(at, field)| format!("error[invalid]: approval-matrix.yaml:{at}: `{field}`: "))
+            .collect();
+        assert_eq!(findings.len(), want.len(), "{name}:\n{out}");
+        for (f, w) in findings.iter().zip(&want) {
+            assert!(
+                f.starts_with(w.as_str()),
+                "{name}: `{f}` does not start with `{w}`"
+            );
+        }
+        assert!(
+            out.contains(case.needle),
+            "{name}: `{}` not in\n{out}",
+            case.needle
+        );
+        assert!(
+            out.ends_with(&format!(
+                "lint: {} error(s), 0 warning(s) in `approval-matrix.yaml` (requests not checked: the matrix is invalid)\n",
+                want.len()
+            )),
+            "{name}:\n{out}"
+        );
+
+        hitl_now()
+            .current_dir(ws.path())
+            .args(["show", "refund-4711"])
+            .assert()
+            .code(3)
+            .stdout_eq("")
+            .stderr_eq(snapshot(format!("fixtures/invalid/matrix/{name}.stderr")));
+        let explain = run(hitl_now()
+            .current_dir(ws.path())
+            .args(["explain", "refund-4711"]));
+        assert_eq!(explain.status.code(), Some(3), "{name}: explain");
+
+        assert_eq!(tree(ws.path()), before, "{name}: the workspace changed");
+    }
+}
+
+/// The codes of the anti-pattern fixtures, one per file.
+const LINT_CODES: [&str; 7] = [
+    "empty-role",
+    "no-change-window",
+    "no-pending-timeout",
+    "rollback-not-required",
+    "self-approval",
+    "unknown-role",
+    "zero-approvals",
+];
+
+#[test]
+fn every_lint_fixture_is_a_known_code() {
+    let files = yaml_stems(&root().join("tests/fixtures/lint"));
+    assert_eq!(files, LINT_CODES);
+}
+
+#[test]
+fn the_example_matrix_alone_lints_clean() {
+    let ws = example_workspace(&[]);
+    hitl_now()
+        .current_dir(ws.path())
+        .arg("lint")
+        .assert()
+        .code(0)
+        .stderr_eq("")
+        .stdout_eq("lint: 0 error(s), 0 warning(s) in `approval-matrix.yaml` and 0 request(s)\n");
+}
+
+#[test]
+fn each_anti_pattern_is_an_error_with_its_code() {
+    for code in LINT_CODES {
+        let fixture = root().join(format!("tests/fixtures/lint/{code}.yaml"));
+        let ws = workspace_with(&fixture, &[]);
+        let before = tree(ws.path());
+        let assert = hitl_now()
+            .current_dir(ws.path())
+            .arg("lint")
+            .assert()
+            .code(1)
+            .stderr_eq("")
+            .stdout_eq(snapshot(format!("fixtures/lint/{code}.stdout")));
+        let out = stdout(assert.get_output());
+        assert!(
+            out.contains(&format!("error[{code}]: approval-matrix.yaml:")),
+            "{code}:\n{out}"
+        );
+        // Exactly one anti-pattern was injected.
+        assert!(
+            out.ends_with(
+                "lint: 1 error(s), 0 warning(s) in `approval-matrix.yaml` and 0 request(s)\n"
+            ),
+            "{code}:\n{out}"
+        );
+
+        let json = run(hitl_now()
+            .current_dir(ws.path())
+            .args(["lint", "--format", "json"]));
+        assert_eq!(json.status.code(), Some(1), "{code}: {}", stderr(&json));
+        let report: Value = serde_json::from_str(&stdout(&json)).expect("JSON");
+        assert_eq!(report["errors"], 1, "{code}");
+        assert_eq!(report["findings"][0]["code"], code);
+        assert_eq!(report["findings"][0]["severity"], "error");
+        assert_eq!(tree(ws.path()), before, "{code}: the workspace changed");
+    }
+}
+
+#[test]
+fn anti_patterns_do_not_stop_show() {
+    // A matrix with an anti-pattern still loads: `show` works, lint is what flags it.
+    let fixture = root().join("tests/fixtures/lint/unknown-role.yaml");
+    let ws = workspace_with(&fixture, &["hr-update-emp-204"]);
+    let out = run(hitl_now().current_dir(ws.path()).args([
+        "explain",
+        "hr-update-emp-204",
+        "--format",
+        "json",
+    ]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let j: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    // Fail closed: the unknown role cannot approve, and the request says why.
+    assert_eq!(j["eligible_roles"], serde_json::json!([]));
+    let codes: Vec<&str> = j["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(|w| w["code"].as_str())
+        .collect();
+    assert!(codes.contains(&"unknown-role"), "{codes:?}");
+    assert!(codes.contains(&"no-approver"), "{codes:?}");
+}
