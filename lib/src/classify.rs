@@ -48,7 +48,6 @@ pub struct Classification {
     /// Whether the requester may approve their own request (tier 1 "human send").
     pub self_approval: bool,
     pub execution: Execution,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub change_window: Option<String>,
     pub required_evidence: Vec<String>,
     pub missing_evidence: Vec<String>,

@@ -21,6 +21,8 @@ pub enum Error {
     Invalid(Diagnostics),
     #[error("no hitl workspace found in `{}` or any parent folder", start.display())]
     WorkspaceNotFound { start: PathBuf },
+    #[error("folder `{}` does not exist", dir.display())]
+    NoSuchFolder { dir: PathBuf },
     #[error("`{}` is not a hitl workspace: it has no `approval-matrix.yaml`", dir.display())]
     NotAWorkspace { dir: PathBuf },
     #[error("no request `{query}` in `{}`", dir.display())]
@@ -40,7 +42,9 @@ impl Error {
     #[must_use]
     pub fn hint(&self) -> Option<String> {
         match self {
-            Self::WorkspaceNotFound { .. } | Self::NotAWorkspace { .. } => Some(
+            Self::WorkspaceNotFound { .. }
+            | Self::NotAWorkspace { .. }
+            | Self::NoSuchFolder { .. } => Some(
                 "run `hitl init` to create one, or pass `-C DIR` to name an existing workspace"
                     .to_owned(),
             ),

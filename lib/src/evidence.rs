@@ -75,6 +75,16 @@ pub struct ProposedAction {
     pub amount: Option<Amount>,
 }
 
+/// The change window that applies, and whether it is open at assembly time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WindowStatus {
+    pub name: String,
+    /// `None` when the matrix does not define the window (lint reports it).
+    pub open_now: Option<bool>,
+    /// `tue, wed, thu 09:00-16:00 Europe/Berlin`.
+    pub schedule: Option<String>,
+}
+
 /// The pack, in the order of the article's evidence-pack table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct EvidencePack {
@@ -106,6 +116,7 @@ pub struct EvidencePack {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manual_override: Option<serde_json::Value>,
     pub classification: Classification,
+    pub change_window: Option<WindowStatus>,
     pub warnings: Vec<Warning>,
 }
 
@@ -140,9 +151,11 @@ pub fn warnings(
                     "source `{}` was retrieved {} ago, older than the matrix's max age of {}",
                     s.id,
                     human_age(now - s.retrieved_at),
-                    matrix
-                        .max_source_age
-                        .map_or_else(String::new, |d| humantime::format_duration(d).to_string())
+                    matrix.max_source_age.map_or_else(String::new, |d| {
+                        human_age(chrono::Duration::seconds(
+                            i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+                        ))
+                    })
                 ),
                 "low-authority" => format!("source `{}` has low authority", s.id),
                 "restricted" => format!("source `{}` is classified restricted", s.id),
@@ -199,18 +212,23 @@ fn source_flags(matrix: &Matrix, s: &Source, now: DateTime<Utc>) -> Vec<&'static
     flags
 }
 
-/// A short age such as `2m`, `3h 4m` or `9d`.
+/// A short age with its two largest units: `42s`, `5m 3s`, `3h 4m`, `9d 2h`.
 #[must_use]
 pub fn human_age(d: chrono::Duration) -> String {
     let secs = d.num_seconds().unsigned_abs();
-    let rounded = if secs >= 86_400 {
-        secs - secs % 3600
-    } else if secs >= 3600 {
-        secs - secs % 60
-    } else {
-        secs
+    let units = [(86_400, "d"), (3600, "h"), (60, "m"), (1, "s")];
+    let Some(i) = units.iter().position(|(n, _)| secs >= *n) else {
+        return "0s".to_owned();
     };
-    humantime::format_duration(std::time::Duration::from_secs(rounded)).to_string()
+    let (big, big_name) = units[i];
+    let mut s = format!("{}{big_name}", secs / big);
+    if let Some((small, small_name)) = units.get(i + 1) {
+        let rest = (secs % big) / small;
+        if rest > 0 {
+            s.push_str(&format!(" {rest}{small_name}"));
+        }
+    }
+    s
 }
 
 /// Flattens a JSON value into `(path, rendered leaf)` pairs in document order.
@@ -267,7 +285,42 @@ pub fn diff(before: &serde_json::Value, after: &serde_json::Value) -> Vec<DiffLi
 #[must_use]
 pub fn assemble(matrix: &Matrix, file: PathBuf, r: &Request, now: DateTime<Utc>) -> EvidencePack {
     let classification = classify(matrix, r);
-    let warnings = warnings(matrix, r, &classification, now);
+    let mut warnings = warnings(matrix, r, &classification, now);
+    let change_window = classification.change_window.as_ref().map(|name| {
+        let w = matrix.change_window(name);
+        WindowStatus {
+            name: name.clone(),
+            open_now: w.map(|w| w.contains(now)),
+            schedule: w.map(|w| {
+                let days: Vec<&str> = w
+                    .days
+                    .iter()
+                    .map(|d| crate::matrix::weekday_name(*d))
+                    .collect();
+                format!(
+                    "{} {}-{} {}",
+                    days.join(", "),
+                    w.start.format("%H:%M"),
+                    w.end.format("%H:%M"),
+                    w.timezone
+                )
+            }),
+        }
+    });
+    if let Some(ws) = &change_window {
+        if ws.open_now != Some(true) {
+            warnings.push(Warning {
+                code: "outside-change-window",
+                message: match &ws.schedule {
+                    Some(s) => format!(
+                        "change window `{}` ({s}) is closed now; execution must wait for it",
+                        ws.name
+                    ),
+                    None => format!("change window `{}` is not defined in the matrix", ws.name),
+                },
+            });
+        }
+    }
     EvidencePack {
         request: r.id.clone(),
         file,
@@ -319,6 +372,7 @@ pub fn assemble(matrix: &Matrix, file: PathBuf, r: &Request, now: DateTime<Utc>)
         hazard_check: r.hazard_check.clone(),
         manual_override: r.manual_override.clone(),
         classification,
+        change_window,
         warnings,
     }
 }

@@ -62,6 +62,11 @@ impl Workspace {
     /// # Errors
     /// When `dir` has no matrix, or `hitl.toml` is invalid.
     pub fn open(dir: &Path) -> Result<Self> {
+        if !dir.is_dir() {
+            return Err(Error::NoSuchFolder {
+                dir: dir.to_path_buf(),
+            });
+        }
         if !dir.join(MATRIX_FILE).is_file() {
             return Err(Error::NotAWorkspace {
                 dir: dir.to_path_buf(),

@@ -255,6 +255,12 @@ pub fn parse(file: &Path, bytes: &[u8], limits: Limits) -> Result<(Node, String)
         merge_keys: serde_saphyr::MergeKeyPolicy::Error,
     };
     match serde_saphyr::from_str_with_options::<Spanned<Raw>>(text, options) {
+        Ok(root) if root.value.0 == Kind::Null => fail(
+            Pos::new(1, 1),
+            "file holds no YAML content (only comments or blank lines)".to_owned(),
+            None,
+            None,
+        ),
         Ok(root) => Ok((spanned_to_node(root), text.to_owned())),
         Err(e) => {
             let pos = e.location().map_or(Pos::new(1, 1), |l| {

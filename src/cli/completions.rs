@@ -3,7 +3,7 @@
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-use super::{Cli, CliResult, Exit};
+use super::{Cli, CliResult, Exit, emit};
 
 /// Print a shell completion script to standard output.
 #[derive(Debug, clap::Args)]
@@ -14,6 +14,8 @@ pub struct Args {
 
 pub fn run(args: &Args) -> CliResult {
     let mut cmd = Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "hitl", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "hitl", &mut script);
+    emit(&script)?;
     Ok(Exit::Ok)
 }

@@ -61,6 +61,7 @@ impl From<Error> for CliError {
             Error::Invalid(_) => Exit::InvalidInput,
             Error::WorkspaceNotFound { .. }
             | Error::NotAWorkspace { .. }
+            | Error::NoSuchFolder { .. }
             | Error::RequestNotFound { .. } => Exit::NotFound,
             Error::Read { .. }
             | Error::Write { .. }

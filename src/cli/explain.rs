@@ -6,7 +6,7 @@ use hitl_lib::classify::EligibleRole;
 use hitl_lib::evidence::{self, Warning};
 use serde::Serialize;
 
-use super::{CliResult, Ctx, Exit, Format, now, present, print_json};
+use super::{CliResult, Ctx, Exit, Format, emit, now, present, print_json};
 
 /// Explain a request's classification: the rules that set its tier, the route, who is
 /// eligible to approve and what evidence is missing.
@@ -91,7 +91,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
             };
             let _ = writeln!(out, "why: {why}");
             let requester = &pack.requesting_identity.requested_by;
-            for (k, v) in present::approval_rows(c, requester) {
+            for (k, v) in present::approval_rows(c, requester, pack.change_window.as_ref()) {
                 let v = v.replace('\n', &format!("\n{:22}", ""));
                 let _ = writeln!(out, "{:22}{v}", format!("{}:", k.to_lowercase()));
             }
@@ -99,7 +99,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
             out.push_str(&present::warnings_text(
                 pack.warnings.iter().map(|w| (w.code, w.message.as_str())),
             ));
-            print!("{out}");
+            emit(out.as_bytes())?;
         }
     }
     Ok(Exit::Ok)

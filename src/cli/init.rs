@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use super::{CliResult, Ctx, Exit};
+use std::fmt::Write as _;
+
+use super::{CliResult, Ctx, Exit, emit};
 
 /// Create a workspace: approval matrix, an example request, allowed_signers and README
 /// stubs; runs `git init` unless DIR is already in a git repository.
@@ -14,12 +16,18 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
-    let dir = ctx.cwd().join(&args.dir);
+    // `.` is the current folder itself: keep `/./` out of paths in messages.
+    let dir = if args.dir.as_os_str() == "." {
+        ctx.cwd().to_path_buf()
+    } else {
+        ctx.cwd().join(&args.dir)
+    };
     let created = hitl_lib::scaffold::init(&dir)?;
-    println!("created a hitl workspace in `{}`:", args.dir.display());
+    let mut out = format!("created a hitl workspace in `{}`:\n", args.dir.display());
     for p in created {
-        println!("  {}", p.display());
+        let _ = writeln!(out, "  {}", p.display());
     }
-    println!("next: edit `approval-matrix.yaml`, then run `hitl lint`");
+    out.push_str("next: edit `approval-matrix.yaml`, then run `hitl lint`\n");
+    emit(out.as_bytes())?;
     Ok(Exit::Ok)
 }

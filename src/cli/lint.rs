@@ -4,7 +4,9 @@ use hitl_lib::Error;
 use hitl_lib::lint::{self, Finding, Severity};
 use serde::Serialize;
 
-use super::{CliResult, Ctx, Exit, Format, now, print_json};
+use std::fmt::Write as _;
+
+use super::{CliResult, Ctx, Exit, Format, emit, now, print_json};
 
 /// Validate the approval matrix and every request in `requests/`, and flag the
 /// article's approval anti-patterns. Exits 1 when any error is found.
@@ -63,8 +65,9 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
             findings: &findings,
         })?,
         Format::Table | Format::Markdown => {
+            let mut out = String::new();
             for f in &findings {
-                println!("{f}");
+                let _ = writeln!(out, "{f}");
             }
             let checked = if matrix.is_some() {
                 format!("`{}` and {} request(s)", matrix_file.display(), paths.len())
@@ -74,7 +77,11 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
                     matrix_file.display()
                 )
             };
-            println!("lint: {errors} error(s), {warnings} warning(s) in {checked}");
+            let _ = writeln!(
+                out,
+                "lint: {errors} error(s), {warnings} warning(s) in {checked}"
+            );
+            emit(out.as_bytes())?;
         }
     }
     Ok(if errors > 0 { Exit::Findings } else { Exit::Ok })

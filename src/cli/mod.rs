@@ -20,7 +20,7 @@ pub use error::{CliError, CliResult, Exit};
 /// Make human approval of AI-agent actions a real control: classify each proposed
 /// action by risk, show the reviewer the evidence, and record the decision.
 #[derive(Debug, Parser)]
-#[command(name = "hitl", version, about, long_about = None, max_term_width = 100)]
+#[command(name = "hitl", version, max_term_width = 100)]
 pub struct Cli {
     /// Use the workspace in DIR instead of searching upward from the current folder.
     #[arg(short = 'C', long = "workspace", global = true, value_name = "DIR")]
@@ -108,8 +108,23 @@ pub fn now() -> chrono::DateTime<chrono::Utc> {
 }
 
 pub fn print_json(value: &impl serde::Serialize) -> CliResult<()> {
-    let s = serde_json::to_string_pretty(value)
+    let mut s = serde_json::to_string_pretty(value)
         .map_err(|e| CliError::new(Exit::Io, format!("cannot render JSON: {e}")))?;
-    println!("{s}");
-    Ok(())
+    s.push('\n');
+    emit(s.as_bytes())
+}
+
+/// Writes command output to stdout. A reader that went away (`hitl show x | head`) is
+/// not an error: the output was not wanted any more.
+pub fn emit(bytes: &[u8]) -> CliResult<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(CliError::new(
+            Exit::Io,
+            format!("cannot write to standard output: {e}"),
+        )),
+    }
 }

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use comfy_table::{ContentArrangement, Table, presets};
 use hitl_lib::classify::Classification;
-use hitl_lib::evidence::{DiffLine, EvidencePack, human_age};
+use hitl_lib::evidence::{DiffLine, EvidencePack, WindowStatus, human_age};
 
 /// Width used when standard output is not a terminal, so output is stable in CI logs.
 const PIPE_WIDTH: u16 = 100;
@@ -177,7 +177,11 @@ fn approver_lines(c: &Classification, requester: &str) -> Vec<String> {
 }
 
 /// The approval rows shared by `show` and `explain`.
-pub fn approval_rows(c: &Classification, requester: &str) -> Vec<(&'static str, String)> {
+pub fn approval_rows(
+    c: &Classification,
+    requester: &str,
+    window: Option<&WindowStatus>,
+) -> Vec<(&'static str, String)> {
     let rules = if c.rules.is_empty() {
         "none matched: default tier applies".to_owned()
     } else {
@@ -187,10 +191,39 @@ pub fn approval_rows(c: &Classification, requester: &str) -> Vec<(&'static str, 
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let missing = if c.missing_evidence.is_empty() {
+        "none".to_owned()
+    } else {
+        c.missing_evidence.join(", ")
+    };
+    if c.approvals_required == 0 {
+        return vec![
+            ("Matched rules", rules),
+            (
+                "Approvals required",
+                "0 (no approval; full audit)".to_owned(),
+            ),
+            ("Required evidence", c.required_evidence.join(", ")),
+            ("Missing evidence", missing),
+        ];
+    }
     let mut quorum = c.approvals_required.to_string();
     if c.distinct_roles && c.approvals_required > 1 {
         quorum.push_str(" from distinct roles");
     }
+    let self_approval = if c.self_approval {
+        "allowed at this tier"
+    } else {
+        "not allowed (separation of duties)"
+    };
+    let window = window.map_or_else(
+        || "none".to_owned(),
+        |w| match (&w.schedule, w.open_now) {
+            (Some(s), Some(true)) => format!("{} ({s}): open now", w.name),
+            (Some(s), _) => format!("{} ({s}): closed now", w.name),
+            (None, _) => format!("{} (not defined in the matrix)", w.name),
+        },
+    );
     vec![
         ("Matched rules", rules),
         (
@@ -201,28 +234,10 @@ pub fn approval_rows(c: &Classification, requester: &str) -> Vec<(&'static str, 
         ),
         ("Approvals required", quorum),
         ("Who may approve", approver_lines(c, requester).join("\n")),
-        (
-            "Self-approval",
-            if c.self_approval {
-                "allowed at this tier"
-            } else {
-                "not allowed (separation of duties)"
-            }
-            .to_owned(),
-        ),
-        (
-            "Change window",
-            c.change_window.clone().unwrap_or_else(|| "none".to_owned()),
-        ),
+        ("Self-approval", self_approval.to_owned()),
+        ("Change window", window),
         ("Required evidence", c.required_evidence.join(", ")),
-        (
-            "Missing evidence",
-            if c.missing_evidence.is_empty() {
-                "none".to_owned()
-            } else {
-                c.missing_evidence.join(", ")
-            },
-        ),
+        ("Missing evidence", missing),
     ]
 }
 
@@ -287,7 +302,8 @@ pub fn pack_table(p: &EvidencePack) -> String {
         "Approval\n{}\n",
         two_columns(&approval_rows(
             &p.classification,
-            &p.requesting_identity.requested_by
+            &p.requesting_identity.requested_by,
+            p.change_window.as_ref()
         ))
     );
     out.push_str(&warnings_text(
@@ -307,13 +323,27 @@ pub fn warnings_text<'a>(ws: impl Iterator<Item = (&'a str, &'a str)>) -> String
     }
 }
 
-/// Escapes text for a markdown table cell, including HTML a PR comment would render.
+/// Escapes untrusted text for a markdown table cell: HTML becomes entities and every
+/// markdown punctuation character is backslash-escaped, so a proposal cannot inject
+/// images, links, emphasis or table cells into a PR comment. (Bare URLs may still be
+/// auto-linked by the forge; they are shown as text, never as a link we wrote.)
 fn md(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('|', "\\|")
-        .replace('\n', "<br>")
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\n' => out.push_str("<br>"),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '{' | '}' | '#' | '!' | '|' | '~'
+            | ':' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn md_table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
@@ -385,11 +415,14 @@ pub fn pack_markdown(p: &EvidencePack) -> String {
         );
     }
     let _ = writeln!(out, "\n### Approval\n");
-    let rows: Vec<Vec<String>> =
-        approval_rows(&p.classification, &p.requesting_identity.requested_by)
-            .into_iter()
-            .map(|(k, v)| vec![k.to_owned(), v])
-            .collect();
+    let rows: Vec<Vec<String>> = approval_rows(
+        &p.classification,
+        &p.requesting_identity.requested_by,
+        p.change_window.as_ref(),
+    )
+    .into_iter()
+    .map(|(k, v)| vec![k.to_owned(), v])
+    .collect();
     md_table(&mut out, &["Field", "Value"], &rows);
     let _ = writeln!(out, "\n### Warnings\n");
     if p.warnings.is_empty() {

@@ -2,7 +2,7 @@
 
 use hitl_lib::evidence;
 
-use super::{CliResult, Ctx, Exit, Format, now, present, print_json};
+use super::{CliResult, Ctx, Exit, Format, emit, now, present, print_json};
 
 /// Show the evidence pack of a request: identity, agent, action, tier, sources, diff,
 /// policy decision, alternatives, rollback, expiry, who may approve and warnings.
@@ -23,8 +23,8 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     let pack = evidence::assemble(&matrix, loaded.path, &loaded.request, now());
     match args.format {
         Format::Json => print_json(&pack)?,
-        Format::Markdown => print!("{}", present::pack_markdown(&pack)),
-        Format::Table => print!("{}", present::pack_table(&pack)),
+        Format::Markdown => emit(present::pack_markdown(&pack).as_bytes())?,
+        Format::Table => emit(present::pack_table(&pack).as_bytes())?,
     }
     Ok(Exit::Ok)
 }

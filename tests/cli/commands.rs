@@ -141,7 +141,7 @@ fn init_writes_nothing_when_any_file_already_exists() {
         stderr(&out),
         format!(
             "error: refusing to overwrite existing files: `{}`\n  = hint: `hitl init` only creates files; move the existing ones away first\n",
-            tmp.path().join("./README.md").display()
+            tmp.path().join("README.md").display()
         )
     );
     assert_eq!(tree(tmp.path()), before);
@@ -174,7 +174,7 @@ fn workspace_is_found_from_a_subfolder() {
 const INIT_HINT: &str =
     "  = hint: run `hitl init` to create one, or pass `-C DIR` to name an existing workspace\n";
 
-fn assert_not_a_workspace(dir: &Path) {
+fn assert_not_a_workspace(dir: &Path, why: &str) {
     for cmd in [
         &["show", "refund-4711"][..],
         &["explain", "refund-4711"],
@@ -186,8 +186,8 @@ fn assert_not_a_workspace(dir: &Path) {
         assert_eq!(
             stderr(&out),
             format!(
-                "error: `{}` is not a hitl workspace: it has no `approval-matrix.yaml`\n{INIT_HINT}",
-                dir.display()
+                "error: {}\n{INIT_HINT}",
+                why.replace("{}", &dir.display().to_string())
             ),
             "{cmd:?}"
         );
@@ -197,8 +197,14 @@ fn assert_not_a_workspace(dir: &Path) {
 #[test]
 fn dash_c_on_an_empty_or_missing_folder_exits_4_with_an_init_hint() {
     let tmp = TempDir::new().expect("temp dir");
-    assert_not_a_workspace(tmp.path());
-    assert_not_a_workspace(&tmp.path().join("does-not-exist"));
+    assert_not_a_workspace(
+        tmp.path(),
+        "`{}` is not a hitl workspace: it has no `approval-matrix.yaml`",
+    );
+    assert_not_a_workspace(
+        &tmp.path().join("does-not-exist"),
+        "folder `{}` does not exist",
+    );
     assert!(tree(tmp.path()).is_empty(), "nothing was created");
 }
 
@@ -242,4 +248,48 @@ fn unknown_request_exits_4_with_a_suggestion() {
         .stderr_eq(
             "error: no request `nothing-like-it` in `requests`\n  = hint: pass a request id from `requests/` or a path to a YAML file\n",
         );
+}
+
+#[test]
+fn markdown_output_cannot_inject_links_images_or_html() {
+    let ws = example_workspace(&["refund-4711"]);
+    let path = ws.path().join("requests/refund-4711.yaml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    let hostile = "input_summary: \"![x](https://tracker.example/p.gif) [click](https://evil.example) <img src=x> | `code` **bold**\"";
+    let text = text.replace(
+        "input_summary: Customer reports a duplicate charge on order 981.",
+        hostile,
+    );
+    std::fs::write(&path, text).expect("write");
+    let out = run(hitl_now().arg("-C").arg(ws.path()).args([
+        "show",
+        "refund-4711",
+        "--format",
+        "markdown",
+    ]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let md = stdout(&out);
+    let line = md
+        .lines()
+        .find(|l| l.starts_with("| Input summary |"))
+        .expect("input summary row");
+    assert_eq!(
+        line,
+        "| Input summary | \\!\\[x\\]\\(https\\://tracker.example/p.gif\\) \\[click\\]\\(https\\://evil.example\\) &lt;img src=x&gt; \\| \\`code\\` \\*\\*bold\\*\\* |"
+    );
+}
+
+#[test]
+fn a_reader_that_goes_away_is_not_an_error() {
+    // The reader closes the pipe before `hitl` starts writing: every write fails with
+    // EPIPE, which must end the command quietly with status 0.
+    let bin = snapbox::cmd::cargo_bin!("hitl");
+    for args in ["show refund-4711 --format json", "completions bash", "man"] {
+        let script = format!(
+            "'{}' -C '{ROOT}' {args} 2>/tmp/hitl-epipe-$$ | (exec 0<&-; sleep 0.3); s=${{PIPESTATUS[0]}}; e=$(cat /tmp/hitl-epipe-$$); rm -f /tmp/hitl-epipe-$$; echo \"$s:$e\"",
+            bin.display()
+        );
+        let out = run(snapbox::cmd::Command::new("bash").args(["-c", &script]));
+        assert_eq!(stdout(&out).trim(), "0:", "{args}");
+    }
 }

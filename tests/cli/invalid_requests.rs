@@ -31,8 +31,7 @@ const CASES: &[Case] = &[
     Case { name: "bad-enum", problems: &[("7:9", "action.type")], needle: "unknown value `aprove`\n   |\n 7 |   type: aprove\n   |         ^\n  = hint: did you mean `approve`?" },
     Case { name: "bad-id", problems: &[("2:5", "id")], needle: "`Refund_4711!` is not an id matching `[a-z0-9][a-z0-9._-]{0,63}`" },
     Case { name: "bad-timestamp", problems: &[("4:15", "requested_at")], needle: "is not an RFC 3339 timestamp" },
-    // A comment-only file is reported at 2:1, one line past its end.
-    Case { name: "comment-only", problems: &[("2:1", "")], needle: "expected a mapping, found null" },
+    Case { name: "comment-only", problems: &[("1:1", "")], needle: "file holds no YAML content (only comments or blank lines)" },
     Case { name: "control-characters", problems: &[("12:16", "input_summary")], needle: "contains the control character U+001B" },
     // The parser names the key, not its path: `amount`, not `action.amount`.
     Case { name: "duplicate-key", problems: &[("12:3", "amount")], needle: "duplicate key `amount`" },
