@@ -307,19 +307,19 @@ pub fn assemble(matrix: &Matrix, file: PathBuf, r: &Request, now: DateTime<Utc>)
             }),
         }
     });
-    if let Some(ws) = &change_window {
-        if ws.open_now != Some(true) {
-            warnings.push(Warning {
-                code: "outside-change-window",
-                message: match &ws.schedule {
-                    Some(s) => format!(
-                        "change window `{}` ({s}) is closed now; execution must wait for it",
-                        ws.name
-                    ),
-                    None => format!("change window `{}` is not defined in the matrix", ws.name),
-                },
-            });
-        }
+    if let Some(ws) = &change_window
+        && ws.open_now != Some(true)
+    {
+        warnings.push(Warning {
+            code: "outside-change-window",
+            message: match &ws.schedule {
+                Some(s) => format!(
+                    "change window `{}` ({s}) is closed now; execution must wait for it",
+                    ws.name
+                ),
+                None => format!("change window `{}` is not defined in the matrix", ws.name),
+            },
+        });
     }
     EvidencePack {
         request: r.id.clone(),
