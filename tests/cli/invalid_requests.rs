@@ -34,6 +34,7 @@ const CASES: &[Case] = &[
     Case { name: "comment-only", problems: &[("1:1", "")], needle: "file holds no YAML content (only comments or blank lines)" },
     Case { name: "control-characters", problems: &[("12:16", "input_summary")], needle: "contains the control character U+001B" },
     // The parser names the key, not its path: `amount`, not `action.amount`.
+    Case { name: "deep-nesting", problems: &[("10:135", "")], needle: "nesting is deeper than 32 levels" },
     Case { name: "duplicate-key", problems: &[("12:3", "amount")], needle: "duplicate key `amount`" },
     Case { name: "empty", problems: &[("1:1", "")], needle: "file is empty" },
     Case { name: "expires-before-requested", problems: &[("24:13", "expires_at")], needle: "must be later than `requested_at`" },
