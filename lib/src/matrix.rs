@@ -3,9 +3,8 @@
 //! same hostile-input care as proposals.
 
 use std::collections::BTreeMap;
-use std::fmt;
+
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{NaiveTime, Weekday};
@@ -16,64 +15,15 @@ use crate::diag::{Diagnostics, Pos};
 use crate::request::{ActionType, Amount, EVIDENCE_FIELDS, decode_amount, is_valid_principal};
 use crate::yaml::{self, Kind, Limits, Node};
 
-/// The execution rule of a tier (the article's "Execution rule" column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Execution {
-    None,
-    HumanSend,
-    ExecuteAfterApproval,
-    ApprovalPlusThreshold,
-    DualApprovalChangeWindow,
-    HumanSupervised,
-}
-
-impl Execution {
-    pub const ALL: [&'static str; 6] = [
-        "none",
-        "human-send",
-        "execute-after-approval",
-        "approval-plus-threshold",
-        "dual-approval-change-window",
-        "human-supervised",
-    ];
-
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::HumanSend => "human-send",
-            Self::ExecuteAfterApproval => "execute-after-approval",
-            Self::ApprovalPlusThreshold => "approval-plus-threshold",
-            Self::DualApprovalChangeWindow => "dual-approval-change-window",
-            Self::HumanSupervised => "human-supervised",
-        }
-    }
-}
-
-impl FromStr for Execution {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        Self::ALL
-            .iter()
-            .position(|x| *x == s)
-            .map(|i| {
-                [
-                    Self::None,
-                    Self::HumanSend,
-                    Self::ExecuteAfterApproval,
-                    Self::ApprovalPlusThreshold,
-                    Self::DualApprovalChangeWindow,
-                    Self::HumanSupervised,
-                ][i]
-            })
-            .ok_or(())
-    }
-}
-
-impl fmt::Display for Execution {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+crate::words! {
+    /// The execution rule of a tier (the article's "Execution rule" column).
+    pub enum Execution {
+        None = "none",
+        HumanSend = "human-send",
+        ExecuteAfterApproval = "execute-after-approval",
+        ApprovalPlusThreshold = "approval-plus-threshold",
+        DualApprovalChangeWindow = "dual-approval-change-window",
+        HumanSupervised = "human-supervised",
     }
 }
 
@@ -511,7 +461,7 @@ fn decode_tier(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Tier> {
     });
     let execution = m
         .required(d, "execution")
-        .and_then(|n| d.word(n, &m.field("execution"), &Execution::ALL));
+        .and_then(|n| d.word(n, &m.field("execution"), Execution::ALL));
     let change_window = match m.optional("change_window") {
         Some(n) => role_name(d, n, &m.field("change_window")).map(Some),
         None => Some(None),
@@ -606,7 +556,7 @@ fn decode_conditions(
     let mut m = d.map(node, path)?;
     let action_type = match m.optional("action_type") {
         Some(n) => d.list(n, &m.field("action_type"), |d, n, p| {
-            d.word::<ActionType>(n, p, &ActionType::ALL)
+            d.word::<ActionType>(n, p, ActionType::ALL)
         }),
         None => Some(Vec::new()),
     };

@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -11,133 +10,36 @@ use crate::decode::Decoder;
 use crate::diag::Diagnostics;
 use crate::yaml::{self, Limits, Node};
 
-/// What kind of effect an action has, from the article's implementation checklist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ActionType {
-    Read,
-    Draft,
-    Send,
-    Update,
-    Delete,
-    Approve,
-    Execute,
-}
-
-impl ActionType {
-    pub const ALL: [&'static str; 7] = [
-        "read", "draft", "send", "update", "delete", "approve", "execute",
-    ];
-
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Read => "read",
-            Self::Draft => "draft",
-            Self::Send => "send",
-            Self::Update => "update",
-            Self::Delete => "delete",
-            Self::Approve => "approve",
-            Self::Execute => "execute",
-        }
+crate::words! {
+    /// What kind of effect an action has, from the article's implementation checklist.
+    pub enum ActionType {
+        Read = "read",
+        Draft = "draft",
+        Send = "send",
+        Update = "update",
+        Delete = "delete",
+        Approve = "approve",
+        Execute = "execute",
     }
 }
 
-impl FromStr for ActionType {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        Ok(match s {
-            "read" => Self::Read,
-            "draft" => Self::Draft,
-            "send" => Self::Send,
-            "update" => Self::Update,
-            "delete" => Self::Delete,
-            "approve" => Self::Approve,
-            "execute" => Self::Execute,
-            _ => return Err(()),
-        })
+crate::words! {
+    /// How far a source can be trusted.
+    pub enum Authority {
+        Low = "low",
+        Medium = "medium",
+        High = "high",
+        SystemOfRecord = "system-of-record",
     }
 }
 
-impl fmt::Display for ActionType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How far a source can be trusted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Authority {
-    Low,
-    Medium,
-    High,
-    SystemOfRecord,
-}
-
-impl Authority {
-    pub const ALL: [&'static str; 4] = ["system-of-record", "high", "medium", "low"];
-}
-
-impl FromStr for Authority {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        Ok(match s {
-            "system-of-record" => Self::SystemOfRecord,
-            "high" => Self::High,
-            "medium" => Self::Medium,
-            "low" => Self::Low,
-            _ => return Err(()),
-        })
-    }
-}
-
-impl fmt::Display for Authority {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::SystemOfRecord => "system-of-record",
-            Self::High => "high",
-            Self::Medium => "medium",
-            Self::Low => "low",
-        })
-    }
-}
-
-/// Data classification of a source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Classification {
-    Public,
-    Internal,
-    Confidential,
-    Restricted,
-}
-
-impl Classification {
-    pub const ALL: [&'static str; 4] = ["public", "internal", "confidential", "restricted"];
-}
-
-impl FromStr for Classification {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        Ok(match s {
-            "public" => Self::Public,
-            "internal" => Self::Internal,
-            "confidential" => Self::Confidential,
-            "restricted" => Self::Restricted,
-            _ => return Err(()),
-        })
-    }
-}
-
-impl fmt::Display for Classification {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Public => "public",
-            Self::Internal => "internal",
-            Self::Confidential => "confidential",
-            Self::Restricted => "restricted",
-        })
+crate::words! {
+    /// Data classification of a source.
+    pub enum Classification {
+        Public = "public",
+        Internal = "internal",
+        Confidential = "confidential",
+        Restricted = "restricted",
     }
 }
 
@@ -452,7 +354,7 @@ fn decode_action(d: &mut Decoder<'_>, node: &Node, systems: &[String]) -> Option
     let mut m = d.map(node, "action")?;
     let kind = m
         .required(d, "type")
-        .and_then(|n| d.word::<ActionType>(n, "action.type", &ActionType::ALL));
+        .and_then(|n| d.word::<ActionType>(n, "action.type", ActionType::ALL));
     let name = m.required(d, "name").and_then(|n| {
         d.token(
             n,
@@ -571,13 +473,13 @@ fn decode_source(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Source>
         .and_then(|n| d.string(n, &m.field("uri")));
     let authority = m
         .required(d, "authority")
-        .and_then(|n| d.word(n, &m.field("authority"), &Authority::ALL));
+        .and_then(|n| d.word(n, &m.field("authority"), Authority::ALL));
     let retrieved_at = m
         .required(d, "retrieved_at")
         .and_then(|n| d.timestamp(n, &m.field("retrieved_at")));
     let classification = m
         .required(d, "classification")
-        .and_then(|n| d.word(n, &m.field("classification"), &Classification::ALL));
+        .and_then(|n| d.word(n, &m.field("classification"), Classification::ALL));
     let title = m.opt(d, "title", Decoder::string);
     let snippet = m.opt(d, "snippet", Decoder::string);
     m.deny_unknown(

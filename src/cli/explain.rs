@@ -3,10 +3,10 @@
 use std::fmt::Write as _;
 
 use hitl_lib::classify::EligibleRole;
-use hitl_lib::evidence::{self, Warning};
+use hitl_lib::evidence::Warning;
 use serde::Serialize;
 
-use super::{CliResult, Ctx, Exit, Format, emit, now, present, print_json};
+use super::{CliResult, Ctx, Exit, Format, emit, present, print_json};
 
 /// Explain a request's classification: the rules that set its tier, the route, who is
 /// eligible to approve and what evidence is missing.
@@ -41,11 +41,7 @@ struct Explanation<'a> {
 }
 
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
-    let ws = ctx.workspace()?;
-    let matrix = ws.load_matrix()?;
-    let path = ws.resolve_request(&args.request, ctx.cwd())?;
-    let loaded = ws.load_request(&path, &matrix)?;
-    let pack = evidence::assemble(&matrix, loaded.path, &loaded.request, now());
+    let pack = ctx.evidence_pack(&args.request)?;
     let c = &pack.classification;
     let e = Explanation {
         request: &pack.request,

@@ -58,6 +58,21 @@ impl Ctx {
     pub fn cwd(&self) -> &Path {
         &self.cwd
     }
+
+    /// Loads the matrix and one request (an id or a path) and assembles its evidence
+    /// pack as of now: what `show` and `explain` both start from.
+    pub fn evidence_pack(&self, request: &str) -> CliResult<hitl_lib::evidence::EvidencePack> {
+        let ws = self.workspace()?;
+        let matrix = ws.load_matrix()?;
+        let path = ws.resolve_request(request, &self.cwd)?;
+        let loaded = ws.load_request(&path, &matrix)?;
+        Ok(hitl_lib::evidence::assemble(
+            &matrix,
+            loaded.path,
+            &loaded.request,
+            now(),
+        ))
+    }
 }
 
 pub fn main() -> ExitCode {

@@ -1,8 +1,6 @@
 //! `hitl show REQUEST`: the evidence pack a reviewer reads before deciding.
 
-use hitl_lib::evidence;
-
-use super::{CliResult, Ctx, Exit, Format, emit, now, present, print_json};
+use super::{CliResult, Ctx, Exit, Format, emit, present, print_json};
 
 /// Show the evidence pack of a request: identity, agent, action, tier, sources, diff,
 /// policy decision, alternatives, rollback, expiry, who may approve and warnings.
@@ -16,11 +14,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
-    let ws = ctx.workspace()?;
-    let matrix = ws.load_matrix()?;
-    let path = ws.resolve_request(&args.request, ctx.cwd())?;
-    let loaded = ws.load_request(&path, &matrix)?;
-    let pack = evidence::assemble(&matrix, loaded.path, &loaded.request, now());
+    let pack = ctx.evidence_pack(&args.request)?;
     match args.format {
         Format::Json => print_json(&pack)?,
         Format::Markdown => emit(present::pack_markdown(&pack).as_bytes())?,
