@@ -24,5 +24,8 @@ mod invalid_requests;
 #[path = "cli/matrix.rs"]
 mod matrix;
 #[cfg(test)]
+#[path = "cli/policy.rs"]
+mod policy;
+#[cfg(test)]
 #[path = "cli/support.rs"]
 mod support;

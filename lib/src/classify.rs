@@ -23,6 +23,9 @@ pub struct EligibleRole {
     pub members: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub escalated_from: Option<String>,
+    /// Set when a policy made this role's approval required, with the policy's reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub required_by_policy: Option<String>,
 }
 
 /// A routing problem: the request cannot be approved as the matrix stands.
@@ -36,6 +39,9 @@ pub struct RoutingProblem {
 pub struct Classification {
     pub tier: u8,
     pub tier_name: String,
+    /// The tier the rules gave, when a policy's `min_tier` raised it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raised_by_policy_from: Option<u8>,
     pub rules: Vec<MatchedRule>,
     /// True when no rule matched and the matrix's default tier applied.
     pub default_applied: bool,
@@ -142,6 +148,52 @@ fn role_with_authority<'m>(
 /// Classifies one request.
 #[must_use]
 pub fn classify(matrix: &Matrix, r: &Request) -> Classification {
+    classify_at_least(matrix, r, None)
+}
+
+/// Applies a policy decision to a classification: `min_tier` may raise the tier (never
+/// lower it), and each escalation makes its role's approval required.
+#[must_use]
+pub fn apply_policy(
+    matrix: &Matrix,
+    r: &Request,
+    base: &Classification,
+    decision: &crate::policy::Decision,
+) -> Classification {
+    let mut c = match decision.min_tier {
+        Some(t) if t > base.tier => classify_at_least(matrix, r, Some(t)),
+        _ => base.clone(),
+    };
+    for e in &decision.escalate {
+        if let Some(existing) = c.eligible_roles.iter_mut().find(|x| x.role == e.role) {
+            existing.required_by_policy = Some(e.reason.clone());
+            continue;
+        }
+        match matrix.role(&e.role) {
+            Some(role) => {
+                c.eligible_roles.push(EligibleRole {
+                    role: role.name.clone(),
+                    members: role.members.clone(),
+                    escalated_from: None,
+                    required_by_policy: Some(e.reason.clone()),
+                });
+                c.approvals_required = c.approvals_required.saturating_add(1);
+                c.distinct_roles = true;
+            }
+            None => c.problems.push(RoutingProblem {
+                code: "unknown-role",
+                message: format!(
+                    "policy rule `{}` escalates to role `{}`, which does not exist",
+                    e.rule, e.role
+                ),
+            }),
+        }
+    }
+    c
+}
+
+/// Classifies one request at `min_tier` or above.
+fn classify_at_least(matrix: &Matrix, r: &Request, min_tier: Option<u8>) -> Classification {
     let rules: Vec<MatchedRule> = matching_rules(matrix, r)
         .map(|rule| MatchedRule {
             id: rule.id.clone(),
@@ -149,11 +201,12 @@ pub fn classify(matrix: &Matrix, r: &Request) -> Classification {
         })
         .collect();
     let default_applied = rules.is_empty();
-    let tier_n = rules
+    let rule_tier = rules
         .iter()
         .map(|m| m.tier)
         .max()
         .unwrap_or(matrix.default_tier);
+    let tier_n = min_tier.map_or(rule_tier, |t| t.max(rule_tier));
     let mut problems = Vec::new();
     let tier = matrix.tier(tier_n);
     let route = matrix
@@ -187,6 +240,7 @@ pub fn classify(matrix: &Matrix, r: &Request) -> Classification {
                             role: role.name.clone(),
                             members: role.members.clone(),
                             escalated_from: (role.name != *name).then(|| name.clone()),
+                            required_by_policy: None,
                         });
                     }
                     None => problems.push(RoutingProblem {
@@ -257,6 +311,7 @@ pub fn classify(matrix: &Matrix, r: &Request) -> Classification {
     Classification {
         tier: tier_n,
         tier_name: tier.map_or_else(String::new, |t| t.name.clone()),
+        raised_by_policy_from: (tier_n != rule_tier).then_some(rule_tier),
         rules,
         default_applied,
         workflow: route.map(|r| r.workflow.clone()),

@@ -6,8 +6,9 @@ use std::path::PathBuf;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::classify::{Classification, classify};
+use crate::classify::{Classification, apply_policy, classify};
 use crate::matrix::Matrix;
+use crate::policy::{Decision, PolicySet};
 use crate::request::{
     Agent, Amount, Authority, Classification as DataClass, Request, Rollback, Source,
 };
@@ -19,19 +20,54 @@ pub struct Warning {
     pub message: String,
 }
 
-/// The policy row of the pack. Policies land in a later change; until then the pack says
-/// plainly that nothing was evaluated (never "allowed").
+/// The policy row of the pack. Only `Evaluated` with `allowed: true` lets a proposal
+/// through; a failed evaluation is a denial (fail closed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "status", rename_all = "kebab-case")]
 pub enum PolicyDecision {
     NotEvaluated { reason: String },
+    Evaluated(Decision),
+    Failed { error: String },
 }
 
 impl PolicyDecision {
+    /// True only when policies ran and nothing denied.
+    #[must_use]
+    pub const fn is_allowed(&self) -> bool {
+        matches!(self, Self::Evaluated(d) if d.allowed)
+    }
+
     #[must_use]
     pub fn summary(&self) -> String {
         match self {
             Self::NotEvaluated { reason } => format!("not evaluated: {reason}"),
+            Self::Failed { error } => format!("ERROR, treated as denied (fail closed): {error}"),
+            Self::Evaluated(d) => {
+                let mut s = if d.allowed {
+                    "allowed".to_owned()
+                } else {
+                    let reasons: Vec<String> = d
+                        .deny
+                        .iter()
+                        .map(|f| format!("{} [{}]", f.message, f.rule))
+                        .collect();
+                    format!("DENIED: {}", reasons.join("; "))
+                };
+                for e in &d.escalate {
+                    s.push_str(&format!(
+                        "\nescalates to {}: {} [{}]",
+                        e.role, e.reason, e.rule
+                    ));
+                }
+                for w in &d.warn {
+                    s.push_str(&format!("\nwarns: {} [{}]", w.message, w.rule));
+                }
+                if let Some(t) = d.min_tier {
+                    s.push_str(&format!("\nminimum tier {t}"));
+                }
+                s.push_str(&format!("\npolicy set {}", d.policy_digest));
+                s
+            }
         }
     }
 }
@@ -281,11 +317,94 @@ pub fn diff(before: &serde_json::Value, after: &serde_json::Value) -> Vec<DiffLi
     out
 }
 
-/// Assembles the pack for one request as of `now`.
+/// Assembles the pack for one request as of `now`, without policies (the policy row
+/// says "not evaluated").
 #[must_use]
 pub fn assemble(matrix: &Matrix, file: PathBuf, r: &Request, now: DateTime<Utc>) -> EvidencePack {
-    let classification = classify(matrix, r);
-    let mut warnings = warnings(matrix, r, &classification, now);
+    assemble_with(
+        matrix,
+        None,
+        PolicyDecision::NotEvaluated {
+            reason: "the workspace has no policies (`policies/*.rego`)".to_owned(),
+        },
+        file,
+        r,
+        now,
+    )
+}
+
+/// Assembles the pack with the workspace's policies evaluated on the proposal. An
+/// evaluation error becomes a `Failed` decision: treated as denied, never as allowed.
+#[must_use]
+pub fn assemble_with_policies(
+    matrix: &Matrix,
+    policies: &mut PolicySet,
+    file: PathBuf,
+    r: &Request,
+    now: DateTime<Utc>,
+) -> EvidencePack {
+    let base = classify(matrix, r);
+    let input = crate::policy::input(matrix, r, &base, None, now);
+    let decision = match policies.evaluate(&input) {
+        Ok(d) => PolicyDecision::Evaluated(d),
+        Err(e) => PolicyDecision::Failed {
+            error: e.to_string(),
+        },
+    };
+    assemble_with(matrix, Some(base), decision, file, r, now)
+}
+
+/// Assembles the pack when the policy set could not even be loaded: the decision is
+/// `Failed`, so the proposal is treated as denied.
+#[must_use]
+pub fn assemble_with_policy_error(
+    matrix: &Matrix,
+    error: String,
+    file: PathBuf,
+    r: &Request,
+    now: DateTime<Utc>,
+) -> EvidencePack {
+    assemble_with(matrix, None, PolicyDecision::Failed { error }, file, r, now)
+}
+
+fn policy_warnings(decision: &PolicyDecision) -> Vec<Warning> {
+    match decision {
+        PolicyDecision::NotEvaluated { .. } => Vec::new(),
+        PolicyDecision::Failed { error } => vec![Warning {
+            code: "policy-error",
+            message: format!(
+                "policy evaluation failed, the proposal is treated as denied: {error}"
+            ),
+        }],
+        PolicyDecision::Evaluated(Decision { deny, warn, .. }) => deny
+            .iter()
+            .map(|f| Warning {
+                code: "policy-deny",
+                message: format!("denied by policy: {} [{}]", f.message, f.rule),
+            })
+            .chain(warn.iter().map(|f| Warning {
+                code: "policy-warn",
+                message: format!("{} [{}]", f.message, f.rule),
+            }))
+            .collect(),
+    }
+}
+
+fn assemble_with(
+    matrix: &Matrix,
+    base: Option<Classification>,
+    policy_decision: PolicyDecision,
+    file: PathBuf,
+    r: &Request,
+    now: DateTime<Utc>,
+) -> EvidencePack {
+    let base = base.unwrap_or_else(|| classify(matrix, r));
+    let classification = match &policy_decision {
+        PolicyDecision::Evaluated(d) => apply_policy(matrix, r, &base, d),
+        _ => base,
+    };
+    let mut warnings = policy_warnings(&policy_decision);
+    warnings.extend(self::warnings(matrix, r, &classification, now));
     let change_window = classification.change_window.as_ref().map(|name| {
         let w = matrix.change_window(name);
         WindowStatus {
@@ -359,9 +478,7 @@ pub fn assemble(matrix: &Matrix, file: PathBuf, r: &Request, now: DateTime<Utc>)
             .as_ref()
             .map(|c| diff(&c.before, &c.after))
             .unwrap_or_default(),
-        policy_decision: PolicyDecision::NotEvaluated {
-            reason: "policy-as-code is not enabled in this version".to_owned(),
-        },
+        policy_decision,
         impact: r.impact.clone(),
         alternatives: r.alternatives.clone(),
         rollback: r.rollback.clone(),

@@ -56,6 +56,7 @@ pub mod error;
 pub mod evidence;
 pub mod lint;
 pub mod matrix;
+pub mod policy;
 pub mod request;
 pub mod scaffold;
 pub mod workspace;

@@ -55,6 +55,17 @@ impl CliError {
     }
 }
 
+impl From<hitl_lib::policy::PolicyError> for CliError {
+    fn from(e: hitl_lib::policy::PolicyError) -> Self {
+        use hitl_lib::policy::PolicyError as P;
+        let exit = match &e {
+            P::Read { .. } => Exit::Io,
+            P::Invalid(_) | P::Eval(_) | P::Shape { .. } => Exit::InvalidInput,
+        };
+        Self::new(exit, e.to_string())
+    }
+}
+
 impl From<Error> for CliError {
     fn from(e: Error) -> Self {
         let exit = match &e {

@@ -37,6 +37,7 @@ struct Explanation<'a> {
     change_window: Option<&'a str>,
     required_evidence: &'a [String],
     missing_evidence: &'a [String],
+    policy_decision: &'a hitl_lib::evidence::PolicyDecision,
     warnings: &'a [Warning],
 }
 
@@ -59,6 +60,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         change_window: c.change_window.as_deref(),
         required_evidence: &c.required_evidence,
         missing_evidence: &c.missing_evidence,
+        policy_decision: &pack.policy_decision,
         warnings: &pack.warnings,
     };
     match args.format {
@@ -92,6 +94,11 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
                 let _ = writeln!(out, "{:22}{v}", format!("{}:", k.to_lowercase()));
             }
             let _ = writeln!(out, "{:22}{}", "execution:", c.execution);
+            let policy = pack
+                .policy_decision
+                .summary()
+                .replace('\n', &format!("\n{:22}", ""));
+            let _ = writeln!(out, "{:22}{policy}", "policy decision:");
             out.push_str(&present::warnings_text(
                 pack.warnings.iter().map(|w| (w.code, w.message.as_str())),
             ));

@@ -25,6 +25,47 @@ struct Report<'a> {
     findings: &'a [Finding],
 }
 
+/// Compiles the policy set and evaluates it on every request: a policy that does not
+/// load, or fails on a request, is an error.
+fn lint_policies(
+    root: &std::path::Path,
+    matrix: &hitl_lib::matrix::Matrix,
+    requests: &[hitl_lib::request::LoadedRequest],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<Finding> {
+    use hitl_lib::policy::{PolicyError, PolicySet};
+    let policy_finding = |e: &PolicyError, file: &std::path::Path| match e {
+        PolicyError::Invalid(d) => {
+            let mut f = Finding::from_diagnostic(d);
+            f.code = "policy";
+            f
+        }
+        other => Finding {
+            severity: Severity::Error,
+            code: "policy",
+            file: file.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: other.to_string(),
+            hint: None,
+        },
+    };
+    let mut set = match PolicySet::load(root) {
+        Ok(Some(set)) => set,
+        Ok(None) => return Vec::new(),
+        Err(e) => return vec![policy_finding(&e, std::path::Path::new("policies"))],
+    };
+    let mut out = Vec::new();
+    for lr in requests {
+        let c = hitl_lib::classify::classify(matrix, &lr.request);
+        let input = hitl_lib::policy::input(matrix, &lr.request, &c, None, now);
+        if let Err(e) = set.evaluate(&input) {
+            out.push(policy_finding(&e, &lr.path));
+        }
+    }
+    out
+}
+
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     let ws = ctx.workspace()?;
     let mut findings = Vec::new();
@@ -50,7 +91,9 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
                 Err(e) => return Err(e.into()),
             }
         }
-        findings.extend(lint::lint_requests(matrix, &loaded, now()));
+        let now = now();
+        findings.extend(lint::lint_requests(matrix, &loaded, now));
+        findings.extend(lint_policies(ws.root(), matrix, &loaded, now));
     }
     let errors = findings
         .iter()

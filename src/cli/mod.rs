@@ -6,6 +6,7 @@ mod explain;
 mod init;
 mod lint;
 mod man;
+mod policy;
 mod present;
 mod show;
 
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use hitl_lib::policy::PolicySet;
 use hitl_lib::workspace::Workspace;
 
 pub use error::{CliError, CliResult, Exit};
@@ -38,6 +40,8 @@ pub enum Command {
     Init(init::Args),
     Completions(completions::Args),
     Man(man::Args),
+    #[command(subcommand)]
+    Policy(policy::Command),
 }
 
 /// Context shared by the subcommands.
@@ -62,16 +66,19 @@ impl Ctx {
     /// Loads the matrix and one request (an id or a path) and assembles its evidence
     /// pack as of now: what `show` and `explain` both start from.
     pub fn evidence_pack(&self, request: &str) -> CliResult<hitl_lib::evidence::EvidencePack> {
+        use hitl_lib::evidence;
         let ws = self.workspace()?;
         let matrix = ws.load_matrix()?;
         let path = ws.resolve_request(request, &self.cwd)?;
         let loaded = ws.load_request(&path, &matrix)?;
-        Ok(hitl_lib::evidence::assemble(
-            &matrix,
-            loaded.path,
-            &loaded.request,
-            now(),
-        ))
+        let (file, r, now) = (loaded.path, &loaded.request, now());
+        // A policy set that does not load is shown as a failed decision: the reviewer
+        // still sees the evidence, and the proposal counts as denied.
+        Ok(match PolicySet::load(ws.root()) {
+            Ok(Some(mut set)) => evidence::assemble_with_policies(&matrix, &mut set, file, r, now),
+            Ok(None) => evidence::assemble(&matrix, file, r, now),
+            Err(e) => evidence::assemble_with_policy_error(&matrix, e.to_string(), file, r, now),
+        })
     }
 }
 
@@ -95,6 +102,7 @@ pub fn main() -> ExitCode {
         Command::Init(a) => init::run(&ctx, &a),
         Command::Completions(a) => completions::run(&a),
         Command::Man(a) => man::run(&a),
+        Command::Policy(c) => policy::run(&ctx, &c),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -36,13 +36,15 @@ const fn row(
 }
 
 #[rustfmt::skip]
-const EXPECTED: [Expected; 12] = [
+const EXPECTED: [Expected; 13] = [
     row("summarize-runbook", 0, 0, &[]),
     Expected { self_approval: true, ..row("draft-reply-5531", 1, 1, &[]) },
     row("crm-stage-acme", 2, 1, &["revenue-ops"]),
     row("refund-4711", 3, 1, &["support-lead"]),
     Expected { escalated_from: Some("support-lead"), ..row("refund-4712", 3, 1, &["revenue-ops"]) },
     row("email-customer-5531", 3, 1, &["support-lead"]),
+    // Classified like any customer email; the policies deny it (confidential source).
+    row("email-contract-terms", 3, 1, &["support-lead"]),
     row("contract-clause-acme", 3, 1, &["legal"]),
     row("hr-update-emp-204", 3, 1, &["hr-data-owner"]),
     row("vendor-payment-acme-logistics", 3, 1, &["finance-approver"]),

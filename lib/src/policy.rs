@@ -1,0 +1,772 @@
+//! Policy-as-code: Rego policies (`policies/*.rego`, `package hitl`) evaluated with the
+//! embedded `regorus` interpreter before a proposal reaches an approver.
+//!
+//! The contract (docs/policies.md): `deny contains msg` blocks the proposal, `warn contains
+//! msg` is shown to the approver, `escalate contains {"role": R, "reason": msg}` adds a
+//! required approver role, `min_tier := N` may raise the tier. A message is a string or
+//! `{"rule": ID, "msg": TEXT}`; the object form names the rule that produced it.
+//!
+//! Everything fails closed: a policy that does not compile, a data file that is not a
+//! mapping, an evaluation error, a time-out or a result of the wrong shape is an error,
+//! and callers treat an error as a denial. Policies never read the clock: `now` is part
+//! of the input, so any past decision can be re-evaluated exactly.
+
+use std::fmt::Write as _;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use regorus::Engine;
+use regorus::utils::limits::{ExecutionTimerConfig, PolicyLengthConfig};
+use serde::Serialize;
+use serde_json::{Value as Json, json};
+use sha2::{Digest, Sha256};
+
+use crate::classify::Classification;
+use crate::diag::{Diagnostic, Pos};
+use crate::matrix::Matrix;
+use crate::request::Request;
+
+/// The Rego package every decision rule lives in.
+pub const PACKAGE: &str = "hitl";
+/// How long one evaluation may run before it is an error.
+pub const EVAL_TIME_LIMIT: Duration = Duration::from_millis(250);
+/// The largest policy or data file accepted.
+pub const MAX_POLICY_BYTES: usize = 512 * 1024;
+
+/// A problem with the policy set; always fatal for the decision (fail closed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read `{}`: {message}", path.display())]
+    Read { path: PathBuf, message: String },
+    /// A policy or data file is invalid; positions are known.
+    #[error("{0}")]
+    Invalid(Box<Diagnostic>),
+    #[error("policy evaluation failed: {0}")]
+    Eval(String),
+    /// A rule returned something the contract does not allow.
+    #[error("rule `{rule}` returned {problem}")]
+    Shape { rule: String, problem: String },
+}
+
+impl PolicyError {
+    fn invalid(d: Diagnostic) -> Self {
+        Self::Invalid(Box::new(d))
+    }
+}
+
+/// One `deny` or `warn` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    pub rule: String,
+    pub message: String,
+}
+
+/// One `escalate` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Escalation {
+    pub role: String,
+    pub reason: String,
+    pub rule: String,
+}
+
+/// The outcome of evaluating the policy set on one proposal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub allowed: bool,
+    pub deny: Vec<Finding>,
+    pub warn: Vec<Finding>,
+    pub escalate: Vec<Escalation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_tier: Option<u8>,
+    /// sha256 of the policy set (policies and data) that produced this decision.
+    pub policy_digest: String,
+    /// The `now` the policies saw.
+    pub evaluated_at: String,
+}
+
+#[derive(Debug, Clone)]
+struct SourceFile {
+    /// Relative to the workspace, with `/` separators.
+    rel: String,
+    text: String,
+}
+
+/// The compiled policy set of a workspace.
+pub struct PolicySet {
+    engine: Engine,
+    files: Vec<SourceFile>,
+    tests: Vec<SourceFile>,
+    data: Vec<(String, Json)>,
+    digest: String,
+}
+
+impl std::fmt::Debug for PolicySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicySet")
+            .field(
+                "files",
+                &self.files.iter().map(|s| &s.rel).collect::<Vec<_>>(),
+            )
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
+    }
+}
+
+fn rel_name(root: &Path, path: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn list(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>, PolicyError> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let read_err = |e: std::io::Error| PolicyError::Read {
+        path: dir.to_path_buf(),
+        message: e.to_string(),
+    };
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read_err)? {
+        let path = entry.map_err(read_err)?.path();
+        if path.is_file()
+            && path
+                .extension()
+                .is_some_and(|e| exts.iter().any(|x| e == *x))
+        {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn read_text(path: &Path, rel: &str) -> Result<String, PolicyError> {
+    let bytes = std::fs::read(path).map_err(|e| PolicyError::Read {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    if bytes.len() > MAX_POLICY_BYTES {
+        return Err(PolicyError::invalid(Diagnostic::new(
+            Path::new(rel),
+            Pos::new(1, 1),
+            "",
+            format!(
+                "file is {} bytes, over the cap of {MAX_POLICY_BYTES} bytes",
+                bytes.len()
+            ),
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        PolicyError::invalid(Diagnostic::new(
+            Path::new(rel),
+            Pos::new(1, 1),
+            "",
+            format!(
+                "file is not valid UTF-8 (byte {})",
+                e.utf8_error().valid_up_to()
+            ),
+        ))
+    })
+}
+
+/// Turns a regorus error (`--> file:line:col`, a snippet, then `error: message`) into a
+/// diagnostic at that position; errors without a position are placed at `fallback`.
+fn rego_diagnostic(err: &str, files: &[SourceFile], fallback: &str) -> Diagnostic {
+    let mut file = fallback.to_owned();
+    let mut pos = Pos::new(1, 1);
+    if let Some(loc) = err.lines().find_map(|l| l.trim().strip_prefix("--> ")) {
+        let mut parts = loc.rsplitn(3, ':');
+        let col = parts.next().and_then(|c| c.parse().ok());
+        let line = parts.next().and_then(|l| l.parse().ok());
+        if let (Some(line), Some(col), Some(f)) = (line, col, parts.next()) {
+            file = f.to_owned();
+            pos = Pos::new(line, col);
+        }
+    }
+    let message = err
+        .lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .unwrap_or_else(|| err.lines().find(|l| !l.trim().is_empty()).unwrap_or(err))
+        .trim()
+        .to_owned();
+    let d = Diagnostic::new(Path::new(&file), pos, "", message);
+    match files.iter().find(|s| s.rel == file) {
+        Some(src) => d.with_source(&src.text),
+        None => d,
+    }
+}
+
+fn new_engine() -> Engine {
+    let mut engine = Engine::new();
+    engine.set_rego_v0(false);
+    engine.set_strict_builtin_errors(true);
+    engine.set_execution_timer_config(ExecutionTimerConfig {
+        limit: EVAL_TIME_LIMIT,
+        check_interval: NonZeroU32::MIN.saturating_add(31),
+    });
+    engine.set_policy_length_config(PolicyLengthConfig {
+        max_col: NonZeroU32::MIN.saturating_add(1023),
+        max_file_bytes: NonZeroUsize::MIN.saturating_add(MAX_POLICY_BYTES - 1),
+        max_lines: NonZeroUsize::MIN.saturating_add(19_999),
+    });
+    engine
+}
+
+fn is_test_file(rel: &str) -> bool {
+    rel.ends_with("_test.rego")
+}
+
+impl PolicySet {
+    /// Loads `policies/*.rego` (test files apart) and `policies/data/*.{json,yaml,yml}`
+    /// from the workspace at `root`, and compiles them. `Ok(None)` when there is no
+    /// policy file at all.
+    ///
+    /// # Errors
+    /// The first invalid file, with its position; an unsafe variable or a rule conflict
+    /// the analyser can see fails here, not at the first evaluation.
+    pub fn load(root: &Path) -> Result<Option<Self>, PolicyError> {
+        let dir = root.join("policies");
+        let mut files = Vec::new();
+        let mut tests = Vec::new();
+        for path in list(&dir, &["rego"])? {
+            let rel = rel_name(root, &path);
+            let text = read_text(&path, &rel)?;
+            let src = SourceFile { rel, text };
+            if is_test_file(&src.rel) {
+                tests.push(src);
+            } else {
+                files.push(src);
+            }
+        }
+        if files.is_empty() {
+            return Ok(None);
+        }
+        let mut data = Vec::new();
+        let mut data_files = Vec::new();
+        for path in list(&dir.join("data"), &["json", "yaml", "yml"])? {
+            let rel = rel_name(root, &path);
+            let text = read_text(&path, &rel)?;
+            data.push((rel.clone(), parse_data(&rel, &path, &text)?));
+            data_files.push(SourceFile { rel, text });
+        }
+        let digest = digest_of(files.iter().chain(&tests).chain(&data_files));
+        let engine = build_engine(&files, &data)?;
+        let mut set = Self {
+            engine,
+            files,
+            tests,
+            data,
+            digest,
+        };
+        // Analyse now: unsafe variables and rule conflicts are load errors.
+        set.engine.set_input(regorus::Value::new_object());
+        set.engine
+            .eval_query(format!("data.{PACKAGE}"), false)
+            .map_err(|e| {
+                PolicyError::invalid(rego_diagnostic(&format!("{e}"), &set.files, "policies"))
+            })?;
+        Ok(Some(set))
+    }
+
+    /// sha256 over the sorted policy, test and data files (see docs/policies.md).
+    #[must_use]
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
+    /// The policy files (tests apart), relative to the workspace.
+    pub fn files(&self) -> impl Iterator<Item = &str> {
+        self.files.iter().map(|s| s.rel.as_str())
+    }
+
+    /// Evaluates the set on one input document.
+    ///
+    /// # Errors
+    /// Any evaluation error, time-out or wrong result shape.
+    pub fn evaluate(&mut self, input: &Json) -> Result<Decision, PolicyError> {
+        let value = regorus::Value::from_json_str(&input.to_string())
+            .map_err(|e| PolicyError::Eval(format!("{e}")))?;
+        self.engine.set_input(value);
+        let results = self
+            .engine
+            .eval_query(format!("data.{PACKAGE}"), false)
+            .map_err(|e| {
+                PolicyError::Eval(
+                    rego_diagnostic(&format!("{e}"), &self.files, "policies").to_string(),
+                )
+            })?;
+        let result = results
+            .result
+            .first()
+            .and_then(|r| r.expressions.first())
+            .map(|e| e.value.to_json_str())
+            .transpose()
+            .map_err(|e| PolicyError::Eval(format!("{e}")))?
+            .unwrap_or_else(|| "{}".to_owned());
+        let out: Json =
+            serde_json::from_str(&result).map_err(|e| PolicyError::Eval(e.to_string()))?;
+        let evaluated_at = input
+            .get("now")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        decision_from(&out, &self.digest, evaluated_at)
+    }
+
+    /// Runs every `test_*` rule of `policies/*_test.rego` (OPA's convention).
+    ///
+    /// # Errors
+    /// When the test files do not compile together with the policies.
+    pub fn run_tests(&self) -> Result<Vec<TestResult>, PolicyError> {
+        let mut all = self.files.clone();
+        all.extend(self.tests.iter().cloned());
+        let mut engine = build_engine(&all, &self.data)?;
+        let mut results = Vec::new();
+        for t in &self.tests {
+            let package = t
+                .text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("package "))
+                .map(str::trim)
+                .unwrap_or_default()
+                .to_owned();
+            for (line, name) in test_rules(&t.text) {
+                let outcome = engine.eval_rule(format!("data.{package}.{name}"));
+                let (passed, error) = match outcome {
+                    Ok(v) => (v == regorus::Value::from(true), None),
+                    Err(e) => (
+                        false,
+                        Some(rego_diagnostic(&format!("{e}"), &all, &t.rel).to_string()),
+                    ),
+                };
+                results.push(TestResult {
+                    file: t.rel.clone(),
+                    line,
+                    name,
+                    passed,
+                    error,
+                });
+            }
+        }
+        Ok(results)
+    }
+}
+
+/// One `test_*` rule and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestResult {
+    pub file: String,
+    pub line: u64,
+    pub name: String,
+    pub passed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `test_*` rule heads at the start of a line, once each, in file order.
+fn test_rules(text: &str) -> Vec<(u64, String)> {
+    let mut out: Vec<(u64, String)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let Some(rest) = line.strip_prefix("test_") else {
+            continue;
+        };
+        let tail: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let name = format!("test_{tail}");
+        if !out.iter().any(|(_, n)| *n == name) {
+            out.push((i as u64 + 1, name));
+        }
+    }
+    out
+}
+
+fn parse_data(rel: &str, path: &Path, text: &str) -> Result<Json, PolicyError> {
+    let value = if path.extension().is_some_and(|e| e == "json") {
+        serde_json::from_str::<Json>(text).map_err(|e| {
+            PolicyError::invalid(
+                Diagnostic::new(
+                    Path::new(rel),
+                    Pos::new(e.line() as u64, e.column() as u64),
+                    "",
+                    format!("invalid JSON: {e}"),
+                )
+                .with_source(text),
+            )
+        })?
+    } else {
+        let limits = crate::yaml::Limits {
+            max_bytes: MAX_POLICY_BYTES,
+            ..crate::yaml::Limits::MATRIX
+        };
+        crate::yaml::parse(Path::new(rel), text.as_bytes(), limits)
+            .map_err(|d| {
+                PolicyError::invalid(d.0.into_iter().next().unwrap_or_else(|| {
+                    Diagnostic::new(Path::new(rel), Pos::new(1, 1), "", "invalid YAML")
+                }))
+            })?
+            .0
+            .to_json()
+    };
+    if !value.is_object() {
+        return Err(PolicyError::invalid(Diagnostic::new(
+            Path::new(rel),
+            Pos::new(1, 1),
+            "",
+            "a data file must hold a mapping at the top (it becomes `data.<file name>`)",
+        )));
+    }
+    Ok(value)
+}
+
+/// Rego keywords that may be followed by `(` without being a call.
+const KEYWORDS: [&str; 12] = [
+    "if", "else", "not", "some", "every", "in", "with", "as", "contains", "default", "import",
+    "package",
+];
+
+/// Every `name(` or `dotted.name(` outside comments and strings: (name, line, column).
+fn calls(text: &str) -> Vec<(String, u64, u64)> {
+    let mut out = Vec::new();
+    let chars: Vec<char> = text.chars().collect();
+    let (mut i, mut line, mut col) = (0usize, 1u64, 1u64);
+    let advance = |i: &mut usize, line: &mut u64, col: &mut u64, c: char| {
+        *i += 1;
+        if c == '\n' {
+            *line += 1;
+            *col = 1;
+        } else {
+            *col += 1;
+        }
+    };
+    while let Some(&c) = chars.get(i) {
+        if c == '#' {
+            while let Some(&c) = chars.get(i) {
+                if c == '\n' {
+                    break;
+                }
+                advance(&mut i, &mut line, &mut col, c);
+            }
+        } else if c == '"' || c == '`' {
+            advance(&mut i, &mut line, &mut col, c);
+            while let Some(&d) = chars.get(i) {
+                advance(&mut i, &mut line, &mut col, d);
+                if d == '\\' && c == '"' {
+                    if let Some(&e) = chars.get(i) {
+                        advance(&mut i, &mut line, &mut col, e);
+                    }
+                } else if d == c || (d == '\n' && c == '"') {
+                    break;
+                }
+            }
+        } else if c.is_ascii_alphabetic() || c == '_' {
+            let (start_line, start_col) = (line, col);
+            let mut name = String::new();
+            while let Some(&d) = chars.get(i) {
+                if d.is_ascii_alphanumeric() || d == '_' || d == '.' {
+                    name.push(d);
+                    advance(&mut i, &mut line, &mut col, d);
+                } else {
+                    break;
+                }
+            }
+            let preceded_by_dot = i > name.len() && chars.get(i - name.len() - 1) == Some(&'.');
+            if chars.get(i) == Some(&'(') && !preceded_by_dot && !KEYWORDS.contains(&name.as_str())
+            {
+                out.push((name, start_line, start_col));
+            }
+        } else {
+            advance(&mut i, &mut line, &mut col, c);
+        }
+    }
+    out
+}
+
+/// Fails on a call to a function that is neither a builtin compiled into this `hitl`
+/// nor defined in the policies: regorus would only notice at the first evaluation that
+/// reaches it, and a policy must fail at load.
+fn check_functions(engine: &mut Engine, files: &[SourceFile]) -> Result<(), PolicyError> {
+    let defined = regorus::utils::gather_functions(engine.get_modules())
+        .map_err(|e| PolicyError::Eval(format!("{e}")))?;
+    for src in files {
+        let package = src
+            .text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("package "))
+            .map(str::trim)
+            .unwrap_or_default();
+        let imports: Vec<(String, String)> = src
+            .text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("import data."))
+            .map(|path| {
+                let path = path
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let alias = path.rsplit('.').next().unwrap_or_default().to_owned();
+                (alias, path)
+            })
+            .collect();
+        for (name, line, col) in calls(&src.text) {
+            let known = name == "print"
+                || regorus::unstable::BUILTINS.contains_key(name.as_str())
+                || defined.contains_key(&format!("data.{package}.{name}"))
+                || defined.contains_key(&name)
+                || imports.iter().any(|(alias, path)| {
+                    name.strip_prefix(alias.as_str())
+                        .and_then(|rest| rest.strip_prefix('.'))
+                        .is_some_and(|rest| defined.contains_key(&format!("data.{path}.{rest}")))
+                });
+            if !known {
+                return Err(PolicyError::invalid(
+                    Diagnostic::new(
+                        Path::new(&src.rel),
+                        Pos::new(line, col),
+                        "",
+                        format!("unknown function `{name}`"),
+                    )
+                    .with_hint(Some(
+                        "it is neither defined in the policies nor a builtin this hitl provides (see docs/policies.md)"
+                            .to_owned(),
+                    ))
+                    .with_source(&src.text),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn build_engine(files: &[SourceFile], data: &[(String, Json)]) -> Result<Engine, PolicyError> {
+    let mut engine = new_engine();
+    for src in files {
+        engine
+            .add_policy(src.rel.clone(), src.text.clone())
+            .map_err(|e| PolicyError::invalid(rego_diagnostic(&format!("{e}"), files, &src.rel)))?;
+    }
+    check_functions(&mut engine, files)?;
+    for (rel, value) in data {
+        let stem = Path::new(rel)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let doc = json!({ stem: value });
+        let v = regorus::Value::from_json_str(&doc.to_string()).map_err(|e| {
+            PolicyError::invalid(Diagnostic::new(
+                Path::new(rel),
+                Pos::new(1, 1),
+                "",
+                format!("{e}"),
+            ))
+        })?;
+        engine.add_data(v).map_err(|e| {
+            PolicyError::invalid(Diagnostic::new(
+                Path::new(rel),
+                Pos::new(1, 1),
+                "",
+                format!("cannot merge into `data`: {e}"),
+            ))
+        })?;
+    }
+    Ok(engine)
+}
+
+/// sha256 over `path NUL sha256(content) LF` of every file, sorted by path.
+fn digest_of<'a>(files: impl Iterator<Item = &'a SourceFile>) -> String {
+    let mut all: Vec<&SourceFile> = files.collect();
+    all.sort_by(|a, b| a.rel.cmp(&b.rel));
+    let mut h = Sha256::new();
+    for f in all {
+        let file_hash = Sha256::digest(f.text.as_bytes());
+        h.update(format!("{}\0{}\n", f.rel, hex(&file_hash)).as_bytes());
+    }
+    format!("sha256:{}", hex(&h.finalize()))
+}
+
+/// Lowercase hex of bytes.
+#[must_use]
+pub fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn message(rule: &str, v: &Json) -> Result<Finding, PolicyError> {
+    let shape = |problem: String| PolicyError::Shape {
+        rule: format!("{PACKAGE}.{rule}"),
+        problem,
+    };
+    match v {
+        Json::String(s) if !s.trim().is_empty() => Ok(Finding {
+            rule: format!("{PACKAGE}.{rule}"),
+            message: s.clone(),
+        }),
+        Json::Object(o) => {
+            let msg = o
+                .get("msg")
+                .and_then(Json::as_str)
+                .filter(|s| !s.trim().is_empty())
+                .ok_or_else(|| shape(format!("an object without a `msg` string: {v}")))?;
+            let id = match o.get("rule") {
+                None => format!("{PACKAGE}.{rule}"),
+                Some(Json::String(r)) if !r.is_empty() => r.clone(),
+                Some(other) => {
+                    return Err(shape(format!("a `rule` that is not a string: {other}")));
+                }
+            };
+            if let Some(k) = o.keys().find(|k| !matches!(k.as_str(), "msg" | "rule")) {
+                return Err(shape(format!("an object with the unknown key `{k}`")));
+            }
+            Ok(Finding {
+                rule: id,
+                message: msg.to_owned(),
+            })
+        }
+        other => Err(shape(format!(
+            "{other}, where a message string or {{\"rule\", \"msg\"}} was expected"
+        ))),
+    }
+}
+
+fn set_of<'a>(out: &'a Json, rule: &str) -> Result<&'a [Json], PolicyError> {
+    match out.get(rule) {
+        None => Ok(&[]),
+        Some(Json::Array(items)) => Ok(items),
+        Some(other) => Err(PolicyError::Shape {
+            rule: format!("{PACKAGE}.{rule}"),
+            problem: format!("{other}, where a set was expected (`{rule} contains ...`)"),
+        }),
+    }
+}
+
+fn decision_from(out: &Json, digest: &str, evaluated_at: String) -> Result<Decision, PolicyError> {
+    let deny = set_of(out, "deny")?
+        .iter()
+        .map(|v| message("deny", v))
+        .collect::<Result<Vec<_>, _>>()?;
+    let warn = set_of(out, "warn")?
+        .iter()
+        .map(|v| message("warn", v))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut escalate = Vec::new();
+    for v in set_of(out, "escalate")? {
+        let shape = |problem: String| PolicyError::Shape {
+            rule: format!("{PACKAGE}.escalate"),
+            problem,
+        };
+        let role = v
+            .get("role")
+            .and_then(Json::as_str)
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| shape(format!("{v}, an entry without a `role` string")))?;
+        let reason = v
+            .get("reason")
+            .and_then(Json::as_str)
+            .filter(|r| !r.trim().is_empty())
+            .ok_or_else(|| shape(format!("{v}, an entry without a `reason` string")))?;
+        let rule = match v.get("rule") {
+            None => format!("{PACKAGE}.escalate"),
+            Some(Json::String(r)) => r.clone(),
+            Some(other) => return Err(shape(format!("a `rule` that is not a string: {other}"))),
+        };
+        escalate.push(Escalation {
+            role: role.to_owned(),
+            reason: reason.to_owned(),
+            rule,
+        });
+    }
+    let min_tier = match out.get("min_tier") {
+        None => None,
+        Some(v) => match v.as_u64() {
+            Some(n) if n <= u64::from(crate::matrix::MAX_TIER) => u8::try_from(n).ok(),
+            _ => {
+                return Err(PolicyError::Shape {
+                    rule: format!("{PACKAGE}.min_tier"),
+                    problem: format!("{v}, where a tier from 0 to 5 was expected"),
+                });
+            }
+        },
+    };
+    Ok(Decision {
+        allowed: deny.is_empty(),
+        deny,
+        warn,
+        escalate,
+        min_tier,
+        policy_digest: digest.to_owned(),
+        evaluated_at,
+    })
+}
+
+/// The policy input for one proposal (its JSON Schema is docs/policy-input.schema.json).
+/// `submitter` is the principal whose key submitted the proposal, once proposals are
+/// signed; `None` before.
+#[must_use]
+pub fn input(
+    matrix: &Matrix,
+    request: &Request,
+    classification: &Classification,
+    submitter: Option<&str>,
+    now: DateTime<Utc>,
+) -> Json {
+    let roles_of =
+        |p: &str| -> Vec<String> { matrix.roles_of(p).map(|r| r.name.clone()).collect() };
+    let roles: serde_json::Map<String, Json> = matrix
+        .roles
+        .iter()
+        .map(|r| {
+            (
+                r.name.clone(),
+                json!({
+                    "members": r.members,
+                    "limits": r.limits,
+                    "escalates_to": r.escalates_to,
+                }),
+            )
+        })
+        .collect();
+    let windows: serde_json::Map<String, Json> = matrix
+        .change_windows
+        .iter()
+        .map(|w| {
+            (
+                w.name.clone(),
+                json!({
+                    "timezone": w.timezone,
+                    "days": w.days.iter().map(|d| crate::matrix::weekday_name(*d)).collect::<Vec<_>>(),
+                    "start": w.start.format("%H:%M").to_string(),
+                    "end": w.end.format("%H:%M").to_string(),
+                    "open_now": w.contains(now),
+                }),
+            )
+        })
+        .collect();
+    json!({
+        "now": now.to_rfc3339_opts(SecondsFormat::Secs, true),
+        "request": request,
+        "classification": classification,
+        "requester": {"principal": request.requested_by, "roles": roles_of(&request.requested_by)},
+        "submitter": {
+            "principal": submitter,
+            "roles": submitter.map(roles_of).unwrap_or_default(),
+        },
+        "matrix": {
+            "roles": roles,
+            "change_windows": windows,
+            "max_source_age_seconds": matrix.max_source_age.map(|d| d.as_secs()),
+            "default_tier": matrix.default_tier,
+        },
+    })
+}
