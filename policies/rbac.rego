@@ -6,7 +6,7 @@ import rego.v1
 
 deny contains {"rule": "rbac.requester-system", "msg": msg} if {
 	system := input.request.action.target.system
-	not requester_may_act_on(input.request.requested_by, system)
+	not requester_may_act_on_target
 	msg := sprintf("%s may not request actions on %s", [input.request.requested_by, system])
 }
 
@@ -16,10 +16,9 @@ deny contains {"rule": "rbac.agent-registered", "msg": msg} if {
 }
 
 deny contains {"rule": "rbac.agent-tool", "msg": msg} if {
-	agent := data.rbac.agents[input.request.agent.id]
-	tool := input.request.action.name
-	not tool_allowed(agent.tools, tool)
-	msg := sprintf("agent %s may not call %s", [input.request.agent.id, tool])
+	data.rbac.agents[input.request.agent.id]
+	not agent_may_call_tool
+	msg := sprintf("agent %s may not call %s", [input.request.agent.id, input.request.action.name])
 }
 
 # Once proposals are signed, the submitting key must be the agent's registered principal.
@@ -31,12 +30,20 @@ deny contains {"rule": "rbac.agent-principal", "msg": msg} if {
 	msg := sprintf("agent %s must submit as %s, not %s", [input.request.agent.id, agent.principal, submitter])
 }
 
-requester_may_act_on(principal, system) if {
-	some allowed in data.rbac.requesters[principal]
-	allowed == system
+# Helpers are rules, not functions: evaluated once per decision.
+requester_may_act_on_target if {
+	input.request.action.target.system in data.rbac.requesters[input.request.requested_by]
 }
 
-tool_allowed(patterns, tool) if {
-	some pattern in patterns
-	glob.match(pattern, ["."], tool)
+# A tool pattern is an exact tool name or `prefix.*` (any tool under `prefix.`). Plain
+# string tests, not glob.match: a glob is compiled on every call, which costs more than
+# the rest of the policy set together.
+agent_may_call_tool if {
+	input.request.action.name in data.rbac.agents[input.request.agent.id].tools
+}
+
+agent_may_call_tool if {
+	some pattern in data.rbac.agents[input.request.agent.id].tools
+	endswith(pattern, ".*")
+	startswith(input.request.action.name, trim_suffix(pattern, "*"))
 }

@@ -30,6 +30,8 @@ use crate::request::Request;
 
 /// The Rego package every decision rule lives in.
 pub const PACKAGE: &str = "hitl";
+/// The rules of `package hitl` that make up a decision.
+pub const DECISION_RULES: [&str; 4] = ["deny", "warn", "escalate", "min_tier"];
 /// How long one evaluation may run before it is an error.
 pub const EVAL_TIME_LIMIT: Duration = Duration::from_millis(250);
 /// The largest policy or data file accepted.
@@ -96,6 +98,8 @@ struct SourceFile {
 /// The compiled policy set of a workspace.
 pub struct PolicySet {
     engine: Engine,
+    /// The decision rules (`deny`, `warn`, `escalate`, `min_tier`) the policies define.
+    decision_rules: Vec<&'static str>,
     files: Vec<SourceFile>,
     tests: Vec<SourceFile>,
     data: Vec<(String, Json)>,
@@ -260,18 +264,28 @@ impl PolicySet {
         let engine = build_engine(&files, &data)?;
         let mut set = Self {
             engine,
+            decision_rules: Vec::new(),
             files,
             tests,
             data,
             digest,
         };
-        // Analyse now: unsafe variables and rule conflicts are load errors.
+        // Analyse now, on an empty input: unsafe variables and rule conflicts are load
+        // errors. A decision rule the policies do not define is simply absent.
         set.engine.set_input(regorus::Value::new_object());
-        set.engine
-            .eval_query(format!("data.{PACKAGE}"), false)
-            .map_err(|e| {
-                PolicyError::invalid(rego_diagnostic(&format!("{e}"), &set.files, "policies"))
-            })?;
+        for rule in DECISION_RULES {
+            match set.engine.eval_rule(format!("data.{PACKAGE}.{rule}")) {
+                Ok(_) => set.decision_rules.push(rule),
+                Err(e) if format!("{e}").trim() == "not a valid rule path" => {}
+                Err(e) => {
+                    return Err(PolicyError::invalid(rego_diagnostic(
+                        &format!("{e}"),
+                        &set.files,
+                        "policies",
+                    )));
+                }
+            }
+        }
         Ok(Some(set))
     }
 
@@ -291,33 +305,44 @@ impl PolicySet {
     /// # Errors
     /// Any evaluation error, time-out or wrong result shape.
     pub fn evaluate(&mut self, input: &Json) -> Result<Decision, PolicyError> {
-        let value = regorus::Value::from_json_str(&input.to_string())
-            .map_err(|e| PolicyError::Eval(format!("{e}")))?;
-        self.engine.set_input(value);
-        let results = self
-            .engine
-            .eval_query(format!("data.{PACKAGE}"), false)
-            .map_err(|e| {
-                PolicyError::Eval(
-                    rego_diagnostic(&format!("{e}"), &self.files, "policies").to_string(),
-                )
-            })?;
-        let result = results
-            .result
-            .first()
-            .and_then(|r| r.expressions.first())
-            .map(|e| e.value.to_json_str())
-            .transpose()
-            .map_err(|e| PolicyError::Eval(format!("{e}")))?
-            .unwrap_or_else(|| "{}".to_owned());
-        let out: Json =
-            serde_json::from_str(&result).map_err(|e| PolicyError::Eval(e.to_string()))?;
+        self.engine.set_input(regorus::Value::from(input.clone()));
+        let out = self.eval_decision_rules()?;
         let evaluated_at = input
             .get("now")
             .and_then(Json::as_str)
             .unwrap_or_default()
             .to_owned();
         decision_from(&out, &self.digest, evaluated_at)
+    }
+
+    /// Evaluates each decision rule the policies define, one by one, into
+    /// `{"deny": [...], ...}`.
+    ///
+    /// One rule at a time on purpose: regorus 0.14.1 evaluates `not <rule>` wrongly when
+    /// the whole package (`data.hitl`) is queried and the package spans several files
+    /// (the rule reads as undefined). `eval_rule` per decision rule is correct, and
+    /// faster. `tests/cli/policy.rs` holds the example set to it.
+    fn eval_decision_rules(&mut self) -> Result<Json, PolicyError> {
+        let mut out = serde_json::Map::new();
+        for rule in &self.decision_rules {
+            let v = self
+                .engine
+                .eval_rule(format!("data.{PACKAGE}.{rule}"))
+                .map_err(|e| {
+                    PolicyError::Eval(
+                        rego_diagnostic(&format!("{e}"), &self.files, "policies").to_string(),
+                    )
+                })?;
+            if v == regorus::Value::Undefined {
+                continue;
+            }
+            let text = v
+                .to_json_str()
+                .map_err(|e| PolicyError::Eval(format!("{e}")))?;
+            let json = serde_json::from_str(&text).map_err(|e| PolicyError::Eval(e.to_string()))?;
+            out.insert((*rule).to_owned(), json);
+        }
+        Ok(Json::Object(out))
     }
 
     /// Runs every `test_*` rule of `policies/*_test.rego` (OPA's convention).
@@ -769,4 +794,125 @@ pub fn input(
             "default_tier": matrix.default_tier,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A workspace folder with the given policy files, removed on drop.
+    struct Ws(PathBuf);
+
+    impl Ws {
+        fn new(name: &str, files: &[(&str, &str)]) -> Self {
+            let dir =
+                std::env::temp_dir().join(format!("hitl-policy-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            for (rel, text) in files {
+                let p = dir.join(rel);
+                std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                std::fs::write(p, text).unwrap();
+            }
+            Self(dir)
+        }
+    }
+
+    impl Drop for Ws {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn negated_rules_across_files_evaluate_correctly() {
+        // regorus 0.14.1 gets `not ok` wrong when the whole multi-file package is queried;
+        // evaluating rule by rule must not.
+        let ws = Ws::new(
+            "negation",
+            &[
+                (
+                    "policies/a.rego",
+                    "package hitl\n\nwarn contains \"w\" if input.y == 1\n",
+                ),
+                (
+                    "policies/b.rego",
+                    "package hitl\n\ndeny contains \"no\" if not ok\n\nok if input.x in data.d.allowed\n",
+                ),
+                ("policies/data/d.json", "{\"allowed\": [\"a\"]}"),
+            ],
+        );
+        let mut set = PolicySet::load(&ws.0).unwrap().unwrap();
+        let allowed = set
+            .evaluate(&json!({"x": "a", "now": "2026-11-27T10:00:00Z"}))
+            .unwrap();
+        assert!(allowed.allowed, "{allowed:?}");
+        let denied = set
+            .evaluate(&json!({"x": "b", "now": "2026-11-27T10:00:00Z"}))
+            .unwrap();
+        assert_eq!(denied.deny.len(), 1);
+        assert_eq!(denied.evaluated_at, "2026-11-27T10:00:00Z");
+    }
+
+    #[test]
+    fn the_digest_covers_policies_tests_and_data() {
+        let base = [
+            (
+                "policies/a.rego",
+                "package hitl\n\nwarn contains \"w\" if input.y == 1\n",
+            ),
+            (
+                "policies/a_test.rego",
+                "package hitl_test\n\ntest_x if true\n",
+            ),
+            ("policies/data/d.json", "{\"allowed\": [\"a\"]}"),
+        ];
+        let digest = |files: &[(&str, &str)], name: &str| {
+            let ws = Ws::new(name, files);
+            PolicySet::load(&ws.0).unwrap().unwrap().digest().to_owned()
+        };
+        let d0 = digest(&base, "d0");
+        assert_eq!(
+            d0,
+            digest(&base, "d0-again"),
+            "the digest is a function of the files"
+        );
+        for (i, changed) in [
+            "policies/a.rego",
+            "policies/a_test.rego",
+            "policies/data/d.json",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let mut files = base.to_vec();
+            let text = format!("{}\n", files[i].1);
+            files[i] = (changed, &text);
+            assert_ne!(
+                digest(&files, &format!("d{}", i + 1)),
+                d0,
+                "{changed} is covered"
+            );
+        }
+    }
+
+    #[test]
+    fn test_rules_are_found_once_in_file_order() {
+        let found = test_rules(
+            "package x\ntest_a if true\n  test_indented if true\ntest_b if {\n}\ntest_a if false\n",
+        );
+        assert_eq!(
+            found,
+            vec![(2, "test_a".to_owned()), (4, "test_b".to_owned())]
+        );
+    }
+
+    #[test]
+    fn calls_skip_comments_strings_and_keywords() {
+        let found: Vec<String> =
+            calls("# f(x)\nx := \"g(y)\"\ny := count(a) + data.p.h(1)\nz if not (true)\n")
+                .into_iter()
+                .map(|(n, ..)| n)
+                .collect();
+        assert_eq!(found, vec!["count", "data.p.h"]);
+    }
 }
