@@ -35,15 +35,15 @@ requester_may_act_on_target if {
 	input.request.action.target.system in data.rbac.requesters[input.request.requested_by]
 }
 
-# A tool pattern is an exact tool name or `prefix.*` (any tool under `prefix.`). Plain
-# string tests, not glob.match: a glob is compiled on every call, which costs more than
-# the rest of the policy set together.
+# A tool entry is an exact tool name or `<system>.*` (any tool of that system). Set and
+# string operations instead of a loop over patterns with glob.match: each builtin call
+# costs about a microsecond, a compiled glob far more.
 agent_may_call_tool if {
 	input.request.action.name in data.rbac.agents[input.request.agent.id].tools
 }
 
 agent_may_call_tool if {
-	some pattern in data.rbac.agents[input.request.agent.id].tools
-	endswith(pattern, ".*")
-	startswith(input.request.action.name, trim_suffix(pattern, "*"))
+	parts := split(input.request.action.name, ".")
+	count(parts) > 1
+	concat("", [parts[0], ".*"]) in data.rbac.agents[input.request.agent.id].tools
 }
