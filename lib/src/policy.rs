@@ -58,6 +58,11 @@ impl PolicyError {
     }
 }
 
+/// A problem with a whole file (no better position known).
+fn file_error(rel: &str, message: impl Into<String>) -> PolicyError {
+    PolicyError::invalid(Diagnostic::new(Path::new(rel), Pos::new(1, 1), "", message))
+}
+
 /// One `deny` or `warn` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
@@ -156,26 +161,22 @@ fn read_text(path: &Path, rel: &str) -> Result<String, PolicyError> {
         message: e.to_string(),
     })?;
     if bytes.len() > MAX_POLICY_BYTES {
-        return Err(PolicyError::invalid(Diagnostic::new(
-            Path::new(rel),
-            Pos::new(1, 1),
-            "",
+        return Err(file_error(
+            rel,
             format!(
                 "file is {} bytes, over the cap of {MAX_POLICY_BYTES} bytes",
                 bytes.len()
             ),
-        )));
+        ));
     }
     String::from_utf8(bytes).map_err(|e| {
-        PolicyError::invalid(Diagnostic::new(
-            Path::new(rel),
-            Pos::new(1, 1),
-            "",
+        file_error(
+            rel,
             format!(
                 "file is not valid UTF-8 (byte {})",
                 e.utf8_error().valid_up_to()
             ),
-        ))
+        )
     })
 }
 
@@ -433,21 +434,18 @@ fn parse_data(rel: &str, path: &Path, text: &str) -> Result<Json, PolicyError> {
             ..crate::yaml::Limits::MATRIX
         };
         crate::yaml::parse(Path::new(rel), text.as_bytes(), limits)
-            .map_err(|d| {
-                PolicyError::invalid(d.0.into_iter().next().unwrap_or_else(|| {
-                    Diagnostic::new(Path::new(rel), Pos::new(1, 1), "", "invalid YAML")
-                }))
+            .map_err(|d| match d.0.into_iter().next() {
+                Some(first) => PolicyError::invalid(first),
+                None => file_error(rel, "invalid YAML"),
             })?
             .0
             .to_json()
     };
     if !value.is_object() {
-        return Err(PolicyError::invalid(Diagnostic::new(
-            Path::new(rel),
-            Pos::new(1, 1),
-            "",
+        return Err(file_error(
+            rel,
             "a data file must hold a mapping at the top (it becomes `data.<file name>`)",
-        )));
+        ));
     }
     Ok(value)
 }
@@ -585,23 +583,10 @@ fn build_engine(files: &[SourceFile], data: &[(String, Json)]) -> Result<Engine,
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let doc = json!({ stem: value });
-        let v = regorus::Value::from_json_str(&doc.to_string()).map_err(|e| {
-            PolicyError::invalid(Diagnostic::new(
-                Path::new(rel),
-                Pos::new(1, 1),
-                "",
-                format!("{e}"),
-            ))
-        })?;
-        engine.add_data(v).map_err(|e| {
-            PolicyError::invalid(Diagnostic::new(
-                Path::new(rel),
-                Pos::new(1, 1),
-                "",
-                format!("cannot merge into `data`: {e}"),
-            ))
-        })?;
+        let doc = regorus::Value::from(json!({ stem: value }));
+        engine
+            .add_data(doc)
+            .map_err(|e| file_error(rel, format!("cannot merge into `data`: {e}")))?;
     }
     Ok(engine)
 }
