@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::workspace::{ALLOWED_SIGNERS, MATRIX_FILE, SETTINGS_FILE};
 
-/// The files a new workspace starts with. The matrix and the request are the ones the
-/// repository root ships, so `hitl init` and the examples cannot drift apart.
-pub const FILES: [(&str, &str); 7] = [
+/// The files a new workspace starts with. The matrix, the request and the policies are
+/// the ones the repository root ships, so `hitl init` and the examples cannot drift apart.
+pub const FILES: [(&str, &str); 18] = [
     (MATRIX_FILE, include_str!("../../approval-matrix.yaml")),
     (
         "requests/refund-4711.yaml",
@@ -16,7 +16,54 @@ pub const FILES: [(&str, &str); 7] = [
     (ALLOWED_SIGNERS, ALLOWED_SIGNERS_STUB),
     (SETTINGS_FILE, SETTINGS_STUB),
     ("README.md", README_STUB),
-    ("policies/.gitkeep", ""),
+    (
+        "policies/change_window.rego",
+        include_str!("../../policies/change_window.rego"),
+    ),
+    (
+        "policies/change_window_test.rego",
+        include_str!("../../policies/change_window_test.rego"),
+    ),
+    (
+        "policies/data_classification.rego",
+        include_str!("../../policies/data_classification.rego"),
+    ),
+    (
+        "policies/data_classification_test.rego",
+        include_str!("../../policies/data_classification_test.rego"),
+    ),
+    (
+        "policies/fixtures_test.rego",
+        include_str!("../../policies/fixtures_test.rego"),
+    ),
+    (
+        "policies/limits.rego",
+        include_str!("../../policies/limits.rego"),
+    ),
+    (
+        "policies/limits_test.rego",
+        include_str!("../../policies/limits_test.rego"),
+    ),
+    (
+        "policies/rbac.rego",
+        include_str!("../../policies/rbac.rego"),
+    ),
+    (
+        "policies/rbac_test.rego",
+        include_str!("../../policies/rbac_test.rego"),
+    ),
+    (
+        "policies/sources.rego",
+        include_str!("../../policies/sources.rego"),
+    ),
+    (
+        "policies/sources_test.rego",
+        include_str!("../../policies/sources_test.rego"),
+    ),
+    (
+        "policies/data/rbac.json",
+        include_str!("../../policies/data/rbac.json"),
+    ),
     ("audit/.gitkeep", ""),
 ];
 
@@ -40,7 +87,8 @@ const README_STUB: &str = "\
 This folder is a `hitl` workspace: AI agents write action proposals to `requests/`,
 `approval-matrix.yaml` says which tier each action falls into and who must approve it.
 
-    hitl lint                        # check the matrix and every request
+    hitl lint                        # check the matrix, every request and the policies
+    hitl policy test                 # run the policies' tests
     hitl show refund-4711            # the evidence pack a reviewer sees
     hitl explain refund-4711         # why this tier, who may approve
 ";
@@ -79,4 +127,43 @@ pub fn init(dir: &Path) -> Result<Vec<PathBuf>> {
         created.push(PathBuf::from(".git/"));
     }
     Ok(created)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FILES;
+
+    fn walk(dir: &std::path::Path, base: &std::path::Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                walk(&p, base, out);
+            } else {
+                out.push(
+                    p.strip_prefix(base)
+                        .unwrap()
+                        .to_string_lossy()
+                        .replace('\\', "/"),
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn init_ships_every_example_policy() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let mut on_disk = Vec::new();
+        walk(&root.join("policies"), &root, &mut on_disk);
+        on_disk.sort();
+        let mut shipped: Vec<String> = FILES
+            .iter()
+            .map(|(p, _)| (*p).to_owned())
+            .filter(|p| p.starts_with("policies/"))
+            .collect();
+        shipped.sort();
+        assert_eq!(
+            shipped, on_disk,
+            "add new example policies to scaffold::FILES"
+        );
+    }
 }

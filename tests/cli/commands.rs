@@ -63,13 +63,14 @@ fn man_prints_roff() {
     assert!(page.contains("\\-\\-workspace"), "documents -C/--workspace");
 }
 
-const INIT_FILES: [&str; 7] = [
+const INIT_FILES: [&str; 8] = [
     "README.md",
     "allowed_signers",
     "approval-matrix.yaml",
     "audit/.gitkeep",
     "hitl.toml",
-    "policies/.gitkeep",
+    "policies/limits.rego",
+    "policies/data/rbac.json",
     "requests/refund-4711.yaml",
 ];
 
@@ -89,7 +90,12 @@ fn init_creates_a_workspace_that_lints_clean_and_refuses_to_run_twice() {
     }
     assert!(ws.join(".git").is_dir(), "no git repository");
     // The scaffold is the repository's own example, byte for byte.
-    for f in ["approval-matrix.yaml", "requests/refund-4711.yaml"] {
+    for f in [
+        "approval-matrix.yaml",
+        "requests/refund-4711.yaml",
+        "policies/rbac.rego",
+        "policies/data/rbac.json",
+    ] {
         assert_eq!(
             std::fs::read(ws.join(f)).expect("read"),
             std::fs::read(root().join(f)).expect("read"),
@@ -105,6 +111,12 @@ fn init_creates_a_workspace_that_lints_clean_and_refuses_to_run_twice() {
         .code(0)
         .stderr_eq("")
         .stdout_eq("lint: 0 error(s), 0 warning(s) in `approval-matrix.yaml` and 1 request(s)\n");
+    hitl_now()
+        .arg("-C")
+        .arg(&ws)
+        .args(["policy", "test"])
+        .assert()
+        .code(0);
 
     let before = tree(tmp.path());
     let out = run(hitl_now().current_dir(tmp.path()).args(["init", "ws"]));
