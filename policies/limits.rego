@@ -45,3 +45,16 @@ deny contains {"rule": "limits.vendor-payment-currency", "msg": msg} if {
 	not finance_limit
 	msg := sprintf("no finance limit is defined for %s", [amount.currency])
 }
+
+# Limits only work on a stated amount: a money movement without `action.amount` would slip
+# past every threshold (the sum could hide in `parameters`).
+money_systems := {"payments", "erp"}
+
+money_writes := {"approve", "execute", "update", "delete"}
+
+deny contains {"rule": "limits.amount-missing", "msg": msg} if {
+	input.request.action.target.system in money_systems
+	input.request.action.type in money_writes
+	not input.request.action.amount
+	msg := sprintf("%s on %s moves money but states no `action.amount`", [input.request.action.name, input.request.action.target.system])
+}

@@ -37,3 +37,23 @@ test_vendor_payment_over_the_finance_limit_is_denied if {
 test_vendor_payment_in_a_currency_without_a_limit_is_denied if {
 	"limits.vendor-payment-currency" in deny_rules(vendor_payment(10, "USD"))
 }
+
+# object.union merges deeply, so removing a key means rebuilding each level.
+without_amount(inp) := object.union(object.remove(inp, ["request"]), {"request": object.union(
+	object.remove(inp.request, ["action"]),
+	{"action": object.remove(inp.request.action, ["amount"])},
+)})
+
+test_refund_without_an_amount_is_denied if {
+	deny_rules(without_amount(base_input)) == {"limits.amount-missing"}
+}
+
+test_vendor_payment_without_an_amount_is_denied if {
+	"limits.amount-missing" in deny_rules(without_amount(vendor_payment(10, "EUR")))
+}
+
+test_reading_payments_needs_no_amount if {
+	inp := without_amount(base_input)
+	read := object.union(inp, {"request": object.union(inp.request, {"action": object.union(inp.request.action, {"type": "read"})})})
+	not "limits.amount-missing" in deny_rules(read)
+}

@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use crate::matrix::{Conditions, Execution, Matrix, Role, Rule};
-use crate::request::{Amount, Request};
+use crate::request::{ActionType, Amount, Request};
 
 /// A rule that applied, with the tier it gives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -116,11 +116,14 @@ pub fn conditions_hold(c: &Conditions, r: &Request) -> bool {
 }
 
 /// The rules that apply to the request, in matrix order.
+///
+/// A tier-0 rule never applies to an action that is not a `read`, whatever its
+/// conditions say: no rule can wave an action with an effect through without approval
+/// (`hitl lint` reports such a rule as `write-at-tier-0`).
 pub fn matching_rules<'m>(matrix: &'m Matrix, r: &Request) -> impl Iterator<Item = &'m Rule> {
-    matrix
-        .rules
-        .iter()
-        .filter(move |rule| conditions_hold(&rule.when, r))
+    matrix.rules.iter().filter(move |rule| {
+        conditions_hold(&rule.when, r) && (rule.tier > 0 || r.action.kind == ActionType::Read)
+    })
 }
 
 /// Follows `escalates_to` from `start` until a role covers the amount. `None` when the
@@ -164,32 +167,109 @@ pub fn apply_policy(
         Some(t) if t > base.tier => classify_at_least(matrix, r, Some(t)),
         _ => base.clone(),
     };
+    let exclude = (!c.self_approval).then_some(r.requested_by.as_str());
     for e in &decision.escalate {
         if let Some(existing) = c.eligible_roles.iter_mut().find(|x| x.role == e.role) {
             existing.required_by_policy = Some(e.reason.clone());
             continue;
         }
-        match matrix.role(&e.role) {
-            Some(role) => {
-                c.eligible_roles.push(EligibleRole {
-                    role: role.name.clone(),
-                    members: role.members.clone(),
-                    escalated_from: None,
-                    required_by_policy: Some(e.reason.clone()),
-                });
+        // The escalated role passes the same checks as a routed one: it must exist, have
+        // authority for the amount (or escalate further), and members besides the requester.
+        match eligible_role(matrix, &e.role, r.action.amount.as_ref(), exclude) {
+            Ok(mut role) => {
+                role.required_by_policy = Some(e.reason.clone());
+                if let Some(existing) = c.eligible_roles.iter_mut().find(|x| x.role == role.role) {
+                    existing.required_by_policy = role.required_by_policy;
+                    continue;
+                }
+                c.eligible_roles.push(role);
                 c.approvals_required = c.approvals_required.saturating_add(1);
                 c.distinct_roles = true;
             }
-            None => c.problems.push(RoutingProblem {
-                code: "unknown-role",
-                message: format!(
-                    "policy rule `{}` escalates to role `{}`, which does not exist",
-                    e.rule, e.role
-                ),
-            }),
+            Err(mut p) => {
+                p.message = format!("policy rule `{}`: {}", e.rule, p.message);
+                c.problems.push(p);
+            }
         }
     }
+    c.problems.retain(|p| !QUORUM_CODES.contains(&p.code));
+    let quorum = quorum_problems(&c);
+    c.problems.extend(quorum);
     c
+}
+
+/// The problem codes [`quorum_problems`] produces.
+const QUORUM_CODES: [&str; 3] = ["no-approver", "no-quorum", "empty-role"];
+
+/// Whether the eligible roles can reach the quorum the classification asks for.
+fn quorum_problems(c: &Classification) -> Vec<RoutingProblem> {
+    let mut problems = Vec::new();
+    let (tier_n, approvals) = (c.tier, c.approvals_required);
+    if approvals == 0 {
+        return problems;
+    }
+    let can_self = c.self_approval && c.eligible_roles.is_empty();
+    if c.eligible_roles.is_empty() && !can_self {
+        problems.push(RoutingProblem {
+            code: "no-approver",
+            message: format!("tier {tier_n} needs {approvals} approval(s) but no role is eligible"),
+        });
+    } else if c.distinct_roles && c.eligible_roles.len() < usize::from(approvals) {
+        problems.push(RoutingProblem {
+            code: "no-quorum",
+            message: format!(
+                "tier {tier_n} needs {approvals} approvals from distinct roles but only {} role(s) are eligible",
+                c.eligible_roles.len()
+            ),
+        });
+    }
+    for e in &c.eligible_roles {
+        if e.members.is_empty() {
+            problems.push(RoutingProblem {
+                code: "empty-role",
+                message: format!(
+                    "eligible role `{}` has no members (the requester does not count)",
+                    e.role
+                ),
+            });
+        }
+    }
+    problems
+}
+
+/// The role that may approve for `name`: itself, or the first role up its escalation
+/// chain with authority for `amount`. `exclude` (the requester, unless the tier allows
+/// self-approval) is never among its members: nobody approves their own request.
+fn eligible_role(
+    matrix: &Matrix,
+    name: &str,
+    amount: Option<&Amount>,
+    exclude: Option<&str>,
+) -> Result<EligibleRole, RoutingProblem> {
+    if matrix.role(name).is_none() {
+        return Err(RoutingProblem {
+            code: "unknown-role",
+            message: format!("approver role `{name}` is not defined in the matrix"),
+        });
+    }
+    let role = role_with_authority(matrix, name, amount).ok_or_else(|| RoutingProblem {
+        code: "over-limit",
+        message: format!(
+            "no role reachable from `{name}` has authority for {}",
+            amount.map_or_else(String::new, ToString::to_string)
+        ),
+    })?;
+    Ok(EligibleRole {
+        role: role.name.clone(),
+        members: role
+            .members
+            .iter()
+            .filter(|m| Some(m.as_str()) != exclude)
+            .cloned()
+            .collect(),
+        escalated_from: (role.name != name).then(|| name.to_owned()),
+        required_by_policy: None,
+    })
 }
 
 /// Classifies one request at `min_tier` or above.
@@ -220,81 +300,34 @@ fn classify_at_least(matrix: &Matrix, r: &Request, min_tier: Option<u8>) -> Clas
         (u8::MAX, true, false, Execution::HumanSupervised),
         |t| (t.approvals, t.distinct_roles, t.self_approval, t.execution),
     );
+    let exclude = (!self_approval).then_some(r.requested_by.as_str());
     let mut eligible: Vec<EligibleRole> = Vec::new();
-    let add_roles =
-        |names: &[String], eligible: &mut Vec<EligibleRole>, problems: &mut Vec<RoutingProblem>| {
-            for name in names {
-                if matrix.role(name).is_none() {
-                    problems.push(RoutingProblem {
-                        code: "unknown-role",
-                        message: format!("approver role `{name}` is not defined in the matrix"),
-                    });
-                    continue;
-                }
-                match role_with_authority(matrix, name, amount) {
-                    Some(role) => {
-                        if eligible.iter().any(|e| e.role == role.name) {
-                            continue;
-                        }
-                        eligible.push(EligibleRole {
-                            role: role.name.clone(),
-                            members: role.members.clone(),
-                            escalated_from: (role.name != *name).then(|| name.clone()),
-                            required_by_policy: None,
-                        });
-                    }
-                    None => problems.push(RoutingProblem {
-                        code: "over-limit",
-                        message: format!(
-                            "no role reachable from `{name}` has authority for {}",
-                            amount.map_or_else(String::new, ToString::to_string)
-                        ),
-                    }),
-                }
+    let mut add_roles = |names: &[String], eligible: &mut Vec<EligibleRole>| {
+        for name in names {
+            match eligible_role(matrix, name, amount, exclude) {
+                Ok(role) if eligible.iter().any(|e| e.role == role.role) => {}
+                Ok(role) => eligible.push(role),
+                Err(p) => problems.push(p),
             }
-        };
+        }
+    };
     if approvals > 0 {
         match route {
             Some(route) => {
-                add_roles(&route.approvers, &mut eligible, &mut problems);
+                add_roles(&route.approvers, &mut eligible);
                 // A route naming fewer roles than the tier's distinct quorum is completed
                 // by the tier's own approver roles.
                 if distinct
                     && eligible.len() < usize::from(approvals)
                     && let Some(t) = tier
                 {
-                    add_roles(&t.approver_roles, &mut eligible, &mut problems);
+                    add_roles(&t.approver_roles, &mut eligible);
                 }
             }
             None => {
                 if let Some(t) = tier {
-                    add_roles(&t.approver_roles, &mut eligible, &mut problems);
+                    add_roles(&t.approver_roles, &mut eligible);
                 }
-            }
-        }
-        let can_self = self_approval && eligible.is_empty();
-        if eligible.is_empty() && !can_self {
-            problems.push(RoutingProblem {
-                code: "no-approver",
-                message: format!(
-                    "tier {tier_n} needs {approvals} approval(s) but no role is eligible"
-                ),
-            });
-        } else if distinct && eligible.len() < usize::from(approvals) {
-            problems.push(RoutingProblem {
-                code: "no-quorum",
-                message: format!(
-                    "tier {tier_n} needs {approvals} approvals from distinct roles but only {} role(s) are eligible",
-                    eligible.len()
-                ),
-            });
-        }
-        for e in &eligible {
-            if e.members.is_empty() {
-                problems.push(RoutingProblem {
-                    code: "empty-role",
-                    message: format!("eligible role `{}` has no members", e.role),
-                });
             }
         }
     }
@@ -308,7 +341,7 @@ fn classify_at_least(matrix: &Matrix, r: &Request, min_tier: Option<u8>) -> Clas
         .filter(|f| !r.has_evidence(f))
         .cloned()
         .collect();
-    Classification {
+    let mut c = Classification {
         tier: tier_n,
         tier_name: tier.map_or_else(String::new, |t| t.name.clone()),
         raised_by_policy_from: (tier_n != rule_tier).then_some(rule_tier),
@@ -326,7 +359,10 @@ fn classify_at_least(matrix: &Matrix, r: &Request, min_tier: Option<u8>) -> Clas
         required_evidence: required,
         missing_evidence: missing,
         problems,
-    }
+    };
+    let quorum = quorum_problems(&c);
+    c.problems.extend(quorum);
+    c
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::classify::classify;
 use crate::diag::{Diagnostic, Pos};
 use crate::matrix::{Execution, Matrix, OnTimeout};
+use crate::request::ActionType;
 use crate::request::LoadedRequest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -244,16 +245,18 @@ pub fn lint_matrix(m: &Matrix, file: &Path) -> Vec<Finding> {
         }
     }
     for rule in &m.rules {
-        if rule.tier == 0 && rule.when.action_type.iter().any(|t| t.as_str() != "read") {
+        let read_only = !rule.when.action_type.is_empty()
+            && rule.when.action_type.iter().all(|t| *t == ActionType::Read);
+        if rule.tier == 0 && !read_only {
             out.push(
                 Finding::new(
-                    Severity::Warning,
+                    Severity::Error,
                     "write-at-tier-0",
                     file,
                     rule.pos,
-                    format!("rule `{}` puts an action with an effect at tier 0", rule.id),
+                    format!("rule `{}` gives tier 0 to actions that are not read-only", rule.id),
                 )
-                .hint("tier 0 is for actions with no external effect"),
+                .hint("tier 0 is for actions with no external effect: add `action_type: [read]` (classification ignores such a rule for anything but `read`)"),
             );
         }
     }

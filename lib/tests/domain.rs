@@ -216,3 +216,86 @@ fn only_tier_1_lets_the_requester_approve() {
     }
     assert!(classify(&m, &request(&m, "draft-reply-5531")).self_approval);
 }
+
+#[test]
+fn the_requester_is_never_counted_as_an_approver() {
+    let m = matrix();
+    // Ravi is the only member of revenue-ops, which owns CRM updates.
+    let r = with_line(
+        &m,
+        "crm-stage-acme",
+        "requested_by: maria@example.com",
+        "requested_by: ravi@example.com",
+    );
+    let c = classify(&m, &r);
+    assert_eq!(c.eligible_roles[0].role, "revenue-ops");
+    assert!(c.eligible_roles[0].members.is_empty());
+    let codes: Vec<&str> = c.problems.iter().map(|p| p.code).collect();
+    assert_eq!(codes, vec!["empty-role"]);
+}
+
+#[test]
+fn a_policy_escalation_passes_the_same_checks_as_a_route() {
+    use hitl_lib::policy::{Decision, Escalation};
+    let m = matrix();
+    let r = with_line(
+        &m,
+        "refund-4711",
+        REFUND_AMOUNT,
+        "{value: 20000, currency: EUR}",
+    );
+    let base = classify(&m, &r);
+    let decision = |role: &str| Decision {
+        allowed: true,
+        deny: vec![],
+        warn: vec![],
+        escalate: vec![Escalation {
+            role: role.to_owned(),
+            reason: "test".to_owned(),
+            rule: "t".to_owned(),
+        }],
+        min_tier: None,
+        policy_digest: String::new(),
+        evaluated_at: String::new(),
+    };
+    // revenue-ops (10,000 EUR) cannot approve 20,000 EUR: the escalation walks up to
+    // finance-approver, which is already eligible and becomes required.
+    let c = hitl_lib::classify::apply_policy(&m, &r, &base, &decision("revenue-ops"));
+    assert_eq!(c.eligible_role_names(), vec!["finance-approver"]);
+    assert_eq!(
+        c.eligible_roles[0].required_by_policy.as_deref(),
+        Some("test")
+    );
+    assert_eq!(c.approvals_required, 1);
+    // A new role joins the quorum as a distinct, required approver.
+    let c = hitl_lib::classify::apply_policy(&m, &r, &base, &decision("legal"));
+    assert_eq!(c.eligible_role_names(), vec!["finance-approver", "legal"]);
+    assert_eq!((c.approvals_required, c.distinct_roles), (2, true));
+    // An unknown role is a problem, not a silent pass.
+    let c = hitl_lib::classify::apply_policy(&m, &r, &base, &decision("nobody"));
+    assert!(c.problems.iter().any(|p| p.code == "unknown-role"));
+}
+
+#[test]
+fn a_tier_0_rule_never_applies_to_an_action_with_an_effect() {
+    let text = std::fs::read_to_string(root().join("approval-matrix.yaml")).unwrap();
+    let catch_all =
+        "rules:\n  - id: everything-free\n    when: {action_name: [\"*\"]}\n    tier: 0\n";
+    assert!(text.contains("rules:\n"));
+    let text = text.replacen("rules:\n", catch_all, 1);
+    let m = matrix::parse(Path::new("m.yaml"), text.as_bytes()).unwrap();
+    // A send that no other rule matches falls to the default tier, not to tier 0.
+    let send = with_line(&m, "draft-reply-5531", "type: draft", "type: send");
+    let c = classify(&m, &send);
+    assert!(c.default_applied, "{:?}", c.rules);
+    assert_eq!(c.tier, m.default_tier);
+    // A read still gets it.
+    let read = classify(&m, &request(&m, "summarize-runbook"));
+    assert!(read.rules.iter().any(|r| r.id == "everything-free"));
+    let findings = hitl_lib::lint::lint_matrix(&m, Path::new("m.yaml"));
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.code == "write-at-tier-0" && f.severity == hitl_lib::lint::Severity::Error)
+    );
+}
