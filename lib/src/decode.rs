@@ -16,7 +16,13 @@ pub struct Decoder<'a> {
     file: &'a Path,
     source: &'a str,
     diags: Diagnostics,
+    /// Problems found beyond [`MAX_DIAGNOSTICS`], counted but not kept.
+    dropped: usize,
 }
+
+/// The most problems reported for one file: enough to fix a file, and a bound on the work
+/// a hostile file full of errors can cause.
+pub const MAX_DIAGNOSTICS: usize = 100;
 
 impl<'a> Decoder<'a> {
     #[must_use]
@@ -25,6 +31,7 @@ impl<'a> Decoder<'a> {
             file,
             source,
             diags: Diagnostics::default(),
+            dropped: 0,
         }
     }
 
@@ -39,6 +46,10 @@ impl<'a> Decoder<'a> {
         message: impl Into<String>,
         hint: Option<String>,
     ) {
+        if self.diags.len() >= MAX_DIAGNOSTICS {
+            self.dropped += 1;
+            return;
+        }
         self.diags.push(
             Diagnostic::new(self.file, pos, field, message)
                 .with_hint(hint)
@@ -59,6 +70,22 @@ impl<'a> Decoder<'a> {
                     self.error(Pos::new(1, 1), "", "document could not be decoded");
                 }
                 self.diags.sort();
+                if self.dropped > 0 {
+                    let last = self
+                        .diags
+                        .0
+                        .last()
+                        .map_or(Pos::new(1, 1), |d| Pos::new(d.line, d.column));
+                    self.diags.push(Diagnostic::new(
+                        self.file,
+                        last,
+                        "",
+                        format!(
+                            "{} more problems not shown (the first {MAX_DIAGNOSTICS} are)",
+                            self.dropped
+                        ),
+                    ));
+                }
                 Err(self.diags)
             }
         }
@@ -298,6 +325,16 @@ impl<'a> Decoder<'a> {
             }
             Kind::Map(entries) => {
                 for (k, v) in entries {
+                    // `1:` and `"1":` would become the same JSON key and one value would
+                    // vanish from the diff: only string keys are accepted.
+                    if !matches!(k.kind, Kind::Str(_)) {
+                        self.error(
+                            k.pos,
+                            path,
+                            format!("mapping keys must be strings, found {}", k.kind.type_name()),
+                        );
+                        *ok = false;
+                    }
                     let key = k.key_text();
                     self.check_strings(k, path, ok);
                     self.check_strings(v, &join(path, &key), ok);
@@ -312,7 +349,38 @@ impl<'a> Decoder<'a> {
 #[must_use]
 pub fn is_forbidden_char(c: char) -> bool {
     (c.is_control() && c != '\n' && c != '\t')
-        || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}')
+        // Invisible format characters (Unicode category Cf) and line separators: bidi
+        // overrides and marks, zero-width spaces and joiners, the BOM, the soft hyphen.
+        // They make two different strings look the same on a reviewer's screen.
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{061C}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+        )
+}
+
+/// A path for a terminal: characters that must never reach a terminal are shown as
+/// `\u{..}` escapes (agents name the files in `requests/`).
+#[must_use]
+pub fn safe_path(path: &std::path::Path) -> String {
+    path.display()
+        .to_string()
+        .chars()
+        .map(|c| {
+            if is_forbidden_char(c) {
+                format!("\\u{{{:04x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Reads the fields of one mapping, remembering which were used so that unknown fields

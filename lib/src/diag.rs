@@ -63,14 +63,32 @@ impl Diagnostic {
     #[must_use]
     pub fn with_source(mut self, source: &str) -> Self {
         let index = usize::try_from(self.line.saturating_sub(1)).unwrap_or(usize::MAX);
-        self.source_line = source.lines().nth(index).map(str::to_owned);
+        // The line is echoed to a terminal: anything that could steer it becomes U+FFFD
+        // (one column wide, so the caret still lines up).
+        self.source_line = source.lines().nth(index).map(|l| {
+            l.chars()
+                .map(|c| {
+                    if c != '\t' && crate::decode::is_forbidden_char(c) {
+                        '\u{FFFD}'
+                    } else {
+                        c
+                    }
+                })
+                .collect()
+        });
         self
     }
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        write!(
+            f,
+            "{}:{}:{}: ",
+            crate::decode::safe_path(&self.file),
+            self.line,
+            self.column
+        )?;
         if !self.field.is_empty() {
             write!(f, "`{}`: ", self.field)?;
         }

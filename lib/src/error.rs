@@ -6,12 +6,12 @@ use crate::diag::Diagnostics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("cannot read `{}`: {source}", path.display())]
+    #[error("cannot read `{}`: {source}", crate::decode::safe_path(path))]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot write `{}`: {source}", path.display())]
+    #[error("cannot write `{}`: {source}", crate::decode::safe_path(path))]
     Write {
         path: PathBuf,
         source: std::io::Error,

@@ -268,11 +268,24 @@ pub fn human_age(d: chrono::Duration) -> String {
 }
 
 /// Flattens a JSON value into `(path, rendered leaf)` pairs in document order.
+///
+/// Paths and values are unambiguous, so a proposal cannot make a change look like no
+/// change: a key that is not a plain name is quoted (`["limits.max"]` is not
+/// `limits.max`), and a string that reads like another JSON value is quoted (`"100"` is
+/// not `100`).
 fn flatten(v: &serde_json::Value, path: &str, out: &mut Vec<(String, String)>) {
     match v {
         serde_json::Value::Object(map) if !map.is_empty() => {
             for (k, v) in map {
-                flatten(v, &crate::decode::join(path, k), out);
+                let plain = !k.is_empty()
+                    && k.chars()
+                        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-'));
+                let sub = if plain {
+                    crate::decode::join(path, k)
+                } else {
+                    format!("{path}[{}]", serde_json::Value::String(k.clone()))
+                };
+                flatten(v, &sub, out);
             }
         }
         serde_json::Value::Array(items)
@@ -282,7 +295,16 @@ fn flatten(v: &serde_json::Value, path: &str, out: &mut Vec<(String, String)>) {
                 flatten(v, &format!("{path}[{i}]"), out);
             }
         }
-        serde_json::Value::String(s) => out.push((path.to_owned(), s.clone())),
+        serde_json::Value::String(s) => {
+            let ambiguous = s.is_empty()
+                || serde_json::from_str::<serde_json::Value>(s).is_ok_and(|v| !v.is_string());
+            let shown = if ambiguous {
+                serde_json::Value::String(s.clone()).to_string()
+            } else {
+                s.clone()
+            };
+            out.push((path.to_owned(), shown));
+        }
         other => out.push((path.to_owned(), other.to_string())),
     }
 }
@@ -293,6 +315,10 @@ pub fn diff(before: &serde_json::Value, after: &serde_json::Value) -> Vec<DiffLi
     let (mut b, mut a) = (Vec::new(), Vec::new());
     flatten(before, "", &mut b);
     flatten(after, "", &mut a);
+    let before_index: std::collections::HashMap<&str, &str> =
+        b.iter().map(|(p, v)| (p.as_str(), v.as_str())).collect();
+    let after_index: std::collections::HashMap<&str, &str> =
+        a.iter().map(|(p, v)| (p.as_str(), v.as_str())).collect();
     let mut out = Vec::new();
     let line = |op, path: &str, value: &str| DiffLine {
         op,
@@ -300,9 +326,9 @@ pub fn diff(before: &serde_json::Value, after: &serde_json::Value) -> Vec<DiffLi
         value: value.to_owned(),
     };
     for (path, old) in &b {
-        match a.iter().find(|(p, _)| p == path) {
-            Some((_, new)) if new == old => out.push(line(' ', path, old)),
-            Some((_, new)) => {
+        match after_index.get(path.as_str()) {
+            Some(new) if new == old => out.push(line(' ', path, old)),
+            Some(new) => {
                 out.push(line('-', path, old));
                 out.push(line('+', path, new));
             }
@@ -310,7 +336,7 @@ pub fn diff(before: &serde_json::Value, after: &serde_json::Value) -> Vec<DiffLi
         }
     }
     for (path, new) in &a {
-        if !b.iter().any(|(p, _)| p == path) {
+        if !before_index.contains_key(path.as_str()) {
             out.push(line('+', path, new));
         }
     }
@@ -498,6 +524,28 @@ fn assemble_with(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn diff_cannot_be_fooled_by_dotted_keys_or_retyped_values() {
+        let d = diff(
+            &json!({"limits": {"max": 100}, "retries": 3}),
+            &json!({"limits.max": 100, "limits": {"max": 100000}, "retries": "3"}),
+        );
+        let lines: Vec<String> = d
+            .iter()
+            .map(|l| format!("{} {}: {}", l.op, l.path, l.value))
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                "- limits.max: 100",
+                "+ limits.max: 100000",
+                "- retries: 3",
+                "+ retries: \"3\"",
+                "+ [\"limits.max\"]: 100",
+            ]
+        );
+    }
 
     #[test]
     fn diff_marks_changed_added_removed() {

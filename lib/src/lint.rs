@@ -87,7 +87,7 @@ impl fmt::Display for Finding {
             "{}[{}]: {}:{}:{}: {}",
             self.severity,
             self.code,
-            self.file.display(),
+            crate::decode::safe_path(&self.file),
             self.line,
             self.column,
             self.message

@@ -201,9 +201,11 @@ pub fn is_valid_id(id: &str) -> bool {
 pub fn is_valid_principal(p: &str) -> bool {
     !p.is_empty()
         && p.len() <= 256
-        && !p
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, ',' | '"' | '\''))
+        && !p.chars().any(|c| {
+            c.is_whitespace()
+                || crate::decode::is_forbidden_char(c)
+                || matches!(c, ',' | '"' | '\'')
+        })
 }
 
 fn is_tool_name(s: &str) -> bool {

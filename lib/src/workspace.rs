@@ -56,6 +56,20 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     })
 }
 
+fn read_at_most(path: &Path, limit: usize) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    let err = |source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(err)?;
+    let mut bytes = Vec::new();
+    file.take(u64::try_from(limit).unwrap_or(u64::MAX))
+        .read_to_end(&mut bytes)
+        .map_err(err)?;
+    Ok(bytes)
+}
+
 impl Workspace {
     /// Opens the workspace at exactly `dir`.
     ///
@@ -201,7 +215,10 @@ impl Workspace {
     /// # Errors
     /// When it cannot be read or is invalid.
     pub fn load_request(&self, path: &Path, matrix: &Matrix) -> Result<LoadedRequest> {
-        let bytes = read(path)?;
+        // Read one byte past the cap at most: enough to report "too big" without reading
+        // a hostile multi-gigabyte file into memory.
+        let cap = self.settings.limits.max_request_bytes.saturating_add(1);
+        let bytes = read_at_most(path, cap)?;
         let shown = self.display_path(path);
         let request = request::parse(
             &shown,

@@ -219,11 +219,8 @@ pub fn parse(file: &Path, bytes: &[u8], limits: Limits) -> Result<(Node, String)
     if bytes.len() > limits.max_bytes {
         return fail(
             Pos::new(1, 1),
-            format!(
-                "file is {} bytes, over the cap of {} bytes",
-                bytes.len(),
-                limits.max_bytes
-            ),
+            // The caller may have stopped reading just past the cap: say "over", not a size.
+            format!("file is over the cap of {} bytes", limits.max_bytes),
             Some("proposals must stay small; raise `limits.max_request_bytes` in hitl.toml only if you trust the writer".to_owned()),
             None,
         );

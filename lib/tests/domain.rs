@@ -299,3 +299,51 @@ fn a_tier_0_rule_never_applies_to_an_action_with_an_effect() {
             .any(|f| f.code == "write-at-tier-0" && f.severity == hitl_lib::lint::Severity::Error)
     );
 }
+
+fn parse_err(m: &Matrix, text: &str) -> hitl_lib::diag::Diagnostics {
+    request::parse(Path::new("x.yaml"), text.as_bytes(), &m.systems, 1 << 20).unwrap_err()
+}
+
+#[test]
+fn keys_that_collide_in_json_are_refused() {
+    let m = matrix();
+    let text = std::fs::read_to_string(root().join("requests/refund-4711.yaml")).unwrap();
+    let text = text.replace(
+        "  parameters: {charge: ch_981,",
+        "  parameters: {1: a, \"1\": b, charge: ch_981,",
+    );
+    let e = parse_err(&m, &text);
+    assert_eq!(e.len(), 1, "{e}");
+    assert_eq!(e.0[0].field, "action.parameters");
+    assert!(
+        e.0[0]
+            .message
+            .contains("mapping keys must be strings, found an integer"),
+        "{e}"
+    );
+}
+
+#[test]
+fn invisible_characters_are_refused_in_principals() {
+    let m = matrix();
+    let text = std::fs::read_to_string(root().join("requests/refund-4711.yaml")).unwrap();
+    let text = text.replace(
+        "requested_by: maria@example.com",
+        "requested_by: \"maria@example.com\\u200b\"",
+    );
+    let e = parse_err(&m, &text);
+    assert_eq!(e.0[0].field, "requested_by", "{e}");
+}
+
+#[test]
+fn a_file_full_of_errors_reports_a_bounded_number() {
+    let m = matrix();
+    let text = std::fs::read_to_string(root().join("requests/refund-4711.yaml")).unwrap();
+    let junk: String = (0..500).map(|i| format!("junk_{i}: 1\n")).collect();
+    let e = parse_err(&m, &format!("{text}{junk}"));
+    assert_eq!(e.len(), hitl_lib::decode::MAX_DIAGNOSTICS + 1);
+    assert_eq!(
+        e.0.last().unwrap().message,
+        "400 more problems not shown (the first 100 are)"
+    );
+}

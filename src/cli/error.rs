@@ -83,7 +83,7 @@ impl From<Error> for CliError {
             Error::Invalid(diags) => {
                 let mut files: Vec<String> = diags
                     .iter()
-                    .map(|d| format!("`{}`", d.file.display()))
+                    .map(|d| format!("`{}`", hitl_lib::decode::safe_path(&d.file)))
                     .collect();
                 files.dedup();
                 let n = diags.len();

@@ -271,7 +271,7 @@ pub fn pack_table(p: &EvidencePack) -> String {
         p.request,
         p.risk_tier,
         p.risk_tier_name,
-        p.file.display()
+        hitl_lib::decode::safe_path(&p.file)
     );
     let _ = writeln!(out, "Evidence pack\n{}\n", two_columns(&pack_rows(p)));
     if !p.sources.is_empty() {
