@@ -91,11 +91,6 @@ impl<'a> Decoder<'a> {
         }
     }
 
-    #[must_use]
-    pub fn has_errors(&self) -> bool {
-        !self.diags.is_empty()
-    }
-
     fn wrong_type(&mut self, node: &Node, path: &str, expected: &str) {
         self.error(
             node.pos,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{NaiveTime, Weekday};
 use serde::Serialize;
 
-use crate::decode::{Decoder, MapReader, is_forbidden_char};
+use crate::decode::{Decoder, MapReader};
 use crate::diag::{Diagnostics, Pos};
 use crate::request::{ActionType, Amount, EVIDENCE_FIELDS, decode_amount, is_valid_principal};
 use crate::yaml::{self, Kind, Limits, Node};
@@ -713,7 +713,7 @@ fn decode_role(d: &mut Decoder<'_>, node: &Node, path: &str, name: String) -> Op
                 let mut ok = true;
                 for (cur, k, v) in lm.entries() {
                     let fp = format!("{p}.{cur}");
-                    if !(cur.len() == 3 && cur.bytes().all(|c| c.is_ascii_uppercase())) {
+                    if !crate::request::is_currency(&cur) {
                         d.error(
                             k.pos,
                             &fp,
@@ -850,10 +850,4 @@ fn decode_window(
         end,
         pos: node.pos,
     })
-}
-
-/// Whether a string is free of characters that must never reach a terminal.
-#[must_use]
-pub fn is_printable(s: &str) -> bool {
-    !s.chars().any(is_forbidden_char)
 }

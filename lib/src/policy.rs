@@ -237,7 +237,7 @@ impl PolicySet {
     /// The first invalid file, with its position; an unsafe variable or a rule conflict
     /// the analyser can see fails here, not at the first evaluation.
     pub fn load(root: &Path) -> Result<Option<Self>, PolicyError> {
-        let dir = root.join("policies");
+        let dir = root.join(crate::workspace::POLICIES_DIR);
         let mut files = Vec::new();
         let mut tests = Vec::new();
         for path in list(&dir, &["rego"])? {

@@ -216,7 +216,9 @@ fn is_tool_name(s: &str) -> bool {
         })
 }
 
-fn is_currency(s: &str) -> bool {
+/// True for a three-letter currency code such as `EUR`.
+#[must_use]
+pub fn is_currency(s: &str) -> bool {
     s.len() == 3 && s.bytes().all(|c| c.is_ascii_uppercase())
 }
 
