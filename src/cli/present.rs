@@ -154,21 +154,21 @@ fn approver_lines(c: &Classification, requester: &str) -> Vec<String> {
         return out;
     }
     for e in &c.eligible_roles {
-        let members: Vec<String> = e
-            .members
-            .iter()
-            .map(|m| {
-                if m == requester {
-                    format!("{m} (requester: excluded)")
-                } else {
-                    m.clone()
-                }
-            })
-            .collect();
+        // The requester is already left out of the members unless the tier allows
+        // self-approval.
+        let members = if e.members.is_empty() {
+            "(no one eligible)".to_owned()
+        } else {
+            e.members.join(", ")
+        };
         let via = e.escalated_from.as_ref().map_or_else(String::new, |f| {
             format!(" [escalated from {f}: over its limit]")
         });
-        out.push(format!("{}: {}{via}", e.role, members.join(", ")));
+        let required = e
+            .required_by_policy
+            .as_ref()
+            .map_or_else(String::new, |why| format!(" [required by policy: {why}]"));
+        out.push(format!("{}: {members}{via}{required}", e.role));
     }
     if c.self_approval && c.eligible_roles.is_empty() {
         out.push(format!("the requester ({requester}) or their team queue"));
