@@ -356,13 +356,7 @@ impl PolicySet {
         let mut engine = build_engine(&all, &self.data)?;
         let mut results = Vec::new();
         for t in &self.tests {
-            let package = t
-                .text
-                .lines()
-                .find_map(|l| l.trim().strip_prefix("package "))
-                .map(str::trim)
-                .unwrap_or_default()
-                .to_owned();
+            let package = package_of(&t.text);
             for (line, name) in test_rules(&t.text) {
                 let outcome = engine.eval_rule(format!("data.{package}.{name}"));
                 let (passed, error) = match outcome {
@@ -394,6 +388,13 @@ pub struct TestResult {
     pub passed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// The package a Rego file declares (`package hitl_test` gives `hitl_test`).
+fn package_of(text: &str) -> &str {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("package "))
+        .map_or("", str::trim)
 }
 
 /// `test_*` rule heads at the start of a line, once each, in file order.
@@ -520,12 +521,7 @@ fn check_functions(engine: &mut Engine, files: &[SourceFile]) -> Result<(), Poli
     let defined = regorus::utils::gather_functions(engine.get_modules())
         .map_err(|e| PolicyError::Eval(format!("{e}")))?;
     for src in files {
-        let package = src
-            .text
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("package "))
-            .map(str::trim)
-            .unwrap_or_default();
+        let package = package_of(&src.text);
         let imports: Vec<(String, String)> = src
             .text
             .lines()
