@@ -43,6 +43,13 @@ fn bench(c: &mut Criterion) {
         group.bench_function(format!("evaluate/{id}"), |b| {
             b.iter(|| black_box(set.evaluate(black_box(&input)).unwrap()));
         });
+        group.bench_function(format!("convert/{id}"), |b| {
+            b.iter(|| {
+                black_box(
+                    <regorus::Value as serde::Deserialize>::deserialize(black_box(&input)).unwrap(),
+                )
+            });
+        });
         group.bench_function(format!("input+evaluate+pack/{id}"), |b| {
             b.iter(|| {
                 black_box(assemble_with_policies(

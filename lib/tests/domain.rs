@@ -347,3 +347,51 @@ fn a_file_full_of_errors_reports_a_bounded_number() {
         "400 more problems not shown (the first 100 are)"
     );
 }
+
+/// The virtual machine `PolicySet::evaluate` runs and the interpreter `policy test` runs
+/// must reach the same decision on every example proposal, at several instants (the
+/// change-window and stale-source rules read `now`). One set evaluates all of them in a
+/// row, so a result left over from the previous proposal would show.
+#[test]
+fn vm_and_interpreter_agree() {
+    use hitl_lib::policy::{self, PolicySet};
+    let m = matrix();
+    let mut set = PolicySet::load(&root()).unwrap().unwrap();
+    let mut ids: Vec<String> = std::fs::read_dir(root().join("requests"))
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .path()
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    ids.sort();
+    assert!(ids.len() >= 10, "the example workspace has its requests");
+    let (mut denied, mut escalated, mut warned) = (0, 0, 0);
+    for now in [
+        "2026-11-27T10:00:00Z",
+        "2026-11-28T23:30:00Z",
+        "2027-06-01T08:00:00Z",
+    ] {
+        for id in &ids {
+            let r = request(&m, id);
+            let cls = classify(&m, &r);
+            let input = policy::input(&m, &r, &cls, None, at(now));
+            let vm = set.evaluate(&input).unwrap();
+            let interpreted = set.evaluate_with_interpreter(&input).unwrap();
+            assert_eq!(vm, interpreted, "{id} at {now}");
+            denied += usize::from(!vm.allowed);
+            escalated += usize::from(!vm.escalate.is_empty());
+            warned += usize::from(!vm.warn.is_empty());
+        }
+    }
+    // The examples exercise every kind of outcome, so agreement is not agreement on
+    // empty decisions.
+    assert!(
+        denied > 0 && escalated > 0 && warned > 0,
+        "{denied} {escalated} {warned}"
+    );
+}
