@@ -960,6 +960,32 @@ mod tests {
     }
 
     #[test]
+    fn the_decision_package_is_reserved() {
+        let ws = Ws::new(
+            "reserved",
+            &[
+                (
+                    "policies/a.rego",
+                    "package hitl
+
+deny contains \"x\" if false
+",
+                ),
+                (
+                    "policies/b.rego",
+                    "package hitl_decision__
+
+decision := {\"deny\": []}
+",
+                ),
+            ],
+        );
+        let err = PolicySet::load(&ws.0).unwrap_err().to_string();
+        assert!(err.contains("policies/b.rego"), "{err}");
+        assert!(err.contains("reserved"), "{err}");
+    }
+
+    #[test]
     fn the_digest_covers_policies_tests_and_data() {
         let base = [
             (
