@@ -12,6 +12,9 @@
 //! `allow-{unwrap,expect,panic}-in-tests` covers the helpers as well as the `#[test]`s.
 
 #[cfg(test)]
+#[path = "cli/audit.rs"]
+mod audit;
+#[cfg(test)]
 #[path = "cli/commands.rs"]
 mod commands;
 #[cfg(test)]

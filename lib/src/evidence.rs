@@ -369,8 +369,22 @@ pub fn assemble_with_policies(
     r: &Request,
     now: DateTime<Utc>,
 ) -> EvidencePack {
+    assemble_submitted(matrix, policies, file, r, None, now)
+}
+
+/// As [`assemble_with_policies`], with the principal whose key submitted the proposal
+/// (`hitl propose`) in the policy input.
+#[must_use]
+pub fn assemble_submitted(
+    matrix: &Matrix,
+    policies: &mut PolicySet,
+    file: PathBuf,
+    r: &Request,
+    submitter: Option<&str>,
+    now: DateTime<Utc>,
+) -> EvidencePack {
     let base = classify(matrix, r);
-    let input = crate::policy::input(matrix, r, &base, None, now);
+    let input = crate::policy::input(matrix, r, &base, submitter, now);
     let decision = match policies.evaluate(&input) {
         Ok(d) => PolicyDecision::Evaluated(d),
         Err(e) => PolicyDecision::Failed {

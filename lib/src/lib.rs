@@ -49,6 +49,7 @@ macro_rules! words {
     };
 }
 
+pub mod audit;
 pub mod classify;
 pub mod decode;
 pub mod diag;
@@ -59,6 +60,8 @@ pub mod matrix;
 pub mod policy;
 pub mod request;
 pub mod scaffold;
+pub mod signing;
+pub mod workflow;
 pub mod workspace;
 pub mod yaml;
 

@@ -142,6 +142,47 @@ impl Workspace {
         matrix::parse(&self.display_path(&path), &bytes).map_err(Error::Invalid)
     }
 
+    /// The matrix and `sha256:<hex>` of its bytes (the version the audit records).
+    ///
+    /// # Errors
+    /// When it cannot be read or is invalid.
+    pub fn load_matrix_with_digest(&self) -> Result<(Matrix, String)> {
+        let path = self.matrix_path();
+        let bytes = read(&path)?;
+        let m = matrix::parse(&self.display_path(&path), &bytes).map_err(Error::Invalid)?;
+        Ok((m, format!("sha256:{}", crate::audit::sha256_hex(&bytes))))
+    }
+
+    /// Reads a proposal from a reader (`-`: standard input) up to the byte cap and
+    /// validates it; `shown` names it in messages.
+    ///
+    /// # Errors
+    /// When it cannot be read or is invalid.
+    pub fn read_request(
+        &self,
+        shown: &Path,
+        reader: &mut dyn std::io::Read,
+        matrix: &Matrix,
+    ) -> Result<LoadedRequest> {
+        use std::io::Read as _;
+        let cap = self.settings.limits.max_request_bytes;
+        let mut bytes = Vec::new();
+        reader
+            .take(cap.saturating_add(1) as u64)
+            .read_to_end(&mut bytes)
+            .map_err(|source| Error::Read {
+                path: shown.to_path_buf(),
+                source,
+            })?;
+        let request =
+            request::parse(shown, &bytes, &matrix.systems, cap).map_err(Error::Invalid)?;
+        Ok(LoadedRequest {
+            path: shown.to_path_buf(),
+            request,
+            bytes,
+        })
+    }
+
     /// Every `*.yaml` / `*.yml` file in `requests/`, sorted by name.
     ///
     /// # Errors

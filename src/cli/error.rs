@@ -20,6 +20,9 @@ pub enum Exit {
     NotFound = 4,
     /// Reading or writing failed, or a file would be overwritten.
     Io = 5,
+    /// Refused: an unknown or untrusted key, or a workflow rule (not eligible, own
+    /// request, already decided, expired). Nothing was recorded.
+    Refused = 6,
 }
 
 impl From<Exit> for ExitCode {
@@ -107,3 +110,52 @@ impl From<Error> for CliError {
 }
 
 pub type CliResult<T = Exit> = Result<T, CliError>;
+
+impl From<hitl_lib::signing::SigningError> for CliError {
+    fn from(e: hitl_lib::signing::SigningError) -> Self {
+        use hitl_lib::signing::SigningError as S;
+        let exit = match &e {
+            S::Read { .. } => Exit::Io,
+            S::NoKey { .. }
+            | S::PublicKeyOnly { .. }
+            | S::AgentKeyOnly { .. }
+            | S::InvalidKey { .. }
+            | S::InvalidGitKey { .. }
+            | S::PassphraseRequired { .. }
+            | S::WrongPassphrase { .. }
+            | S::UnsupportedAlgorithm { .. } => Exit::Usage,
+            S::Parse { .. } | S::MalformedSignature { .. } => Exit::InvalidInput,
+            _ => Exit::Refused,
+        };
+        Self::new(exit, e.to_string())
+    }
+}
+
+impl From<hitl_lib::audit::AuditError> for CliError {
+    fn from(e: hitl_lib::audit::AuditError) -> Self {
+        use hitl_lib::audit::AuditError as A;
+        let exit = match &e {
+            A::NoRepository(_) | A::Bare(_) | A::DetachedHead => Exit::NotFound,
+            A::Corrupt { .. } => Exit::InvalidInput,
+            A::Signing(_) => Exit::Refused,
+            _ => Exit::Io,
+        };
+        let mut err = Self::new(exit, e.to_string());
+        if matches!(e, A::NoRepository(_)) {
+            err.hints
+                .push("run `git init` in the workspace (or a parent folder) first".to_owned());
+        }
+        err
+    }
+}
+
+impl From<hitl_lib::workflow::WorkflowError> for CliError {
+    fn from(e: hitl_lib::workflow::WorkflowError) -> Self {
+        use hitl_lib::workflow::WorkflowError as W;
+        match e {
+            W::Audit(a) => a.into(),
+            W::NotProposed(_) => Self::new(Exit::NotFound, e.to_string()),
+            other => Self::new(Exit::Refused, other.to_string()),
+        }
+    }
+}

@@ -1,14 +1,22 @@
 //! The command line: one file per subcommand, each with its Args and `run`.
 
+mod approve;
+mod checkpoint;
 mod completions;
+mod decide;
 mod error;
 mod explain;
+mod identity;
 mod init;
 mod lint;
+mod log;
 mod man;
 mod policy;
 mod present;
+mod propose;
+mod reject;
 mod show;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -42,6 +50,12 @@ pub enum Command {
     Man(man::Args),
     #[command(subcommand)]
     Policy(policy::Command),
+    Propose(propose::Args),
+    Approve(approve::Args),
+    Reject(reject::Args),
+    Verify(verify::Args),
+    Checkpoint(checkpoint::Args),
+    Log(log::Args),
 }
 
 /// Context shared by the subcommands.
@@ -103,6 +117,12 @@ pub fn main() -> ExitCode {
         Command::Completions(a) => completions::run(&a),
         Command::Man(a) => man::run(&a),
         Command::Policy(c) => policy::run(&ctx, &c),
+        Command::Propose(a) => propose::run(&ctx, &a),
+        Command::Approve(a) => approve::run(&ctx, &a),
+        Command::Reject(a) => reject::run(&ctx, &a),
+        Command::Verify(a) => verify::run(&ctx, &a),
+        Command::Checkpoint(a) => checkpoint::run(&ctx, &a),
+        Command::Log(a) => log::run(&ctx, &a),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -1,0 +1,351 @@
+//! Appending events: one signed git commit per state change, built from HEAD's tree.
+//!
+//! Order of work, under an exclusive lock (`<git dir>/hitl-audit.lock`, released by the
+//! OS if the process dies):
+//!
+//! 1. finish an append a killed process left half-done (the journal, below);
+//! 2. read the last event from HEAD's tree (two tree lookups, whatever the log's length);
+//! 3. write the new events, signatures, blobs and request indexes as git objects and
+//!    build the new tree from HEAD's with a `TreeUpdateBuilder` (no index, no folder
+//!    scan);
+//! 4. create the commit, sign it in git's SSH format (`gpgsig`, namespace `git`);
+//! 5. write the journal (commit id and paths), move the branch with a compare-and-swap;
+//! 6. write the new files into the working tree and the index (only those paths), then
+//!    delete the journal.
+//!
+//! A kill before step 5 leaves only unreferenced objects: nothing was recorded. A kill
+//! after it leaves a committed append whose files may be missing from the working tree
+//! and index; step 1 of the next append restores them from the journal.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use git2::{FileMode, Oid, Signature, Time, Tree};
+use serde_json::{Map, Value as Json};
+
+use super::store::AuditRepo;
+use super::{
+    Actor, AuditError, ConfigVersions, Event, GENESIS, blob_path, event_path, request_index_path,
+    sha256_hex, sig_path,
+};
+use crate::signing::{GIT_NAMESPACE, NAMESPACE, SigningKey};
+
+/// An event to append; `seq`, `prev`, `at`, `actor` and `config` are filled in.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub kind: String,
+    pub request: String,
+    pub fields: Map<String, Json>,
+    /// Write a detached signature beside it (decision events).
+    pub sign: bool,
+}
+
+/// What one append wrote.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    pub commit: Oid,
+    pub events: Vec<(String, Event)>,
+}
+
+/// Everything one append needs.
+pub struct Appender<'a> {
+    pub key: &'a SigningKey,
+    pub actor: Actor,
+    pub config: ConfigVersions,
+    pub now: DateTime<Utc>,
+    /// The commit subject, e.g. `approve refund-4711 (tier 3) by lea@example.com`.
+    pub subject: String,
+    /// Extra trailers (`Hitl-Tier`, `Hitl-Decision`); `Hitl-Request`, `Hitl-Type` and
+    /// `Hitl-Seq` are added from the events.
+    pub trailers: Vec<(String, String)>,
+}
+
+const LOCK_FILE: &str = "hitl-audit.lock";
+const JOURNAL_FILE: &str = "hitl-audit.journal";
+
+/// Holds the audit lock until dropped.
+pub struct AuditLock {
+    _file: File,
+}
+
+impl AuditRepo {
+    /// Takes the exclusive audit lock, waiting for another `hitl` that holds it.
+    ///
+    /// # Errors
+    /// When the lock file cannot be opened or locked.
+    pub fn lock(&self) -> Result<AuditLock, AuditError> {
+        let path = self.repo.path().join(LOCK_FILE);
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| AuditError::Lock {
+                path: path.display().to_string(),
+                source: e,
+            })?;
+        file.lock().map_err(|e| AuditError::Lock {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        Ok(AuditLock { _file: file })
+    }
+
+    fn journal_path(&self) -> PathBuf {
+        self.repo.path().join(JOURNAL_FILE)
+    }
+
+    /// Finishes an append that a killed process left between moving the branch and
+    /// updating the working tree and index. Call with the lock held.
+    ///
+    /// # Errors
+    /// When the files cannot be written.
+    pub fn recover(&self, _lock: &AuditLock) -> Result<(), AuditError> {
+        let journal = self.journal_path();
+        let Ok(text) = fs::read_to_string(&journal) else {
+            return Ok(());
+        };
+        let mut lines = text.lines();
+        let commit = lines.next().and_then(|l| Oid::from_str(l).ok());
+        let paths: Vec<String> = lines.map(str::to_owned).collect();
+        if let (Some(commit), Some(head)) = (commit, self.head_commit()?) {
+            let landed = head.id() == commit
+                || self
+                    .repo
+                    .graph_descendant_of(head.id(), commit)
+                    .unwrap_or(false);
+            if landed {
+                let tree = self.repo.find_commit(commit)?.tree()?;
+                let mut files = Vec::new();
+                for rel in paths {
+                    if let Some(bytes) = self.read(&tree, &rel)? {
+                        files.push((rel, bytes));
+                    }
+                }
+                self.check_out(&files)?;
+            }
+        }
+        fs::remove_file(&journal).map_err(|e| AuditError::Write {
+            path: journal.display().to_string(),
+            source: e,
+        })
+    }
+
+    /// Writes files into the working tree and stages exactly those paths.
+    fn check_out(&self, files: &[(String, Vec<u8>)]) -> Result<(), AuditError> {
+        for (rel, bytes) in files {
+            write_atomic(&self.root.join(rel), bytes)?;
+        }
+        let mut index = self.repo.index()?;
+        for (rel, _) in files {
+            index.add_path(Path::new(&self.git_path(rel)))?;
+        }
+        index.write()?;
+        Ok(())
+    }
+
+    /// Appends `events` (and `blobs`, stored by digest) as one signed commit on the
+    /// current branch.
+    ///
+    /// # Errors
+    /// Git, signing or write errors; `Raced` when the branch moved under us (then
+    /// nothing was recorded).
+    ///
+    /// `build` runs under the lock with HEAD's tree and returns the events and blobs
+    /// to append: checks that read the audit (was this request proposed, is it decided)
+    /// see the state the append extends, so two processes cannot both pass them.
+    pub fn append<E: From<AuditError>>(
+        &self,
+        how: &Appender<'_>,
+        build: impl FnOnce(&Self, &Tree<'_>) -> Result<(Vec<NewEvent>, Vec<Vec<u8>>), E>,
+    ) -> Result<Appended, E> {
+        let lock = self.lock()?;
+        self.recover(&lock)?;
+        let parent = self.head_commit()?;
+        let base_tree = match &parent {
+            Some(c) => c.tree().map_err(AuditError::from)?,
+            None => {
+                let empty = self
+                    .repo
+                    .treebuilder(None)
+                    .and_then(|b| b.write())
+                    .map_err(AuditError::from)?;
+                self.repo.find_tree(empty).map_err(AuditError::from)?
+            }
+        };
+        let (events, blobs) = build(self, &base_tree)?;
+        Ok(self.append_locked(how, lock, parent.as_ref(), &base_tree, events, &blobs)?)
+    }
+
+    fn append_locked(
+        &self,
+        how: &Appender<'_>,
+        lock: AuditLock,
+        parent: Option<&git2::Commit<'_>>,
+        base_tree: &Tree<'_>,
+        events: Vec<NewEvent>,
+        blobs: &[Vec<u8>],
+    ) -> Result<Appended, AuditError> {
+        let (mut seq, mut prev) = match self.last_event(base_tree)? {
+            Some((event, bytes)) => (event.seq, sha256_hex(&bytes)),
+            None => (0, GENESIS.to_owned()),
+        };
+        let at = how.now.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+        let mut written = Vec::new();
+        let mut per_request: Vec<(String, Vec<u64>)> = Vec::new();
+        for new in events {
+            seq += 1;
+            let event = Event {
+                seq,
+                prev: prev.clone(),
+                kind: new.kind,
+                request: new.request,
+                at: at.clone(),
+                actor: how.actor.clone(),
+                config: how.config.clone(),
+                fields: new.fields,
+            };
+            let bytes = event.to_bytes()?;
+            prev = sha256_hex(&bytes);
+            if new.sign {
+                let sig = how.key.sign(NAMESPACE, &bytes)?;
+                files.push((sig_path(seq), sig.into_bytes()));
+            }
+            match per_request.iter_mut().find(|(r, _)| *r == event.request) {
+                Some((_, seqs)) => seqs.push(seq),
+                None => per_request.push((event.request.clone(), vec![seq])),
+            }
+            let path = event_path(seq);
+            files.push((path.clone(), bytes));
+            written.push((path, event));
+        }
+        for (request, seqs) in &per_request {
+            let mut index = self
+                .read(base_tree, &request_index_path(request))?
+                .unwrap_or_default();
+            for s in seqs {
+                index.extend_from_slice(format!("{s}\n").as_bytes());
+            }
+            files.push((request_index_path(request), index));
+        }
+        for blob in blobs {
+            files.push((blob_path(&sha256_hex(blob)), blob.clone()));
+        }
+
+        let mut update = git2::build::TreeUpdateBuilder::new();
+        for (rel, bytes) in &files {
+            let oid = self.repo.blob(bytes)?;
+            update.upsert(self.git_path(rel), oid, FileMode::Blob);
+        }
+        let tree_id = update.create_updated(&self.repo, base_tree)?;
+        let tree = self.repo.find_tree(tree_id)?;
+
+        let message = commit_message(&how.subject, &written, &how.trailers);
+        let when = Time::new(how.now.timestamp(), 0);
+        let who = Signature::new(&how.actor.principal, &how.actor.principal, &when)?;
+        let parents: Vec<&git2::Commit<'_>> = parent.into_iter().collect();
+        let buffer = self
+            .repo
+            .commit_create_buffer(&who, &who, &message, &tree, &parents)?;
+        let content = std::str::from_utf8(&buffer).map_err(|_| AuditError::Corrupt {
+            path: "commit".to_owned(),
+            message: "commit buffer is not UTF-8".to_owned(),
+        })?;
+        let signature = how.key.sign(GIT_NAMESPACE, content.as_bytes())?;
+        let commit = self
+            .repo
+            .commit_signed(content, &signature, Some("gpgsig"))?;
+
+        // The journal first, then the branch: a kill in between is finished by `recover`.
+        let journal = self.journal_path();
+        let mut text = format!("{commit}\n");
+        for (rel, _) in &files {
+            text.push_str(rel);
+            text.push('\n');
+        }
+        write_atomic(&journal, text.as_bytes())?;
+        let head = self.repo.find_reference("HEAD")?;
+        let branch = head
+            .symbolic_target()
+            .ok_or(AuditError::DetachedHead)?
+            .to_owned();
+        let log = format!("hitl: {}", how.subject);
+        let moved = match parent {
+            Some(p) => self
+                .repo
+                .reference_matching(&branch, commit, true, p.id(), &log),
+            None => self.repo.reference(&branch, commit, false, &log),
+        };
+        if let Err(e) = moved {
+            let _ = fs::remove_file(&journal);
+            return Err(
+                if e.code() == git2::ErrorCode::Modified || e.code() == git2::ErrorCode::Exists {
+                    AuditError::Raced
+                } else {
+                    e.into()
+                },
+            );
+        }
+        self.check_out(&files)?;
+        fs::remove_file(&journal).map_err(|e| AuditError::Write {
+            path: journal.display().to_string(),
+            source: e,
+        })?;
+        drop(lock);
+        Ok(Appended {
+            commit,
+            events: written,
+        })
+    }
+}
+
+fn commit_message(subject: &str, events: &[(String, Event)], extra: &[(String, String)]) -> String {
+    let mut msg = format!("{subject}\n\n");
+    let mut requests: Vec<&str> = Vec::new();
+    let mut types: Vec<&str> = Vec::new();
+    for (_, e) in events {
+        if !requests.contains(&e.request.as_str()) {
+            requests.push(&e.request);
+        }
+        if !types.contains(&e.kind.as_str()) {
+            types.push(&e.kind);
+        }
+    }
+    for r in requests {
+        msg.push_str(&format!("Hitl-Request: {r}\n"));
+    }
+    for t in types {
+        msg.push_str(&format!("Hitl-Type: {t}\n"));
+    }
+    if let (Some((_, first)), Some((_, last))) = (events.first(), events.last()) {
+        if first.seq == last.seq {
+            msg.push_str(&format!("Hitl-Seq: {}\n", first.seq));
+        } else {
+            msg.push_str(&format!("Hitl-Seq: {}-{}\n", first.seq, last.seq));
+        }
+    }
+    for (k, v) in extra {
+        msg.push_str(&format!("{k}: {v}\n"));
+    }
+    msg
+}
+
+/// Writes through a temporary file and a rename, so a reader never sees half a file.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AuditError> {
+    let err = |e| AuditError::Write {
+        path: path.display().to_string(),
+        source: e,
+    };
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(err)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = File::create(&tmp).map_err(err)?;
+    f.write_all(bytes).map_err(err)?;
+    f.sync_data().map_err(err)?;
+    drop(f);
+    fs::rename(&tmp, path).map_err(err)
+}

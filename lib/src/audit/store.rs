@@ -1,0 +1,259 @@
+//! Reading the audit from git: the repository, its HEAD tree, events by seq and by request.
+
+use std::path::{Path, PathBuf};
+
+use git2::{ObjectType, Oid, Repository, Tree};
+
+use super::{AUDIT_DIR, AuditError, Event, event_path, request_index_path, seq_of_name};
+
+/// The git repository that holds a workspace's audit.
+pub struct AuditRepo {
+    pub repo: Repository,
+    /// The workspace folder relative to the repository's working tree, `""` or `"a/b/"`.
+    pub prefix: String,
+    /// The workspace root on disk.
+    pub root: PathBuf,
+}
+
+impl std::fmt::Debug for AuditRepo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditRepo")
+            .field("prefix", &self.prefix)
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditRepo {
+    /// Opens the repository that contains the workspace at `root`.
+    ///
+    /// # Errors
+    /// No repository, a bare one, or a workspace outside its working tree.
+    pub fn open(root: &Path) -> Result<Self, AuditError> {
+        let repo =
+            Repository::discover(root).map_err(|_| AuditError::NoRepository(root.to_path_buf()))?;
+        let workdir = repo
+            .workdir()
+            .ok_or_else(|| AuditError::Bare(root.to_path_buf()))?
+            .canonicalize()
+            .map_err(|e| AuditError::Write {
+                path: root.display().to_string(),
+                source: e,
+            })?;
+        let abs = root.canonicalize().map_err(|e| AuditError::Write {
+            path: root.display().to_string(),
+            source: e,
+        })?;
+        let rel = abs
+            .strip_prefix(&workdir)
+            .map_err(|_| AuditError::NoRepository(root.to_path_buf()))?;
+        let mut prefix = String::new();
+        for part in rel.components() {
+            prefix.push_str(&part.as_os_str().to_string_lossy());
+            prefix.push('/');
+        }
+        Ok(Self {
+            repo,
+            prefix,
+            root: abs,
+        })
+    }
+
+    /// A workspace-relative path as a path in the repository.
+    #[must_use]
+    pub fn git_path(&self, rel: &str) -> String {
+        format!("{}{rel}", self.prefix)
+    }
+
+    /// The commit HEAD points at; `None` on an unborn branch.
+    ///
+    /// # Errors
+    /// A detached HEAD or an unreadable repository.
+    pub fn head_commit(&self) -> Result<Option<git2::Commit<'_>>, AuditError> {
+        match self.repo.head() {
+            Ok(head) => {
+                if !head.is_branch() {
+                    return Err(AuditError::DetachedHead);
+                }
+                Ok(Some(head.peel_to_commit()?))
+            }
+            Err(e) if e.code() == git2::ErrorCode::UnbornBranch => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The bytes of a workspace-relative path in `tree`, if it is a file there.
+    ///
+    /// # Errors
+    /// An unreadable object.
+    pub fn read(&self, tree: &Tree<'_>, rel: &str) -> Result<Option<Vec<u8>>, AuditError> {
+        let entry = match tree.get_path(Path::new(&self.git_path(rel))) {
+            Ok(e) => e,
+            Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if entry.kind() != Some(ObjectType::Blob) {
+            return Ok(None);
+        }
+        Ok(Some(self.repo.find_blob(entry.id())?.content().to_vec()))
+    }
+
+    /// The subtree at a workspace-relative folder, if any.
+    ///
+    /// # Errors
+    /// An unreadable object.
+    pub fn subtree<'r>(
+        &'r self,
+        tree: &Tree<'_>,
+        rel: &str,
+    ) -> Result<Option<Tree<'r>>, AuditError> {
+        let path = self.git_path(rel);
+        let path = path.trim_end_matches('/');
+        if path.is_empty() {
+            return Ok(Some(self.repo.find_tree(tree.id())?));
+        }
+        match tree.get_path(Path::new(path)) {
+            Ok(e) if e.kind() == Some(ObjectType::Tree) => Ok(Some(self.repo.find_tree(e.id())?)),
+            Ok(_) => Ok(None),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The last event in `tree` (the highest file name), with its exact bytes. Tree
+    /// entries are sorted and names are zero-padded, so this costs two lookups however
+    /// long the log is.
+    ///
+    /// # Errors
+    /// An unreadable object, or an event file that does not parse.
+    pub fn last_event(&self, tree: &Tree<'_>) -> Result<Option<(Event, Vec<u8>)>, AuditError> {
+        let Some(events) = self.subtree(tree, &format!("{AUDIT_DIR}/events"))? else {
+            return Ok(None);
+        };
+        let Some(shard) = events
+            .iter()
+            .rev()
+            .find(|e| e.kind() == Some(ObjectType::Tree))
+        else {
+            return Ok(None);
+        };
+        let shard_name = shard.name().unwrap_or_default().to_owned();
+        let shard = self.repo.find_tree(shard.id())?;
+        let Some(last) = shard
+            .iter()
+            .rev()
+            .find(|e| e.name().and_then(seq_of_name).is_some())
+        else {
+            return Ok(None);
+        };
+        let name = last.name().unwrap_or_default().to_owned();
+        let bytes = self.repo.find_blob(last.id())?.content().to_vec();
+        let path = format!("{AUDIT_DIR}/events/{shard_name}/{name}");
+        let event = parse_event(&path, &bytes)?;
+        Ok(Some((event, bytes)))
+    }
+
+    /// One event by seq, with its bytes.
+    ///
+    /// # Errors
+    /// An unreadable object, or an event file that does not parse.
+    pub fn event(&self, tree: &Tree<'_>, seq: u64) -> Result<Option<(Event, Vec<u8>)>, AuditError> {
+        let path = event_path(seq);
+        match self.read(tree, &path)? {
+            Some(bytes) => Ok(Some((parse_event(&path, &bytes)?, bytes))),
+            None => Ok(None),
+        }
+    }
+
+    /// The seqs of a request's events, from its index file.
+    ///
+    /// # Errors
+    /// An unreadable object, or an index line that is not a number.
+    pub fn request_seqs(&self, tree: &Tree<'_>, request: &str) -> Result<Vec<u64>, AuditError> {
+        let path = request_index_path(request);
+        let Some(bytes) = self.read(tree, &path)? else {
+            return Ok(Vec::new());
+        };
+        parse_index(&path, &bytes)
+    }
+
+    /// A request's events in order, read through its index.
+    ///
+    /// # Errors
+    /// As [`AuditRepo::event`]; an indexed event that is missing is corrupt.
+    pub fn request_events(&self, tree: &Tree<'_>, request: &str) -> Result<Vec<Event>, AuditError> {
+        let mut out = Vec::new();
+        for seq in self.request_seqs(tree, request)? {
+            let (event, _) = self.event(tree, seq)?.ok_or_else(|| AuditError::Corrupt {
+                path: request_index_path(request),
+                message: format!("it lists event {seq}, which does not exist"),
+            })?;
+            out.push(event);
+        }
+        Ok(out)
+    }
+
+    /// Every event file in `tree` in name order: `(path, seq, blob id)`.
+    ///
+    /// # Errors
+    /// An unreadable object.
+    pub fn event_files(&self, tree: &Tree<'_>) -> Result<Vec<(String, u64, Oid)>, AuditError> {
+        let mut out = Vec::new();
+        let Some(events) = self.subtree(tree, &format!("{AUDIT_DIR}/events"))? else {
+            return Ok(out);
+        };
+        for shard in events.iter() {
+            let shard_name = shard.name().unwrap_or_default().to_owned();
+            if shard.kind() != Some(ObjectType::Tree) {
+                out.push((format!("{AUDIT_DIR}/events/{shard_name}"), 0, shard.id()));
+                continue;
+            }
+            for e in self.repo.find_tree(shard.id())?.iter() {
+                let name = e.name().unwrap_or_default();
+                if std::path::Path::new(name)
+                    .extension()
+                    .is_some_and(|x| x == "sig")
+                {
+                    continue;
+                }
+                let seq = seq_of_name(name).unwrap_or(0);
+                out.push((
+                    format!("{AUDIT_DIR}/events/{shard_name}/{name}"),
+                    seq,
+                    e.id(),
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Parses an event file.
+///
+/// # Errors
+/// `Corrupt`, naming the file.
+pub fn parse_event(path: &str, bytes: &[u8]) -> Result<Event, AuditError> {
+    serde_json::from_slice(bytes).map_err(|e| AuditError::Corrupt {
+        path: path.to_owned(),
+        message: format!("not a valid event: {e}"),
+    })
+}
+
+/// Parses a request index file: one seq a line.
+///
+/// # Errors
+/// `Corrupt`, naming the file.
+pub fn parse_index(path: &str, bytes: &[u8]) -> Result<Vec<u64>, AuditError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| AuditError::Corrupt {
+        path: path.to_owned(),
+        message: "not UTF-8".to_owned(),
+    })?;
+    text.lines()
+        .map(|l| {
+            l.parse().map_err(|_| AuditError::Corrupt {
+                path: path.to_owned(),
+                message: format!("`{l}` is not a seq"),
+            })
+        })
+        .collect()
+}

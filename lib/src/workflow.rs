@@ -1,0 +1,411 @@
+//! The workflow around the audit: what `propose`, `approve` and `reject` record, and the
+//! checks that come before (an id proposed once, a decision only on a request awaiting
+//! one, by an eligible principal who is not the requester, before it expires).
+//!
+//! Quorum and separation of duties across several decisions come with the workflow
+//! issue; here one decision closes a request.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value as Json, json};
+
+use crate::audit::{AuditError, ConfigVersions, Event, NewEvent, sha256_hex};
+use crate::evidence::{EvidencePack, PolicyDecision};
+use crate::matrix::Matrix;
+use crate::request::Request;
+
+/// Event types, as the article's audit-event table names them.
+pub mod types {
+    pub const PROPOSED: &str = "proposed";
+    pub const CLASSIFIED: &str = "classified";
+    pub const EVIDENCE_ASSEMBLED: &str = "evidence_assembled";
+    pub const POLICY_CHECKED: &str = "policy_checked";
+    pub const APPROVAL_REQUESTED: &str = "approval_requested";
+    pub const BLOCKED: &str = "blocked";
+    pub const DECISION: &str = "decision";
+    /// Every type this version writes.
+    pub const ALL: &[&str] = &[
+        PROPOSED,
+        CLASSIFIED,
+        EVIDENCE_ASSEMBLED,
+        POLICY_CHECKED,
+        APPROVAL_REQUESTED,
+        BLOCKED,
+        DECISION,
+    ];
+}
+
+/// A workflow rule refused the command; nothing was recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error("request `{0}` is already in the audit; a proposal is recorded once (use a new id)")]
+    AlreadyProposed(String),
+    #[error("request `{0}` is not in the audit; propose it first with `hitl propose`")]
+    NotProposed(String),
+    #[error("request `{0}` was blocked by policy; it cannot be approved or rejected")]
+    Blocked(String),
+    #[error("request `{request}` was already decided ({decision} by {by})")]
+    AlreadyDecided {
+        request: String,
+        decision: String,
+        by: String,
+    },
+    #[error("request `{request}` expired at {expires_at}; it can no longer be decided")]
+    Expired { request: String, expires_at: String },
+    #[error("`{principal}` requested `{request}` and may not decide it (separation of duties)")]
+    OwnRequest { principal: String, request: String },
+    #[error("`{principal}` is not in any role that may decide `{request}` (eligible: {roles})")]
+    NotEligible {
+        principal: String,
+        request: String,
+        roles: String,
+    },
+    #[error("unknown reason code `{code}`; the matrix allows: {allowed}")]
+    ReasonCode { code: String, allowed: String },
+    #[error("the audit of `{request}` is inconsistent: {message}; run `hitl verify`")]
+    Inconsistent { request: String, message: String },
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+}
+
+/// A proposal ready to record: the events and the blobs they refer to.
+#[derive(Debug)]
+pub struct Proposal {
+    pub events: Vec<NewEvent>,
+    pub blobs: Vec<Vec<u8>>,
+    pub blocked: bool,
+}
+
+fn obj(v: Json) -> Map<String, Json> {
+    match v {
+        Json::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", sha256_hex(bytes))
+}
+
+/// The events of `hitl propose`: proposed, classified, evidence_assembled,
+/// policy_checked, then approval_requested, or blocked when a policy denies (or failed).
+///
+/// # Errors
+/// Only when the pack cannot be serialised.
+pub fn proposal(
+    matrix: &Matrix,
+    request: &Request,
+    bytes: &[u8],
+    pack: &EvidencePack,
+    submitter: &str,
+    config: &ConfigVersions,
+) -> Result<Proposal, serde_json::Error> {
+    let id = &request.id;
+    let mut pack_bytes = serde_json::to_vec_pretty(pack)?;
+    pack_bytes.push(b'\n');
+    let event = |kind: &str, fields: Json| NewEvent {
+        kind: kind.to_owned(),
+        request: id.clone(),
+        fields: obj(fields),
+        sign: false,
+    };
+    let cls = &pack.classification;
+    let diff_text: String = pack
+        .diff
+        .iter()
+        .map(|d| format!("{} {} {}\n", d.op, d.path, d.value))
+        .collect();
+    let (decision, policy) = match &pack.policy_decision {
+        PolicyDecision::Evaluated(d) => (
+            if d.allowed { "allowed" } else { "denied" },
+            serde_json::to_value(d)?,
+        ),
+        PolicyDecision::Failed { error } => ("failed", json!({ "error": error })),
+        PolicyDecision::NotEvaluated { .. } => ("not_evaluated", Json::Null),
+    };
+    let blocked = matches!(decision, "denied" | "failed");
+    let mut events = vec![
+        event(
+            types::PROPOSED,
+            json!({
+                "requested_by": request.requested_by,
+                "submitted_by": submitter,
+                "requested_at": request.requested_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                "agent": {
+                    "id": request.agent.id,
+                    "model": request.agent.model,
+                    "app": request.agent.app,
+                    "prompt_template": request.agent.prompt_template,
+                },
+                "tool": request.action.name,
+                "target": {"system": request.action.target.system, "object": request.action.target.object},
+                "proposal": digest(bytes),
+            }),
+        ),
+        event(
+            types::CLASSIFIED,
+            json!({
+                "action_type": request.action.kind.as_str(),
+                "tier": cls.tier,
+                "tier_name": cls.tier_name,
+                "rules": cls.rules,
+                "default_applied": cls.default_applied,
+                "raised_by_policy_from": cls.raised_by_policy_from,
+                "classifier_version": config.matrix,
+                "policy_version": config.policies,
+            }),
+        ),
+        event(
+            types::EVIDENCE_ASSEMBLED,
+            json!({
+                "sources": request.sources.iter().map(|s| json!({
+                    "id": s.id,
+                    "uri": s.uri,
+                    "retrieved_at": s.retrieved_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    "authority": s.authority.as_str(),
+                    "classification": s.classification.as_str(),
+                })).collect::<Vec<_>>(),
+                "confidence_flags": pack.sources.iter()
+                    .filter(|s| !s.flags.is_empty())
+                    .map(|s| json!({"source": s.source.id, "flags": s.flags}))
+                    .collect::<Vec<_>>(),
+                "diff": digest(diff_text.as_bytes()),
+                "warnings": pack.warnings.iter().map(|w| w.code).collect::<Vec<_>>(),
+                "evidence_pack": digest(&pack_bytes),
+            }),
+        ),
+        event(
+            types::POLICY_CHECKED,
+            json!({
+                "decision": decision,
+                "policy": policy,
+                "thresholds": cls.eligible_roles.iter().filter_map(|r| {
+                    let role = matrix.role(&r.role)?;
+                    Some(json!({"role": r.role, "limits": role.limits}))
+                }).collect::<Vec<_>>(),
+            }),
+        ),
+    ];
+    if blocked {
+        events.push(event(
+            types::BLOCKED,
+            json!({
+                "reasons": pack.warnings.iter()
+                    .filter(|w| w.code == "policy-deny" || w.code == "policy-error")
+                    .map(|w| w.message.clone())
+                    .collect::<Vec<_>>(),
+            }),
+        ));
+    } else {
+        events.push(event(
+            types::APPROVAL_REQUESTED,
+            json!({
+                "tier": cls.tier,
+                "approver_roles": cls.eligible_role_names(),
+                "eligible": cls.eligible_roles,
+                "approvals_required": cls.approvals_required,
+                "self_approval": cls.self_approval,
+                "queue": cls.workflow.clone().unwrap_or_else(|| format!("tier-{}", cls.tier)),
+                "expires_at": request.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+                "evidence_pack": digest(&pack_bytes),
+            }),
+        ));
+    }
+    Ok(Proposal {
+        events,
+        blobs: vec![bytes.to_vec(), pack_bytes],
+        blocked,
+    })
+}
+
+/// What the request's recorded events say about it.
+#[derive(Debug)]
+pub struct RequestState {
+    pub requested_by: String,
+    pub tier: u64,
+    pub eligible: Vec<(String, Vec<String>)>,
+    pub self_approval: bool,
+    pub expires_at: DateTime<Utc>,
+    pub evidence_pack: String,
+}
+
+/// Checks that `request` awaits a decision and returns what the decision needs.
+///
+/// # Errors
+/// A [`WorkflowError`] naming why not.
+pub fn awaiting_decision(request: &str, events: &[Event]) -> Result<RequestState, WorkflowError> {
+    if events.is_empty() {
+        return Err(WorkflowError::NotProposed(request.to_owned()));
+    }
+    let bad = |message: &str| WorkflowError::Inconsistent {
+        request: request.to_owned(),
+        message: message.to_owned(),
+    };
+    if events.iter().any(|e| e.kind == types::BLOCKED) {
+        return Err(WorkflowError::Blocked(request.to_owned()));
+    }
+    if let Some(d) = events.iter().find(|e| e.kind == types::DECISION) {
+        return Err(WorkflowError::AlreadyDecided {
+            request: request.to_owned(),
+            decision: d.field_str("decision").unwrap_or("?").to_owned(),
+            by: d.actor.principal.clone(),
+        });
+    }
+    let proposed = events
+        .iter()
+        .find(|e| e.kind == types::PROPOSED)
+        .ok_or_else(|| bad("no `proposed` event"))?;
+    let asked = events
+        .iter()
+        .find(|e| e.kind == types::APPROVAL_REQUESTED)
+        .ok_or_else(|| bad("no `approval_requested` event"))?;
+    let expires_at = asked
+        .field_str("expires_at")
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .ok_or_else(|| bad("`approval_requested` has no valid `expires_at`"))?
+        .with_timezone(&Utc);
+    let eligible = asked
+        .fields
+        .get("eligible")
+        .and_then(Json::as_array)
+        .ok_or_else(|| bad("`approval_requested` has no `eligible` roles"))?
+        .iter()
+        .map(|r| {
+            let role = r.get("role").and_then(Json::as_str).unwrap_or_default();
+            let members = r
+                .get("members")
+                .and_then(Json::as_array)
+                .map(|m| {
+                    m.iter()
+                        .filter_map(Json::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default();
+            (role.to_owned(), members)
+        })
+        .collect();
+    Ok(RequestState {
+        requested_by: proposed
+            .field_str("requested_by")
+            .unwrap_or_default()
+            .to_owned(),
+        tier: asked.fields.get("tier").and_then(Json::as_u64).unwrap_or(0),
+        eligible,
+        self_approval: asked
+            .fields
+            .get("self_approval")
+            .and_then(Json::as_bool)
+            .unwrap_or(false),
+        expires_at,
+        evidence_pack: asked
+            .field_str("evidence_pack")
+            .unwrap_or_default()
+            .to_owned(),
+    })
+}
+
+/// Approve or reject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Approve,
+    Reject,
+}
+
+impl Verdict {
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Approve => "approved",
+            Self::Reject => "rejected",
+        }
+    }
+}
+
+/// The decision event, after the checks: not expired at `now`, the principal eligible
+/// and not the requester (unless the tier allows self-approval), a known reason code.
+///
+/// # Errors
+/// A [`WorkflowError`] naming the rule that refused it.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is one fact of the decision"
+)]
+pub fn decision(
+    matrix: &Matrix,
+    request: &str,
+    state: &RequestState,
+    principal: &str,
+    verdict: Verdict,
+    reason_code: Option<&str>,
+    comment: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<NewEvent, WorkflowError> {
+    if now >= state.expires_at {
+        return Err(WorkflowError::Expired {
+            request: request.to_owned(),
+            expires_at: state.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+        });
+    }
+    if principal == state.requested_by && !state.self_approval {
+        return Err(WorkflowError::OwnRequest {
+            principal: principal.to_owned(),
+            request: request.to_owned(),
+        });
+    }
+    let role = state
+        .eligible
+        .iter()
+        .find(|(_, members)| members.iter().any(|m| m == principal))
+        .map(|(role, _)| role.clone());
+    let Some(role) = role else {
+        let roles: Vec<&str> = state.eligible.iter().map(|(r, _)| r.as_str()).collect();
+        return Err(WorkflowError::NotEligible {
+            principal: principal.to_owned(),
+            request: request.to_owned(),
+            roles: if roles.is_empty() {
+                "none".to_owned()
+            } else {
+                roles.join(", ")
+            },
+        });
+    };
+    if let Some(code) = reason_code {
+        let allowed: Vec<&String> = match verdict {
+            Verdict::Reject => matrix
+                .reason_codes
+                .reject
+                .iter()
+                .chain(&matrix.reason_codes.request_changes)
+                .collect(),
+            Verdict::Approve => matrix.reason_codes.request_changes.iter().collect(),
+        };
+        if !allowed.iter().any(|c| *c == code) {
+            return Err(WorkflowError::ReasonCode {
+                code: code.to_owned(),
+                allowed: allowed
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    }
+    let changes_requested = reason_code
+        .filter(|c| matrix.reason_codes.request_changes.iter().any(|r| r == c))
+        .map(str::to_owned);
+    Ok(NewEvent {
+        kind: types::DECISION.to_owned(),
+        request: request.to_owned(),
+        fields: obj(json!({
+            "approver": principal,
+            "role": role,
+            "decision": verdict.as_str(),
+            "reason_code": reason_code,
+            "comment": comment,
+            "changes_requested": changes_requested,
+            "tier": state.tier,
+            "evidence_pack": state.evidence_pack,
+        })),
+        sign: true,
+    })
+}

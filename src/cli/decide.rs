@@ -1,0 +1,87 @@
+//! What `approve` and `reject` share: check the request awaits a decision, check the
+//! signer may decide it, and record one signed decision event with its detached
+//! signature.
+
+use hitl_lib::audit::{Appender, AuditRepo, ConfigVersions};
+use hitl_lib::policy::PolicySet;
+use hitl_lib::workflow::{self, Verdict};
+
+use super::identity::{self, KeyArgs};
+use super::{CliResult, Ctx, Exit, emit, now};
+
+pub fn record(
+    ctx: &Ctx,
+    request: &str,
+    verdict: Verdict,
+    reason_code: Option<&str>,
+    comment: Option<&str>,
+    key_args: &KeyArgs,
+) -> CliResult {
+    let ws = ctx.workspace()?;
+    let now = now();
+    let (matrix, matrix_digest) = ws.load_matrix_with_digest()?;
+    let policies = match PolicySet::load(ws.root()) {
+        Ok(Some(set)) => set.digest().to_owned(),
+        Ok(None) => "none".to_owned(),
+        Err(_) => "unloadable".to_owned(),
+    };
+    let key = identity::signing_key(key_args, ws.root(), ctx.cwd())?;
+    let actor = identity::actor(ws.root(), &key, now)?;
+    let repo = AuditRepo::open(ws.root())?;
+    let mut tier = 0;
+    // The subject needs the tier, which only the recorded events know: read them first
+    // (outside the lock, for the message only); the checks run again under the lock.
+    if let Some(head) = repo.head_commit()? {
+        let tree = head.tree().map_err(hitl_lib::audit::AuditError::from)?;
+        let events = repo.request_events(&tree, request)?;
+        if let Ok(state) = workflow::awaiting_decision(request, &events) {
+            tier = state.tier;
+        }
+    }
+    let word = match verdict {
+        Verdict::Approve => "approve",
+        Verdict::Reject => "reject",
+    };
+    let how = Appender {
+        key: &key,
+        actor: actor.clone(),
+        config: ConfigVersions {
+            matrix: matrix_digest,
+            policies,
+            tool: format!("hitl {}", env!("CARGO_PKG_VERSION")),
+        },
+        now,
+        subject: format!("{word} {request} (tier {tier}) by {}", actor.principal),
+        trailers: vec![
+            ("Hitl-Tier".to_owned(), tier.to_string()),
+            ("Hitl-Decision".to_owned(), verdict.as_str().to_owned()),
+        ],
+    };
+    let appended = repo.append(&how, |repo, tree| {
+        let events = repo.request_events(tree, request)?;
+        let state = workflow::awaiting_decision(request, &events)?;
+        let event = workflow::decision(
+            &matrix,
+            request,
+            &state,
+            &actor.principal,
+            verdict,
+            reason_code,
+            comment,
+            now,
+        )?;
+        Ok::<_, workflow::WorkflowError>((vec![event], Vec::new()))
+    })?;
+    let seq = appended.events.first().map_or(0, |(_, e)| e.seq);
+    let commit = appended.commit.to_string();
+    emit(
+        format!(
+            "{request}: {} by {} (event {seq}, commit {})\n",
+            verdict.as_str(),
+            actor.principal,
+            &commit[..12.min(commit.len())]
+        )
+        .as_bytes(),
+    )?;
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,78 @@
+//! Who is acting: the signing key (`--key`, `HITL_SIGNING_KEY`, git's `user.signingkey`)
+//! and the principal `allowed_signers` gives it. Never a self-declared name.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use hitl_lib::audit::Actor;
+use hitl_lib::audit::verify::{ALLOWED_SIGNERS, REVOKED_SIGNERS};
+use hitl_lib::signing::{self, AllowedSigners, KeySource, RevokedSigners, SigningKey};
+
+use super::{CliError, CliResult, Exit};
+
+/// The `--key` flag every recording command takes.
+#[derive(Debug, clap::Args)]
+pub struct KeyArgs {
+    /// The SSH private key to sign with [default: `$HITL_SIGNING_KEY`, else git's
+    /// `user.signingkey`].
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+}
+
+/// Loads the signing key; prompts for a passphrase on a terminal.
+pub fn signing_key(args: &KeyArgs, root: &Path, cwd: &Path) -> CliResult<SigningKey> {
+    let flag = args.key.as_ref().map(|k| cwd.join(k));
+    let env = std::env::var_os("HITL_SIGNING_KEY");
+    let source = signing::key_source(flag.as_deref(), env.as_deref(), root)?;
+    let path = match &source {
+        KeySource::Flag(p) | KeySource::Env(p) | KeySource::GitConfig(p) => p.clone(),
+    };
+    let mut prompt = || -> Option<String> {
+        if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+            return None;
+        }
+        dialoguer::Password::new()
+            .with_prompt(format!("passphrase for `{}`", path.display()))
+            .interact()
+            .ok()
+    };
+    Ok(SigningKey::from_file(&path, &mut prompt)?)
+}
+
+/// The principal `allowed_signers` gives this key for namespace `hitl` at `now`.
+pub fn actor(root: &Path, key: &SigningKey, now: DateTime<Utc>) -> CliResult<Actor> {
+    let allowed = AllowedSigners::load(&root.join(ALLOWED_SIGNERS))?;
+    let revoked = RevokedSigners::load(&root.join(REVOKED_SIGNERS))?;
+    let fingerprint = key.fingerprint();
+    if revoked.is_revoked(key.public()) {
+        return Err(CliError::new(
+            Exit::Refused,
+            format!("key `{fingerprint}` is listed in `{REVOKED_SIGNERS}`"),
+        ));
+    }
+    let principals = allowed.principals_for(key.public(), signing::NAMESPACE, now)?;
+    match principals.as_slice() {
+        [one] if one.contains(['*', '?']) => Err(CliError::new(
+            Exit::Refused,
+            format!(
+                "key `{fingerprint}` matches only the pattern `{one}` in `{ALLOWED_SIGNERS}`; an actor needs a line with their own name"
+            ),
+        )),
+        [one] => Ok(Actor {
+            principal: one.clone(),
+            key: fingerprint,
+        }),
+        [] => Err(CliError::new(
+            Exit::Refused,
+            format!("key `{fingerprint}` has no principal in `{ALLOWED_SIGNERS}`"),
+        )),
+        many => Err(CliError::new(
+            Exit::Refused,
+            format!(
+                "key `{fingerprint}` belongs to several principals in `{ALLOWED_SIGNERS}` ({}); one key, one person",
+                many.join(", ")
+            ),
+        )),
+    }
+}

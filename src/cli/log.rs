@@ -1,0 +1,114 @@
+//! `hitl log`: the audit's events, filtered by request, type and time.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use hitl_lib::audit::store::parse_event;
+use hitl_lib::audit::{AuditError, AuditRepo, Event};
+use hitl_lib::workflow::types;
+
+use super::{CliError, CliResult, Ctx, Exit, emit, print_json};
+
+/// List audit events, oldest first.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only the events of this request.
+    #[arg(long, value_name = "ID")]
+    pub request: Option<String>,
+    /// Only events of this type.
+    #[arg(long = "type", value_name = "T", value_parser = clap::builder::PossibleValuesParser::new(types::ALL))]
+    pub kind: Option<String>,
+    /// Only events at or after this instant (RFC 3339, or a date: `2026-11-27`).
+    #[arg(long, value_name = "DATE", value_parser = parse_since)]
+    pub since: Option<DateTime<Utc>>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Table)]
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Table,
+    Json,
+}
+
+fn parse_since(s: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| format!("`{s}` is neither RFC 3339 nor YYYY-MM-DD"))
+}
+
+pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
+    let ws = ctx.workspace()?;
+    let repo = AuditRepo::open(ws.root())?;
+    let Some(head) = repo.head_commit()? else {
+        return finish(args, &[]);
+    };
+    let tree = head.tree().map_err(AuditError::from)?;
+    let events: Vec<Event> = match &args.request {
+        Some(id) => repo.request_events(&tree, id)?,
+        None => {
+            let mut all = Vec::new();
+            for (path, _, oid) in repo.event_files(&tree)? {
+                let blob = repo.repo.find_blob(oid).map_err(AuditError::from)?;
+                all.push(parse_event(&path, blob.content())?);
+            }
+            all
+        }
+    };
+    let keep: Vec<Event> = events
+        .into_iter()
+        .filter(|e| args.kind.as_ref().is_none_or(|k| &e.kind == k))
+        .filter(|e| {
+            args.since.is_none_or(|since| {
+                DateTime::parse_from_rfc3339(&e.at).is_ok_and(|t| t.with_timezone(&Utc) >= since)
+            })
+        })
+        .collect();
+    if keep.is_empty() && args.request.is_some() && args.kind.is_none() && args.since.is_none() {
+        return Err(CliError::new(
+            Exit::NotFound,
+            format!(
+                "no events for request `{}` in the audit",
+                args.request.as_deref().unwrap_or_default()
+            ),
+        ));
+    }
+    finish(args, &keep)
+}
+
+fn finish(args: &Args, events: &[Event]) -> CliResult {
+    match args.format {
+        LogFormat::Json => print_json(&events)?,
+        LogFormat::Table => {
+            let mut s = String::new();
+            for e in events {
+                let detail = match e.kind.as_str() {
+                    types::DECISION => format!(
+                        " {} {}",
+                        e.field_str("decision").unwrap_or_default(),
+                        e.field_str("reason_code").unwrap_or_default()
+                    ),
+                    types::POLICY_CHECKED => {
+                        format!(" {}", e.field_str("decision").unwrap_or_default())
+                    }
+                    _ => String::new(),
+                };
+                s.push_str(&format!(
+                    "{:>6}  {}  {:<19} {:<24} {}{}\n",
+                    e.seq,
+                    e.at,
+                    e.kind,
+                    e.request,
+                    e.actor.principal,
+                    detail.trim_end()
+                ));
+            }
+            emit(s.as_bytes())?;
+        }
+    }
+    Ok(Exit::Ok)
+}

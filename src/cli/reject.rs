@@ -1,0 +1,33 @@
+//! `hitl reject ID --reason-code CODE`: a signed rejection.
+
+use hitl_lib::workflow::Verdict;
+
+use super::identity::KeyArgs;
+use super::{CliResult, Ctx, decide};
+
+/// Reject a request that awaits a decision, with a reason code from the matrix
+/// (`reason_codes.reject` or `reason_codes.request_changes`).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The request id.
+    pub request: String,
+    /// Why: a reason code from the matrix.
+    #[arg(long, value_name = "CODE")]
+    pub reason_code: String,
+    /// A comment recorded with the decision.
+    #[arg(long, value_name = "TEXT")]
+    pub comment: Option<String>,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
+    decide::record(
+        ctx,
+        &args.request,
+        Verdict::Reject,
+        Some(&args.reason_code),
+        args.comment.as_deref(),
+        &args.key,
+    )
+}

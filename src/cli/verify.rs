@@ -1,0 +1,111 @@
+//! `hitl verify`: the whole chain and its git history, like `aws cloudtrail
+//! validate-logs`: a summary, then one line per problem; exit 1 on any.
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+
+use hitl_lib::audit::verify::{self, Head, Report};
+use hitl_lib::audit::{AuditRepo, checkpoint};
+
+use super::{CliError, CliResult, Ctx, Exit, emit, print_json};
+
+/// Verify the audit: every event's link, seq, blobs and signatures, and every commit
+/// that touched the audit or its trust files.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = VerifyFormat::Table)]
+    pub format: VerifyFormat,
+    /// A checkpoint from `hitl checkpoint`: also prove the log still extends it.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VerifyFormat {
+    Table,
+    Json,
+}
+
+pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
+    let ws = ctx.workspace()?;
+    let repo = AuditRepo::open(ws.root())?;
+    let pinned: Option<Head> = match &args.checkpoint {
+        None => None,
+        Some(p) => {
+            let path = ctx.cwd().join(p);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                CliError::new(Exit::Io, format!("cannot read `{}`: {e}", p.display()))
+            })?;
+            let (head, _signer) = checkpoint::read(&p.display().to_string(), &text)
+                .map_err(|e| CliError::new(Exit::InvalidInput, e.to_string()))?;
+            Some(head)
+        }
+    };
+    let tty = std::io::stderr().is_terminal();
+    let progress = move |done: u64, total: u64| {
+        if tty && total > 0 {
+            eprint!("\rverifying: {done}/{total} events");
+            if done == total {
+                eprint!("\r\x1b[2K");
+            }
+        }
+    };
+    let report = verify::verify(&repo, pinned.as_ref(), &progress)?;
+    match args.format {
+        VerifyFormat::Json => print_json(&report)?,
+        VerifyFormat::Table => emit(render(&report).as_bytes())?,
+    }
+    Ok(if report.ok() {
+        Exit::Ok
+    } else {
+        Exit::Findings
+    })
+}
+
+fn render(r: &Report) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let head = r.head.as_ref().map_or_else(
+        || "empty".to_owned(),
+        |h| {
+            format!(
+                "seq {}, event sha256:{}, commit {}",
+                h.seq, &h.event, h.commit
+            )
+        },
+    );
+    let _ = writeln!(
+        s,
+        "{} events, {} decision signatures, {} audit commits checked; head: {head}",
+        r.events, r.signatures, r.commits
+    );
+    if r.problems.is_empty() {
+        let _ = writeln!(s, "ok: no problems");
+        return s;
+    }
+    let _ = writeln!(
+        s,
+        "{} problem{}:",
+        r.problems.len(),
+        if r.problems.len() == 1 { "" } else { "s" }
+    );
+    for p in &r.problems {
+        let mut line = format!("  {}", p.code);
+        if let Some(seq) = p.seq {
+            let _ = write!(line, "  seq {seq}");
+        }
+        if let Some(f) = &p.file {
+            let _ = write!(
+                line,
+                "  {}",
+                hitl_lib::decode::safe_path(std::path::Path::new(f))
+            );
+        }
+        if let Some(c) = &p.commit {
+            let _ = write!(line, "  commit {}", &c[..12.min(c.len())]);
+        }
+        let _ = writeln!(s, "{line}: {}", p.reason);
+    }
+    s
+}

@@ -1,0 +1,790 @@
+//! The signed, hash-chained audit through the real binary: fresh `ssh-keygen` keys, a
+//! real git repository, `git verify-commit` and `ssh-keygen -Y verify` as the outside
+//! judges, and one tamper test per class `hitl verify` must name.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command as Proc, Output};
+
+use tempfile::TempDir;
+
+use super::support::{NOW, hitl_at, root, run, stderr, stdout};
+
+/// Principals with keys in the test workspace, and one stranger.
+const AGENT: &str = "support-copilot@agents.example.com";
+const LEA: &str = "lea@example.com";
+const RAVI: &str = "ravi@example.com";
+const MARIA: &str = "maria@example.com";
+const MALLORY: &str = "mallory@example.com";
+
+/// A git repository holding a copy of the example workspace, keys for the principals
+/// above (all but mallory in `allowed_signers`), and a first commit signed by lea.
+pub struct AuditWs {
+    pub dir: TempDir,
+    pub keys: PathBuf,
+}
+
+pub fn sh(dir: &Path, program: &str, args: &[&str]) -> Output {
+    Proc::new(program)
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"))
+}
+
+pub fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "failed: {}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).unwrap();
+        }
+    }
+}
+
+impl AuditWs {
+    pub fn new() -> Self {
+        let dir = TempDir::new().unwrap();
+        let ws = dir.path().join("ws");
+        std::fs::create_dir(&ws).unwrap();
+        std::fs::copy(
+            root().join("approval-matrix.yaml"),
+            ws.join("approval-matrix.yaml"),
+        )
+        .unwrap();
+        copy_dir(&root().join("requests"), &ws.join("requests"));
+        copy_dir(&root().join("policies"), &ws.join("policies"));
+        let keys = dir.path().join("keys");
+        std::fs::create_dir(&keys).unwrap();
+        let mut signers = String::new();
+        for who in [AGENT, LEA, RAVI, MARIA, MALLORY] {
+            let key = keys.join(who);
+            ok(&sh(
+                dir.path(),
+                "ssh-keygen",
+                &[
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    who,
+                    "-f",
+                    key.to_str().unwrap(),
+                ],
+            ));
+            if who != MALLORY {
+                let public = std::fs::read_to_string(key.with_extension("com.pub")).unwrap();
+                signers.push_str(&format!("{who} namespaces=\"git,hitl\" {public}"));
+            }
+        }
+        std::fs::write(ws.join("allowed_signers"), signers).unwrap();
+        let this = Self { dir, keys };
+        this.git(&["init", "-q", "-b", "main"]);
+        this.git(&["config", "user.name", "Test"]);
+        this.git(&["config", "user.email", LEA]);
+        this.git(&["config", "gpg.format", "ssh"]);
+        this.git(&["config", "gpg.ssh.allowedSignersFile", "allowed_signers"]);
+        this.git(&["add", "-A"]);
+        let lea_key = this.key(LEA);
+        this.git(&[
+            "-c",
+            &format!("user.signingkey={}", lea_key.display()),
+            "commit",
+            "-q",
+            "-S",
+            "-m",
+            "workspace",
+        ]);
+        this
+    }
+
+    pub fn ws(&self) -> PathBuf {
+        self.dir.path().join("ws")
+    }
+
+    pub fn key(&self, who: &str) -> PathBuf {
+        self.keys.join(who)
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        ok(&sh(&self.ws(), "git", args))
+    }
+
+    /// `hitl` in the workspace at [`NOW`], signing with `who`'s key.
+    pub fn hitl(&self, who: &str, args: &[&str]) -> Output {
+        self.hitl_at(NOW, who, args)
+    }
+
+    pub fn hitl_at(&self, time: &str, who: &str, args: &[&str]) -> Output {
+        let key = self.key(who);
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--key", key.to_str().unwrap()]);
+        run(hitl_at(time)
+            .current_dir(self.ws())
+            .env("HOME", self.dir.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env_remove("HITL_SIGNING_KEY")
+            .args(&all))
+    }
+
+    /// `hitl` without a key (verify, log, replay).
+    pub fn read(&self, args: &[&str]) -> Output {
+        run(hitl_at(NOW)
+            .current_dir(self.ws())
+            .env("HOME", self.dir.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .args(args))
+    }
+
+    pub fn verify_json(&self) -> serde_json::Value {
+        let o = self.read(&["verify", "--format", "json"]);
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)))
+    }
+
+    /// Proposes refund-4711 as the agent and approves it as lea.
+    pub fn propose_and_approve(&self) {
+        ok(&self.hitl(AGENT, &["propose", "refund-4711"]));
+        ok(&self.hitl(LEA, &["approve", "refund-4711"]));
+    }
+
+    pub fn event_file(&self, seq: u64) -> PathBuf {
+        self.ws()
+            .join(format!("audit/events/{:09}/{seq:012}.json", seq / 1000))
+    }
+}
+
+fn codes(report: &serde_json::Value) -> Vec<String> {
+    report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn propose_and_approve_are_signed_commits_git_and_ssh_keygen_accept() {
+    let w = AuditWs::new();
+    let o = w.hitl(AGENT, &["propose", "refund-4711"]);
+    let out = ok(&o);
+    assert!(out.contains("awaiting approval by support-lead"), "{out}");
+    ok(&sh(&w.ws(), "git", &["verify-commit", "HEAD"]));
+    let o = w.hitl(LEA, &["approve", "refund-4711"]);
+    assert!(ok(&o).contains("approved by lea@example.com"));
+    ok(&sh(&w.ws(), "git", &["verify-commit", "HEAD"]));
+
+    // The decision (event 6) has a detached signature ssh-keygen accepts for lea.
+    let event = w.event_file(6);
+    let sig = PathBuf::from(format!("{}.sig", event.display()));
+    let body = std::fs::read(&event).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["type"], "decision");
+    assert_eq!(json["actor"]["principal"], LEA);
+    let verified = Proc::new("ssh-keygen")
+        .args([
+            "-Y",
+            "verify",
+            "-n",
+            "hitl",
+            "-f",
+            "allowed_signers",
+            "-I",
+            LEA,
+            "-s",
+        ])
+        .arg(&sig)
+        .current_dir(w.ws())
+        .stdin(std::fs::File::open(&event).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    // ...and refuses for another principal.
+    let wrong = Proc::new("ssh-keygen")
+        .args([
+            "-Y",
+            "verify",
+            "-n",
+            "hitl",
+            "-f",
+            "allowed_signers",
+            "-I",
+            RAVI,
+            "-s",
+        ])
+        .arg(&sig)
+        .current_dir(w.ws())
+        .stdin(std::fs::File::open(&event).unwrap())
+        .output()
+        .unwrap();
+    assert!(!wrong.status.success());
+
+    // Subject, author and trailers for `git log`.
+    let log = w.git(&["log", "-1", "--format=%s%n%an <%ae>%n%(trailers)"]);
+    assert!(
+        log.starts_with(
+            "approve refund-4711 (tier 3) by lea@example.com\nlea@example.com <lea@example.com>\n"
+        ),
+        "{log}"
+    );
+    for t in [
+        "Hitl-Request: refund-4711",
+        "Hitl-Type: decision",
+        "Hitl-Seq: 6",
+        "Hitl-Tier: 3",
+        "Hitl-Decision: approved",
+    ] {
+        assert!(log.contains(t), "{t} missing in {log}");
+    }
+    let first = w.git(&["log", "-1", "--skip=1", "--format=%s%n%(trailers)"]);
+    assert!(
+        first.contains("propose refund-4711 (tier 3) by support-copilot@agents.example.com"),
+        "{first}"
+    );
+    assert!(first.contains("Hitl-Seq: 1-5"), "{first}");
+
+    // The chain's layout and links.
+    let mut prev = "0".repeat(64);
+    for seq in 1..=6 {
+        let bytes = std::fs::read(w.event_file(seq)).unwrap();
+        let e: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(e["seq"], seq);
+        assert_eq!(e["prev"], prev);
+        prev = hitl_lib::audit::sha256_hex(&bytes);
+    }
+    let kinds: Vec<String> = (1..=6)
+        .map(|s| {
+            let e: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(w.event_file(s)).unwrap()).unwrap();
+            e["type"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "proposed",
+            "classified",
+            "evidence_assembled",
+            "policy_checked",
+            "approval_requested",
+            "decision"
+        ]
+    );
+
+    // Index and working tree are consistent: nothing to commit, nothing staged.
+    assert_eq!(w.git(&["status", "--porcelain"]), "");
+    let report = w.verify_json();
+    assert_eq!(codes(&report), Vec::<String>::new(), "{report}");
+    assert_eq!(report["events"], 6);
+    assert_eq!(report["signatures"], 1);
+}
+
+#[test]
+fn a_denied_proposal_is_recorded_as_blocked_and_cannot_be_approved() {
+    let w = AuditWs::new();
+    let o = w.hitl(AGENT, &["propose", "email-contract-terms"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stdout(&o).contains("blocked by policy"));
+    let e: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.event_file(5)).unwrap()).unwrap();
+    assert_eq!(e["type"], "blocked");
+    let o = w.hitl(LEA, &["approve", "email-contract-terms"]);
+    assert_eq!(o.status.code(), Some(6));
+    assert!(stderr(&o).contains("blocked by policy"), "{}", stderr(&o));
+}
+
+#[test]
+fn decisions_are_refused_to_strangers_the_ineligible_and_twice() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    let head = w.git(&["rev-parse", "HEAD"]);
+
+    let o = w.hitl(MALLORY, &["approve", "refund-4711"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(stderr(&o).contains("allowed_signers"), "{}", stderr(&o));
+
+    let o = w.hitl(RAVI, &["approve", "refund-4711"]);
+    assert_eq!(o.status.code(), Some(6));
+    assert!(
+        stderr(&o).contains("not in any role that may decide"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = w.hitl(
+        LEA,
+        &["reject", "refund-4711", "--reason-code", "no-such-code"],
+    );
+    assert_eq!(o.status.code(), Some(6));
+    assert!(
+        stderr(&o).contains("unknown reason code `no-such-code`"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = w.hitl(LEA, &["approve", "refund-9999"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+
+    // Refusals record nothing.
+    assert_eq!(w.git(&["rev-parse", "HEAD"]), head);
+
+    ok(&w.hitl(
+        LEA,
+        &[
+            "reject",
+            "refund-4711",
+            "--reason-code",
+            "insufficient-evidence",
+            "--comment",
+            "need the invoice",
+        ],
+    ));
+    let o = w.hitl(LEA, &["approve", "refund-4711"]);
+    assert_eq!(o.status.code(), Some(6));
+    assert!(
+        stderr(&o).contains("already decided (rejected by lea@example.com)"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A request proposed twice is refused.
+    let o = w.hitl(AGENT, &["propose", "refund-4711"]);
+    assert_eq!(o.status.code(), Some(6));
+    assert!(
+        stderr(&o).contains("already in the audit"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(codes(&w.verify_json()).is_empty());
+}
+
+#[test]
+fn the_requester_may_not_approve_their_own_request() {
+    let w = AuditWs::new();
+    // Let lea request payments (RBAC) and propose a refund in her name.
+    let rbac = w.ws().join("policies/data/rbac.json");
+    let text = std::fs::read_to_string(&rbac).unwrap().replace(
+        "\"maria@example.com\": [",
+        "\"lea@example.com\": [\"payments\"],\n    \"maria@example.com\": [",
+    );
+    std::fs::write(&rbac, text).unwrap();
+    let req = std::fs::read_to_string(w.ws().join("requests/refund-4711.yaml"))
+        .unwrap()
+        .replace(
+            "requested_by: maria@example.com",
+            "requested_by: lea@example.com",
+        )
+        .replace("id: refund-4711", "id: refund-lea");
+    std::fs::write(w.ws().join("requests/refund-lea.yaml"), req).unwrap();
+    // A staged change of the user's, besides the unstaged and untracked ones above.
+    std::fs::write(w.ws().join("notes.txt"), "mine\n").unwrap();
+    w.git(&["add", "notes.txt"]);
+    let before = w.git(&["status", "--porcelain"]);
+
+    ok(&w.hitl(AGENT, &["propose", "refund-lea"]));
+    let o = w.hitl(LEA, &["approve", "refund-lea"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("`lea@example.com` requested `refund-lea` and may not decide it"),
+        "{}",
+        stderr(&o)
+    );
+
+    // The user's staged, unstaged and untracked changes are as they were; the audit
+    // commit holds audit paths only.
+    assert_eq!(w.git(&["status", "--porcelain"]), before);
+    let changed = w.git(&["show", "--name-only", "--format=", "HEAD"]);
+    assert!(
+        changed.lines().all(|l| l.starts_with("audit/")),
+        "{changed}"
+    );
+}
+
+impl AuditWs {
+    /// Commits every change in the working tree, signed by `who` (or unsigned).
+    fn commit_all(&self, who: Option<&str>, message: &str) {
+        self.git(&["add", "-A"]);
+        match who {
+            Some(w) => {
+                let key = self.key(w);
+                self.git(&[
+                    "-c",
+                    &format!("user.signingkey={}", key.display()),
+                    "-c",
+                    &format!("user.email={w}"),
+                    "commit",
+                    "-q",
+                    "-S",
+                    "-m",
+                    message,
+                ]);
+            }
+            None => {
+                self.git(&["commit", "-q", "--no-gpg-sign", "-m", message]);
+            }
+        }
+    }
+
+    fn sig_file(&self, seq: u64) -> PathBuf {
+        PathBuf::from(format!("{}.sig", self.event_file(seq).display()))
+    }
+
+    /// Signs event `seq` with `who`'s key under `namespace`, replacing its signature.
+    fn resign(&self, seq: u64, who: &str, namespace: &str) {
+        let event = self.event_file(seq);
+        let out = self.dir.path().join("event.json");
+        std::fs::copy(&event, &out).unwrap();
+        ok(&sh(
+            self.dir.path(),
+            "ssh-keygen",
+            &[
+                "-Y",
+                "sign",
+                "-q",
+                "-n",
+                namespace,
+                "-f",
+                self.key(who).to_str().unwrap(),
+                out.to_str().unwrap(),
+            ],
+        ));
+        std::fs::copy(self.dir.path().join("event.json.sig"), self.sig_file(seq)).unwrap();
+    }
+
+    fn edit_event(&self, seq: u64, from: &str, to: &str) {
+        let p = self.event_file(seq);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.contains(from), "{from} not in event {seq}");
+        std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+    }
+
+    /// Recomputes `prev` of every event after `seq` (an attacker covering an edit).
+    fn relink_after(&self, seq: u64, last: u64) {
+        for s in seq + 1..=last {
+            let prev = hitl_lib::audit::sha256_hex(&std::fs::read(self.event_file(s - 1)).unwrap());
+            let p = self.event_file(s);
+            let mut e: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            e["prev"] = serde_json::Value::String(prev);
+            let mut bytes = serde_json::to_vec_pretty(&e).unwrap();
+            bytes.push(b'\n');
+            std::fs::write(&p, bytes).unwrap();
+        }
+    }
+
+    fn blob_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for d in std::fs::read_dir(self.ws().join("audit/blobs")).unwrap() {
+            for f in std::fs::read_dir(d.unwrap().path()).unwrap() {
+                out.push(f.unwrap().path());
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+/// One tamper per class the issue lists: each on a fresh audit of 6 events (refund-4711
+/// proposed and approved), each must make `hitl verify` exit 1 naming the problem.
+#[test]
+fn verify_names_each_kind_of_tampering() {
+    type Tamper = fn(&AuditWs);
+    let cases: Vec<(&str, Tamper, &[&str])> = vec![
+        (
+            "event edited",
+            |w| {
+                w.edit_event(2, "\"tier\": 3", "\"tier\": 1");
+                w.commit_all(None, "fix tier");
+            },
+            &["chain-link", "history-rewrite", "commit-unsigned"],
+        ),
+        (
+            "event edited, later links recomputed, signed by a trusted key",
+            |w| {
+                w.edit_event(2, "\"tier\": 3", "\"tier\": 1");
+                w.relink_after(2, 6);
+                w.resign(6, LEA, "hitl");
+                w.commit_all(Some(LEA), "fix tier");
+            },
+            &["history-rewrite"],
+        ),
+        (
+            "event deleted",
+            |w| {
+                std::fs::remove_file(w.event_file(3)).unwrap();
+                w.commit_all(Some(LEA), "drop 3");
+            },
+            &["seq-gap", "chain-link", "history-rewrite", "index"],
+        ),
+        (
+            "event duplicated",
+            |w| {
+                std::fs::copy(w.event_file(5), w.event_file(7)).unwrap();
+                w.commit_all(Some(LEA), "dup");
+            },
+            &["seq-mismatch", "chain-link"],
+        ),
+        (
+            "events reordered",
+            |w| {
+                let (a, b) = (
+                    std::fs::read(w.event_file(2)).unwrap(),
+                    std::fs::read(w.event_file(3)).unwrap(),
+                );
+                std::fs::write(w.event_file(2), b).unwrap();
+                std::fs::write(w.event_file(3), a).unwrap();
+                w.commit_all(Some(LEA), "swap");
+            },
+            &["seq-mismatch", "chain-link"],
+        ),
+        (
+            "event inserted (renumbered)",
+            |w| {
+                for s in (4..=6).rev() {
+                    std::fs::rename(w.event_file(s), w.event_file(s + 1)).unwrap();
+                }
+                std::fs::rename(w.sig_file(7), w.sig_file(7)).unwrap_or(());
+                std::fs::copy(w.event_file(3), w.event_file(4)).unwrap();
+                w.commit_all(Some(LEA), "insert");
+            },
+            &["seq-mismatch", "chain-link", "history-rewrite"],
+        ),
+        (
+            "seq gap",
+            |w| {
+                std::fs::rename(w.event_file(6), w.event_file(8)).unwrap();
+                w.commit_all(Some(LEA), "gap");
+            },
+            &["seq-gap"],
+        ),
+        (
+            "blob edited",
+            |w| {
+                let b = &w.blob_files()[0];
+                let mut bytes = std::fs::read(b).unwrap();
+                bytes.push(b' ');
+                std::fs::write(b, bytes).unwrap();
+                w.commit_all(Some(LEA), "blob");
+            },
+            &["blob-edited", "history-rewrite"],
+        ),
+        (
+            "blob missing",
+            |w| {
+                std::fs::remove_file(&w.blob_files()[0]).unwrap();
+                w.commit_all(Some(LEA), "blob");
+            },
+            &["blob-missing"],
+        ),
+        (
+            "bad signature",
+            |w| {
+                // lea's signature, but over other bytes.
+                let event = w.event_file(6);
+                let orig = std::fs::read(&event).unwrap();
+                std::fs::write(&event, b"something else\n").unwrap();
+                w.resign(6, LEA, "hitl");
+                std::fs::write(&event, orig).unwrap();
+                w.commit_all(Some(LEA), "sig");
+            },
+            &["signature-bad"],
+        ),
+        (
+            "signature from an untrusted key",
+            |w| {
+                w.resign(6, MALLORY, "hitl");
+                w.commit_all(Some(LEA), "sig");
+            },
+            &["signature-untrusted"],
+        ),
+        (
+            "signature under another namespace",
+            |w| {
+                w.resign(6, LEA, "file");
+                w.commit_all(Some(LEA), "sig");
+            },
+            &["signature-namespace"],
+        ),
+        (
+            "signer is not the actor",
+            |w| {
+                w.resign(6, RAVI, "hitl");
+                w.commit_all(Some(LEA), "sig");
+            },
+            &["signer-not-actor"],
+        ),
+        (
+            "revoked key",
+            |w| {
+                let public = std::fs::read_to_string(w.key(LEA).with_extension("com.pub")).unwrap();
+                std::fs::write(w.ws().join("revoked_signers"), public).unwrap();
+                w.commit_all(Some(RAVI), "revoke lea");
+            },
+            &["signature-revoked"],
+        ),
+        (
+            "expired key",
+            |w| {
+                let p = w.ws().join("allowed_signers");
+                let text = std::fs::read_to_string(&p).unwrap().replace(
+                    "lea@example.com namespaces=\"git,hitl\"",
+                    "lea@example.com namespaces=\"git,hitl\",valid-before=\"20261101\"",
+                );
+                std::fs::write(&p, text).unwrap();
+                w.commit_all(Some(RAVI), "expire lea");
+            },
+            &["signature-expired"],
+        ),
+        (
+            "audit changed by an unsigned commit",
+            |w| {
+                std::fs::write(w.ws().join("audit/requests/refund-4711"), "1\n").unwrap();
+                w.commit_all(None, "plain git");
+            },
+            &["commit-unsigned", "index"],
+        ),
+        (
+            "allowed_signers changed by a key not yet trusted",
+            |w| {
+                let public =
+                    std::fs::read_to_string(w.key(MALLORY).with_extension("com.pub")).unwrap();
+                let p = w.ws().join("allowed_signers");
+                let mut text = std::fs::read_to_string(&p).unwrap();
+                text.push_str(&format!("{MALLORY} namespaces=\"git,hitl\" {public}"));
+                std::fs::write(&p, text).unwrap();
+                w.commit_all(Some(MALLORY), "trust me");
+            },
+            &["signature-untrusted"],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, tamper, expected) in cases {
+        let w = AuditWs::new();
+        w.propose_and_approve();
+        assert!(
+            codes(&w.verify_json()).is_empty(),
+            "{name}: clean before tampering"
+        );
+        tamper(&w);
+        let o = w.read(&["verify", "--format", "json"]);
+        let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let found = codes(&report);
+        if o.status.code() != Some(1) {
+            failures.push(format!(
+                "{name}: exit {:?}, problems {found:?}",
+                o.status.code()
+            ));
+        }
+        for code in expected {
+            if !found.iter().any(|f| f == code) {
+                failures.push(format!("{name}: expected `{code}`, got {found:?}"));
+            }
+        }
+        // The table form names the same problems, one line each, with seq/file/commit.
+        let table = stdout(&w.read(&["verify"]));
+        assert!(
+            table.contains(&format!("{} problem", found.len())),
+            "{name}: {table}"
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_checkpoint_detects_truncation_and_rewritten_history() {
+    let w = AuditWs::new();
+    w.propose_and_approve();
+    let cp = w.dir.path().join("checkpoint.txt");
+    let o = w.hitl(LEA, &["checkpoint"]);
+    std::fs::write(&cp, ok(&o)).unwrap();
+    let cp_arg = cp.to_str().unwrap();
+    ok(&w.read(&["verify", "--checkpoint", cp_arg]));
+
+    // The log grows: still extends the checkpoint.
+    ok(&w.hitl(AGENT, &["propose", "refund-4712"]));
+    ok(&w.read(&["verify", "--checkpoint", cp_arg]));
+
+    // Truncated back past the checkpoint: git reset drops the last two commits.
+    w.git(&["reset", "-q", "--hard", "HEAD~2"]);
+    let o = w.read(&["verify", "--checkpoint", cp_arg, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let found = codes(&serde_json::from_slice(&o.stdout).unwrap());
+    assert!(
+        found.contains(&"checkpoint-truncated".to_owned()),
+        "{found:?}"
+    );
+
+    // Rewritten: the same length, but a different history (re-done by the same people).
+    ok(&w.hitl(LEA, &["approve", "refund-4711", "--comment", "again"]));
+    let o = w.read(&["verify", "--checkpoint", cp_arg, "--format", "json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let found = codes(&serde_json::from_slice(&o.stdout).unwrap());
+    assert!(
+        found.contains(&"checkpoint-rewritten".to_owned()),
+        "{found:?}"
+    );
+
+    // A checkpoint whose text was edited does not verify at all.
+    let edited = std::fs::read_to_string(&cp)
+        .unwrap()
+        .replace("\"seq\":6", "\"seq\":5");
+    std::fs::write(&cp, edited).unwrap();
+    let o = w.read(&["verify", "--checkpoint", cp_arg]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+}
+
+#[test]
+fn log_lists_and_filters_events() {
+    let w = AuditWs::new();
+    w.propose_and_approve();
+    ok(&w.hitl(AGENT, &["propose", "refund-4712"]));
+    let all: serde_json::Value =
+        serde_json::from_slice(&w.read(&["log", "--format", "json"]).stdout).unwrap();
+    assert_eq!(all.as_array().unwrap().len(), 11);
+    let one: serde_json::Value = serde_json::from_slice(
+        &w.read(&["log", "--request", "refund-4712", "--format", "json"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(one.as_array().unwrap().len(), 5);
+    assert!(
+        one.as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["request"] == "refund-4712")
+    );
+    let decisions = stdout(&w.read(&["log", "--type", "decision"]));
+    assert_eq!(decisions.lines().count(), 1, "{decisions}");
+    assert!(
+        decisions.contains("refund-4711") && decisions.contains("lea@example.com approved"),
+        "{decisions}"
+    );
+    let later: serde_json::Value = serde_json::from_slice(
+        &w.read(&["log", "--since", "2026-11-28", "--format", "json"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(later.as_array().unwrap().len(), 0);
+    let o = w.read(&["log", "--since", "yesterday"]);
+    assert_eq!(o.status.code(), Some(2));
+}
