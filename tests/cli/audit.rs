@@ -788,3 +788,97 @@ fn log_lists_and_filters_events() {
     let o = w.read(&["log", "--since", "yesterday"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+impl AuditWs {
+    /// `hitl propose ID` as the agent, spawned and not waited for.
+    fn spawn_propose(&self, id: &str) -> std::process::Child {
+        let key = self.key(AGENT);
+        Proc::new("faketime")
+            .args(["-f", NOW])
+            .arg(snapbox::cmd::cargo_bin!("hitl"))
+            .args(["propose", id, "--key", key.to_str().unwrap()])
+            .current_dir(self.ws())
+            .env("TZ", "UTC")
+            .env("HOME", self.dir.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env_remove("HITL_SIGNING_KEY")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}
+
+/// The ids of the example requests the agent may submit (support-copilot's tools).
+const AGENT_REQUESTS: &[&str] = &[
+    "refund-4711",
+    "refund-4712",
+    "email-customer-5531",
+    "draft-reply-5531",
+    "crm-stage-acme",
+    "contract-clause-acme",
+];
+
+#[test]
+fn processes_appending_at_once_all_land_in_one_linear_chain() {
+    let w = AuditWs::new();
+    let children: Vec<_> = AGENT_REQUESTS
+        .iter()
+        .map(|id| w.spawn_propose(id))
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        // 0 recorded, 1 recorded as blocked: both landed.
+        assert!(
+            matches!(o.status.code(), Some(0 | 1)),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let report = w.verify_json();
+    assert!(codes(&report).is_empty(), "{report}");
+    assert_eq!(report["events"], 5 * AGENT_REQUESTS.len());
+    // One commit per process on top of the first, no fork: a linear history.
+    let commits = w.git(&["rev-list", "--count", "HEAD"]);
+    assert_eq!(commits.trim(), (AGENT_REQUESTS.len() + 1).to_string());
+    assert_eq!(w.git(&["rev-list", "--min-parents=2", "HEAD"]), "");
+    assert_eq!(w.git(&["status", "--porcelain"]), "");
+}
+
+#[test]
+fn a_process_killed_while_appending_loses_nothing_committed() {
+    let w = AuditWs::new();
+    let mut landed = 0;
+    for (i, id) in AGENT_REQUESTS.iter().cycle().take(24).enumerate() {
+        // The first round proposes each id; later rounds only race the lock and the
+        // "already proposed" check, which is fine: they are killed or refused.
+        let mut child = w.spawn_propose(id);
+        std::thread::sleep(std::time::Duration::from_millis(2 + (i as u64 * 3) % 40));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let report = w.verify_json();
+        assert!(codes(&report).is_empty(), "after kill {i}: {report}");
+        let events = report["events"].as_u64().unwrap();
+        assert!(events >= landed, "an event that was committed was lost");
+        assert_eq!(events % 5, 0, "appends are all or nothing");
+        landed = events;
+    }
+    // The state a kill right after the branch moved leaves: the commit landed, its files
+    // are neither in the working tree nor in the index, the journal names them.
+    let rel = "audit/events/000000000/000000000001.json";
+    w.git(&["rm", "-q", "--cached", rel]);
+    std::fs::remove_file(w.ws().join(rel)).unwrap();
+    let head = w.git(&["rev-parse", "HEAD"]);
+    std::fs::write(
+        w.ws().join(".git/hitl-audit.journal"),
+        format!("{}{rel}\n", head),
+    )
+    .unwrap();
+    assert_ne!(w.git(&["status", "--porcelain"]), "");
+    // The next command finishes it: afterwards the working tree and index match HEAD.
+    let o = w.hitl(AGENT, &["propose", "hr-update-emp-204"]);
+    assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    let report = w.verify_json();
+    assert!(codes(&report).is_empty(), "{report}");
+    assert_eq!(w.git(&["status", "--porcelain"]), "");
+}

@@ -64,6 +64,7 @@ pub struct Appender<'a> {
 
 const LOCK_FILE: &str = "hitl-audit.lock";
 const JOURNAL_FILE: &str = "hitl-audit.journal";
+const TMP_PREFIX: &str = "hitl-audit.tmp.";
 
 /// Holds the audit lock until dropped.
 pub struct AuditLock {
@@ -103,6 +104,14 @@ impl AuditRepo {
     /// # Errors
     /// When the files cannot be written.
     pub fn recover(&self, _lock: &AuditLock) -> Result<(), AuditError> {
+        // Temporary files of a killed process (ours are renamed away before we return).
+        if let Ok(entries) = fs::read_dir(self.repo.path()) {
+            for e in entries.flatten() {
+                if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
         let journal = self.journal_path();
         let Ok(text) = fs::read_to_string(&journal) else {
             return Ok(());
@@ -136,7 +145,7 @@ impl AuditRepo {
     /// Writes files into the working tree and stages exactly those paths.
     fn check_out(&self, files: &[(String, Vec<u8>)]) -> Result<(), AuditError> {
         for (rel, bytes) in files {
-            write_atomic(&self.root.join(rel), bytes)?;
+            write_atomic(&self.root.join(rel), bytes, self.repo.path())?;
         }
         let mut index = self.repo.index()?;
         for (rel, _) in files {
@@ -266,7 +275,7 @@ impl AuditRepo {
             text.push_str(rel);
             text.push('\n');
         }
-        write_atomic(&journal, text.as_bytes())?;
+        write_atomic(&journal, text.as_bytes(), self.repo.path())?;
         let head = self.repo.find_reference("HEAD")?;
         let branch = head
             .symbolic_target()
@@ -333,8 +342,9 @@ fn commit_message(subject: &str, events: &[(String, Event)], extra: &[(String, S
     msg
 }
 
-/// Writes through a temporary file and a rename, so a reader never sees half a file.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AuditError> {
+/// Writes through a temporary file in the git folder and a rename, so a reader never
+/// sees half a file and a killed process leaves no stray file in the working tree.
+fn write_atomic(path: &Path, bytes: &[u8], tmp_dir: &Path) -> Result<(), AuditError> {
     let err = |e| AuditError::Write {
         path: path.display().to_string(),
         source: e,
@@ -342,7 +352,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), AuditError> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(err)?;
     }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let tmp = tmp_dir.join(format!("{TMP_PREFIX}{}", std::process::id()));
     let mut f = File::create(&tmp).map_err(err)?;
     f.write_all(bytes).map_err(err)?;
     f.sync_data().map_err(err)?;
