@@ -15,6 +15,7 @@ mod policy;
 mod present;
 mod propose;
 mod reject;
+mod replay;
 mod show;
 mod verify;
 
@@ -56,6 +57,7 @@ pub enum Command {
     Verify(verify::Args),
     Checkpoint(checkpoint::Args),
     Log(log::Args),
+    Replay(replay::Args),
 }
 
 /// Context shared by the subcommands.
@@ -123,6 +125,7 @@ pub fn main() -> ExitCode {
         Command::Verify(a) => verify::run(&ctx, &a),
         Command::Checkpoint(a) => checkpoint::run(&ctx, &a),
         Command::Log(a) => log::run(&ctx, &a),
+        Command::Replay(a) => replay::run(&ctx, &a),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -882,3 +882,63 @@ fn a_process_killed_while_appending_loses_nothing_committed() {
     assert!(codes(&report).is_empty(), "{report}");
     assert_eq!(w.git(&["status", "--porcelain"]), "");
 }
+
+#[test]
+fn replay_tells_the_story_and_recomputes_with_the_recorded_versions() {
+    let w = AuditWs::new();
+    w.propose_and_approve();
+    // Later, the policies change in git: replay still uses the versions of the record.
+    let limits = w.ws().join("policies/limits.rego");
+    let text = std::fs::read_to_string(&limits).unwrap();
+    std::fs::write(
+        &limits,
+        format!("{text}\ndeny contains \"all refunds stop\" if is_refund\n"),
+    )
+    .unwrap();
+    w.commit_all(Some(LEA), "stop refunds");
+
+    let o = w.read(&["replay", "refund-4711"]);
+    let out = ok(&o);
+    for needle in [
+        "requested by   maria@example.com",
+        "submitted by   support-copilot@agents.example.com",
+        "agent          support-copilot (model gpt-support-2026-10, prompt template refund-v3)",
+        "approved by lea@example.com as support-lead",
+        "signature good",
+        "recorded       tier 3, policy allowed",
+        "same outcome",
+        "\"risk_tier\": 3",
+    ] {
+        assert!(out.contains(needle), "`{needle}` missing in:\n{out}");
+    }
+    let json: serde_json::Value = serde_json::from_slice(
+        &w.read(&["replay", "refund-4711", "--format", "json"])
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(json["same_outcome"], true);
+    assert_eq!(json["events"].as_array().unwrap().len(), 6);
+
+    // A proposal made under a matrix that was never committed cannot be recomputed, and
+    // replay says so (exit 1) instead of claiming the same outcome.
+    let m = w.ws().join("approval-matrix.yaml");
+    let text = std::fs::read_to_string(&m).unwrap();
+    std::fs::write(&m, format!("{text}\n# local edit\n")).unwrap();
+    // (Blocked by the new policy, exit 1: recorded all the same.)
+    let o = w.hitl(AGENT, &["propose", "refund-4712"]);
+    assert!(
+        stdout(&o).contains("recorded refund-4712"),
+        "{}",
+        stderr(&o)
+    );
+    let o = w.read(&["replay", "refund-4712"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("cannot re-evaluate: no commit holds matrix"),
+        "{}",
+        stdout(&o)
+    );
+
+    let o = w.read(&["replay", "no-such-request"]);
+    assert_eq!(o.status.code(), Some(4));
+}

@@ -14,6 +14,7 @@
 
 pub mod append;
 pub mod checkpoint;
+pub mod replay;
 pub mod store;
 pub mod verify;
 

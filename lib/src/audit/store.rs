@@ -98,6 +98,19 @@ impl AuditRepo {
         Ok(Some(self.repo.find_blob(entry.id())?.content().to_vec()))
     }
 
+    /// A blob by its `sha256:<hex>` digest, if it is stored.
+    ///
+    /// # Errors
+    /// An unreadable object.
+    pub fn blob(&self, tree: &Tree<'_>, digest: &str) -> Result<Option<Vec<u8>>, AuditError> {
+        match digest.strip_prefix("sha256:") {
+            Some(hex) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                self.read(tree, &super::blob_path(hex))
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// The subtree at a workspace-relative folder, if any.
     ///
     /// # Errors
