@@ -19,6 +19,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, Utc};
+use ssh_key::private::{KeypairData, RsaKeypair};
 use ssh_key::public::KeyData;
 use ssh_key::{Algorithm, EcdsaCurve, HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
 
@@ -1087,14 +1088,6 @@ impl SigningKey {
                 ),
             });
         }
-        if matches!(key.public_key().key_data(), KeyData::Rsa(_))
-            && sign_sshsig(&key, NAMESPACE, b"").is_err()
-        {
-            return Err(SigningError::SignFailed {
-                path: path.to_path_buf(),
-                reason: RSA_SIGNING_BROKEN.to_owned(),
-            });
-        }
         Ok(Self {
             key,
             path: path.to_path_buf(),
@@ -1165,14 +1158,46 @@ impl SigningKey {
     }
 }
 
-/// Why RSA keys are refused when `ssh-key` cannot sign with them: `ssh-key` 0.6.7 builds
-/// the `rsa` key from the primes `[p, p]` instead of `[p, q]`, which `rsa` 0.9.7 and later
-/// reject. Verifying RSA signatures is not affected.
-const RSA_SIGNING_BROKEN: &str = "this build of hitl cannot sign with rsa keys (a known bug of the `ssh-key` 0.6.7 library); use an ed25519 or ecdsa key, e.g. `ssh-keygen -t ed25519`";
-
 /// The one place that makes an SSHSIG: sha512, as `ssh-keygen -Y sign`.
+///
+/// RSA keys are signed here with the `rsa` crate directly (`rsa-sha2-512`, PKCS#1 v1.5):
+/// `ssh-key` 0.6.7 builds the `rsa` key from the primes `[p, p]` instead of `[p, q]`
+/// (RustCrypto/SSH#387), which `rsa` 0.9.7 and later reject, so its own RSA signing
+/// always fails. Other key types use `ssh-key`'s signing.
 fn sign_sshsig(key: &PrivateKey, namespace: &str, msg: &[u8]) -> ssh_key::Result<SshSig> {
-    key.sign(namespace, HashAlg::Sha512, msg)
+    match key.key_data() {
+        KeypairData::Rsa(keypair) => sign_sshsig_rsa(keypair, namespace, msg),
+        _ => key.sign(namespace, HashAlg::Sha512, msg),
+    }
+}
+
+/// An `rsa-sha2-512` SSHSIG, made with an `rsa` key built from `[p, q]`.
+fn sign_sshsig_rsa(keypair: &RsaKeypair, namespace: &str, msg: &[u8]) -> ssh_key::Result<SshSig> {
+    use rsa::signature::{SignatureEncoding, Signer};
+
+    let uint = rsa::BigUint::try_from;
+    let private = rsa::RsaPrivateKey::from_components(
+        uint(&keypair.public.n)?,
+        uint(&keypair.public.e)?,
+        uint(&keypair.private.d)?,
+        vec![uint(&keypair.private.p)?, uint(&keypair.private.q)?],
+    )?;
+    let signed_data = SshSig::signed_data(namespace, HashAlg::Sha512, msg)?;
+    let raw = rsa::pkcs1v15::SigningKey::<rsa::sha2::Sha512>::new(private)
+        .try_sign(&signed_data)?
+        .to_vec();
+    let signature = ssh_key::Signature::new(
+        Algorithm::Rsa {
+            hash: Some(HashAlg::Sha512),
+        },
+        raw,
+    )?;
+    SshSig::new(
+        KeyData::Rsa(keypair.public.clone()),
+        namespace,
+        HashAlg::Sha512,
+        signature,
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1576,33 +1601,23 @@ mod tests {
         interop("ecdsa384", &["-t", "ecdsa", "-b", "384"]);
     }
 
-    /// Verifying RSA signatures always works. Signing depends on `ssh-key`'s RSA bug
-    /// (see `RSA_SIGNING_BROKEN`): when it can sign, the signature must be rsa-sha2-512
-    /// and accepted by ssh-keygen; when it cannot, loading the key says so clearly.
+    /// RSA in both directions: ssh-keygen's signatures verify here, and ours (made with
+    /// the `rsa` crate, see `sign_sshsig_rsa`) are rsa-sha2-512 and accepted by
+    /// `ssh-keygen -Y verify`.
     #[test]
     fn rsa_interop_with_ssh_keygen() {
         let dir = TempDir::new("rsa");
         let key_path = keygen(dir.path(), "key", &["-t", "rsa", "-b", "2048"], "");
         theirs_to_ours(dir.path(), &key_path);
-        match SigningKey::from_file(&key_path, &mut no_passphrase()) {
-            Ok(key) => {
-                let sig = ours_to_theirs(dir.path(), &key_path, &key);
-                assert_eq!(
-                    sig.signature().algorithm(),
-                    Algorithm::Rsa {
-                        hash: Some(HashAlg::Sha512)
-                    }
-                );
+        let key = SigningKey::from_file(&key_path, &mut no_passphrase()).unwrap();
+        let sig = ours_to_theirs(dir.path(), &key_path, &key);
+        assert_eq!(
+            sig.signature().algorithm(),
+            Algorithm::Rsa {
+                hash: Some(HashAlg::Sha512)
             }
-            Err(err) => {
-                assert!(matches!(err, SigningError::SignFailed { .. }), "{err:?}");
-                assert!(
-                    err.to_string().contains("cannot sign with rsa keys"),
-                    "{err}"
-                );
-                assert!(err.to_string().contains("ssh-keygen -t ed25519"), "{err}");
-            }
-        }
+        );
+        assert_eq!(sig.public_key(), key.public().key_data());
     }
 
     #[test]

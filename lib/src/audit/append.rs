@@ -355,7 +355,6 @@ fn write_atomic(path: &Path, bytes: &[u8], tmp_dir: &Path) -> Result<(), AuditEr
     let tmp = tmp_dir.join(format!("{TMP_PREFIX}{}", std::process::id()));
     let mut f = File::create(&tmp).map_err(err)?;
     f.write_all(bytes).map_err(err)?;
-    f.sync_data().map_err(err)?;
     drop(f);
     fs::rename(&tmp, path).map_err(err)
 }

@@ -7,7 +7,7 @@
 //! - `<event>.json.sig`: the detached SSH signature (namespace `hitl`) of a decision event;
 //! - `audit/blobs/<first 2 hex digits>/<sha256 hex>`: bulky content an event refers to by
 //!   digest (the proposal as submitted, the evidence pack as shown);
-//! - `audit/requests/<request id>`: the seqs of a request's events, one per line: an index
+//! - `audit/requests/<2 hex digits>/<request id>`: the seqs of a request's events, one per line: an index
 //!   so that a decision does not scan the whole log; `hitl verify` rebuilds and checks it.
 //!
 //! Every state change appends its events in ONE signed git commit ([`append`]).
@@ -115,10 +115,13 @@ pub fn blob_path(hex: &str) -> String {
     format!("{AUDIT_DIR}/blobs/{}/{hex}", hex.get(..2).unwrap_or("00"))
 }
 
-/// The index file of one request.
+/// The index file of one request: `audit/requests/<first 2 hex digits of the id's
+/// sha256>/<id>`, so no folder grows with the number of requests (a folder git rewrites
+/// on every append must stay small).
 #[must_use]
 pub fn request_index_path(request: &str) -> String {
-    format!("{AUDIT_DIR}/requests/{request}")
+    let h = sha256_hex(request.as_bytes());
+    format!("{AUDIT_DIR}/requests/{}/{request}", &h[..2])
 }
 
 /// A seq from an event file name (`000000000042.json`), if it is one.

@@ -409,38 +409,58 @@ fn check_indexes(
     requests: &BTreeMap<String, Vec<u64>>,
     report: &mut Report,
 ) -> Result<(), AuditError> {
-    let mut seen = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
     if let Some(dir) = repo.subtree(tree, &format!("{AUDIT_DIR}/requests"))? {
-        for e in dir.iter() {
-            let name = e.name().unwrap_or_default().to_owned();
-            let path = format!("{AUDIT_DIR}/requests/{name}");
-            let listed = parse_index(&path, repo.repo.find_blob(e.id())?.content());
-            let expected = requests.get(&name);
-            match (listed, expected) {
-                (Ok(l), Some(x)) if &l == x => {}
-                (Ok(l), x) => report.problems.push(problem(
+        for shard in dir.iter() {
+            let shard_name = shard.name().unwrap_or_default().to_owned();
+            let Ok(files) = repo.repo.find_tree(shard.id()) else {
+                report.problems.push(problem(
                     "index",
                     None,
-                    Some(&path),
-                    format!(
-                        "lists events {l:?}, the log has {:?}",
-                        x.cloned().unwrap_or_default()
-                    ),
-                )),
-                (Err(e), _) => {
-                    report
-                        .problems
-                        .push(problem("index", None, Some(&path), e.to_string()))
+                    Some(&format!("{AUDIT_DIR}/requests/{shard_name}")),
+                    "not a folder of request indexes".to_owned(),
+                ));
+                continue;
+            };
+            for e in files.iter() {
+                let name = e.name().unwrap_or_default().to_owned();
+                let path = format!("{AUDIT_DIR}/requests/{shard_name}/{name}");
+                if super::request_index_path(&name) != path {
+                    report.problems.push(problem(
+                        "index",
+                        None,
+                        Some(&path),
+                        "a request index in the wrong folder".to_owned(),
+                    ));
                 }
+                let listed = parse_index(&path, repo.repo.find_blob(e.id())?.content());
+                let expected = requests.get(&name);
+                match (listed, expected) {
+                    (Ok(l), Some(x)) if &l == x => {}
+                    (Ok(l), x) => report.problems.push(problem(
+                        "index",
+                        None,
+                        Some(&path),
+                        format!(
+                            "lists events {l:?}, the log has {:?}",
+                            x.cloned().unwrap_or_default()
+                        ),
+                    )),
+                    (Err(e), _) => {
+                        report
+                            .problems
+                            .push(problem("index", None, Some(&path), e.to_string()));
+                    }
+                }
+                seen.insert(name);
             }
-            seen.push(name);
         }
     }
-    for request in requests.keys().filter(|r| !seen.contains(r)) {
+    for request in requests.keys().filter(|r| !seen.contains(*r)) {
         report.problems.push(problem(
             "index",
             None,
-            Some(&format!("{AUDIT_DIR}/requests/{request}")),
+            Some(&super::request_index_path(request)),
             "the request's index file is missing".to_owned(),
         ));
     }

@@ -1,0 +1,114 @@
+//! Builds a synthetic audit of N events through the real append code
+//! (`AuditRepo::append`): each request is one commit of five proposal events and one
+//! commit of a signed decision, like `hitl propose` and `hitl approve`.
+//!
+//! Usage: `cargo run --release -p hitl-lib --example synth_audit -- DIR N`
+//!
+//! DIR must be an empty folder; the tool creates a git repository there with an ed25519
+//! key (`DIR/key`, made by `ssh-keygen`), `allowed_signers`, and the audit. It prints the
+//! time of each 1,000th append so the cost per append can be followed as the log grows.
+//! Benchmarks: docs/performance.md.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark tool")]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use chrono::{Duration, TimeZone, Utc};
+use hitl_lib::audit::{Actor, Appender, AuditRepo, ConfigVersions, NewEvent};
+use hitl_lib::signing::SigningKey;
+use serde_json::{Map, Value as Json, json};
+
+fn obj(v: Json) -> Map<String, Json> {
+    match v {
+        Json::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = Path::new(&args[1]);
+    let n: u64 = args[2].parse().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let key_path = dir.join("key");
+    let ok = |c: &mut Command| assert!(c.status().unwrap().success());
+    ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key_path));
+    ok(Command::new("git").args(["init", "-q", "-b", "main"]).arg(dir));
+    let public = std::fs::read_to_string(dir.join("key.pub")).unwrap();
+    std::fs::write(
+        dir.join("allowed_signers"),
+        format!("bench@example.com namespaces=\"git,hitl\" {public}"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("approval-matrix.yaml"), "# synthetic\n").unwrap();
+    let key = SigningKey::from_file(&key_path, &mut || None).unwrap();
+    let repo = AuditRepo::open(dir).unwrap();
+    let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let config = ConfigVersions {
+        matrix: format!("sha256:{}", "a".repeat(64)),
+        policies: format!("sha256:{}", "b".repeat(64)),
+        tool: "hitl synth".to_owned(),
+    };
+    let mut written = 0_u64;
+    let mut request = 0_u64;
+    let mut appends = 0_u64;
+    let t0 = Instant::now();
+    let mut window = Instant::now();
+    while written < n {
+        request += 1;
+        let id = format!("req-{request:08}");
+        let now = start + Duration::seconds(i64::try_from(request).unwrap() * 60);
+        let how = Appender {
+            key: &key,
+            actor: Actor {
+                principal: "bench@example.com".to_owned(),
+                key: key.fingerprint(),
+            },
+            config: config.clone(),
+            now,
+            subject: format!("propose {id} (tier 3) by bench@example.com"),
+            trailers: vec![("Hitl-Tier".to_owned(), "3".to_owned())],
+        };
+        let proposal = format!("id: {id}\nrequested_by: maria@example.com\naction: {{type: execute, name: payments.refund}}\n");
+        let digest = format!("sha256:{}", hitl_lib::audit::sha256_hex(proposal.as_bytes()));
+        let kinds = ["proposed", "classified", "evidence_assembled", "policy_checked", "approval_requested"];
+        let take = usize::try_from((n - written).min(5)).unwrap();
+        let events: Vec<NewEvent> = kinds[..take]
+            .iter()
+            .map(|k| NewEvent {
+                kind: (*k).to_owned(),
+                request: id.clone(),
+                fields: obj(json!({"requested_by": "maria@example.com", "tool": "payments.refund", "proposal": digest, "tier": 3})),
+                sign: false,
+            })
+            .collect();
+        let blobs = vec![proposal.into_bytes()];
+        repo.append(&how, |_, _| Ok::<_, hitl_lib::audit::AuditError>((events, blobs))).unwrap();
+        written += take as u64;
+        appends += 1;
+        if written < n {
+            let how = Appender {
+                subject: format!("approve {id} (tier 3) by bench@example.com"),
+                trailers: vec![("Hitl-Decision".to_owned(), "approved".to_owned())],
+                ..how
+            };
+            let decision = NewEvent {
+                kind: "decision".to_owned(),
+                request: id.clone(),
+                fields: obj(json!({"approver": "bench@example.com", "decision": "approved", "reason_code": null})),
+                sign: true,
+            };
+            repo.append(&how, |_, _| Ok::<_, hitl_lib::audit::AuditError>((vec![decision], Vec::new()))).unwrap();
+            written += 1;
+            appends += 1;
+        }
+        if appends % 1000 < 2 && appends >= 1000 {
+            let ms = window.elapsed().as_secs_f64() * 1000.0;
+            println!("{written} events, {appends} appends, last 1000 appends {ms:.0} ms ({:.2} ms each)", ms / 1000.0);
+            window = Instant::now();
+        }
+    }
+    println!("{written} events in {appends} commits, {:.1} s", t0.elapsed().as_secs_f64());
+}
