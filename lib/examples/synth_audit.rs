@@ -2,10 +2,14 @@
 //! (`AuditRepo::append`): each request is one commit of five proposal events and one
 //! commit of a signed decision, like `hitl propose` and `hitl approve`.
 //!
-//! Usage: `cargo run --release -p hitl-lib --example synth_audit -- DIR N`
+//! Usage: `cargo run --release -p hitl-lib --example synth_audit -- DIR N [PENDING]`
 //!
 //! DIR must be an empty folder; the tool creates a git repository there with an ed25519
-//! key (`DIR/key`, made by `ssh-keygen`), `allowed_signers`, and the audit. It prints the
+//! key (`DIR/key`, made by `ssh-keygen`), `allowed_signers` (principal
+//! `bench@example.com`), the example `approval-matrix.yaml`, and the audit. The last
+//! PENDING requests (default 0) are left awaiting a decision that `bench@example.com`
+//! may make, so `hitl approve pend-00000001 --key DIR/key` can be timed as a whole
+//! process on a large audit. It prints the
 //! time of each 1,000th append so the cost per append can be followed as the log grows.
 //! Benchmarks: docs/performance.md.
 
@@ -42,7 +46,18 @@ fn main() {
         format!("bench@example.com namespaces=\"git,hitl\" {public}"),
     )
     .unwrap();
-    std::fs::write(dir.join("approval-matrix.yaml"), "# synthetic\n").unwrap();
+    let pending: u64 = args.get(3).map_or(0, |p| p.parse().unwrap());
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../approval-matrix.yaml");
+    std::fs::copy(example, dir.join("approval-matrix.yaml")).unwrap();
+    // The trust root and the matrix in a first commit, signed by the bench key.
+    let git = |args: &[&str]| ok(Command::new("git").arg("-C").arg(dir).args(args));
+    git(&["add", "allowed_signers", "approval-matrix.yaml"]);
+    git(&[
+        "-c", "user.name=bench", "-c", "user.email=bench@example.com", "-c", "gpg.format=ssh",
+        "-c", &format!("user.signingkey={}", key_path.display()),
+        "commit", "-q", "-S", "-m", "workspace",
+    ]);
+    std::fs::write(dir.join(".gitignore"), "key\nkey.pub\n").unwrap();
     let key = SigningKey::from_file(&key_path, &mut || None).unwrap();
     let repo = AuditRepo::open(dir).unwrap();
     let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
@@ -56,9 +71,18 @@ fn main() {
     let mut appends = 0_u64;
     let t0 = Instant::now();
     let mut window = Instant::now();
-    while written < n {
+    let mut pending_left = pending;
+    while written < n || pending_left > 0 {
         request += 1;
-        let id = format!("req-{request:08}");
+        let is_pending = written >= n;
+        if is_pending {
+            pending_left -= 1;
+        }
+        let id = if is_pending {
+            format!("pend-{:08}", pending - pending_left)
+        } else {
+            format!("req-{request:08}")
+        };
         let now = start + Duration::seconds(i64::try_from(request).unwrap() * 60);
         let how = Appender {
             key: &key,
@@ -74,20 +98,32 @@ fn main() {
         let proposal = format!("id: {id}\nrequested_by: maria@example.com\naction: {{type: execute, name: payments.refund}}\n");
         let digest = format!("sha256:{}", hitl_lib::audit::sha256_hex(proposal.as_bytes()));
         let kinds = ["proposed", "classified", "evidence_assembled", "policy_checked", "approval_requested"];
-        let take = usize::try_from((n - written).min(5)).unwrap();
+        let take = if is_pending { 5 } else { usize::try_from((n - written).min(5)).unwrap() };
         let events: Vec<NewEvent> = kinds[..take]
             .iter()
             .map(|k| NewEvent {
                 kind: (*k).to_owned(),
                 request: id.clone(),
-                fields: obj(json!({"requested_by": "maria@example.com", "tool": "payments.refund", "proposal": digest, "tier": 3})),
+                fields: obj(json!({
+                    "requested_by": "maria@example.com",
+                    "tool": "payments.refund",
+                    "proposal": digest,
+                    "tier": 3,
+                    "eligible": [{"role": "support-lead", "members": ["bench@example.com"]}],
+                    "self_approval": false,
+                    "expires_at": "2099-01-01T00:00:00Z",
+                    "evidence_pack": digest,
+                })),
                 sign: false,
             })
             .collect();
         let blobs = vec![proposal.into_bytes()];
         repo.append(&how, |_, _| Ok::<_, hitl_lib::audit::AuditError>((events, blobs))).unwrap();
-        written += take as u64;
         appends += 1;
+        if is_pending {
+            continue;
+        }
+        written += take as u64;
         if written < n {
             let how = Appender {
                 subject: format!("approve {id} (tier 3) by bench@example.com"),
@@ -110,5 +146,8 @@ fn main() {
             window = Instant::now();
         }
     }
-    println!("{written} events in {appends} commits, {:.1} s", t0.elapsed().as_secs_f64());
+    println!(
+        "{written} events (+{pending} pending requests) in {appends} commits, {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
 }
