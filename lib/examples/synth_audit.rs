@@ -38,8 +38,12 @@ fn main() {
     std::fs::create_dir_all(dir).unwrap();
     let key_path = dir.join("key");
     let ok = |c: &mut Command| assert!(c.status().unwrap().success());
-    ok(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key_path));
-    ok(Command::new("git").args(["init", "-q", "-b", "main"]).arg(dir));
+    ok(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key_path));
+    ok(Command::new("git")
+        .args(["init", "-q", "-b", "main"])
+        .arg(dir));
     let public = std::fs::read_to_string(dir.join("key.pub")).unwrap();
     std::fs::write(
         dir.join("allowed_signers"),
@@ -53,9 +57,19 @@ fn main() {
     let git = |args: &[&str]| ok(Command::new("git").arg("-C").arg(dir).args(args));
     git(&["add", "allowed_signers", "approval-matrix.yaml"]);
     git(&[
-        "-c", "user.name=bench", "-c", "user.email=bench@example.com", "-c", "gpg.format=ssh",
-        "-c", &format!("user.signingkey={}", key_path.display()),
-        "commit", "-q", "-S", "-m", "workspace",
+        "-c",
+        "user.name=bench",
+        "-c",
+        "user.email=bench@example.com",
+        "-c",
+        "gpg.format=ssh",
+        "-c",
+        &format!("user.signingkey={}", key_path.display()),
+        "commit",
+        "-q",
+        "-S",
+        "-m",
+        "workspace",
     ]);
     std::fs::write(dir.join(".gitignore"), "key\nkey.pub\n").unwrap();
     let key = SigningKey::from_file(&key_path, &mut || None).unwrap();
@@ -95,10 +109,25 @@ fn main() {
             subject: format!("propose {id} (tier 3) by bench@example.com"),
             trailers: vec![("Hitl-Tier".to_owned(), "3".to_owned())],
         };
-        let proposal = format!("id: {id}\nrequested_by: maria@example.com\naction: {{type: execute, name: payments.refund}}\n");
-        let digest = format!("sha256:{}", hitl_lib::audit::sha256_hex(proposal.as_bytes()));
-        let kinds = ["proposed", "classified", "evidence_assembled", "policy_checked", "approval_requested"];
-        let take = if is_pending { 5 } else { usize::try_from((n - written).min(5)).unwrap() };
+        let proposal = format!(
+            "id: {id}\nrequested_by: maria@example.com\naction: {{type: execute, name: payments.refund}}\n"
+        );
+        let digest = format!(
+            "sha256:{}",
+            hitl_lib::audit::sha256_hex(proposal.as_bytes())
+        );
+        let kinds = [
+            "proposed",
+            "classified",
+            "evidence_assembled",
+            "policy_checked",
+            "approval_requested",
+        ];
+        let take = if is_pending {
+            5
+        } else {
+            usize::try_from((n - written).min(5)).unwrap()
+        };
         let events: Vec<NewEvent> = kinds[..take]
             .iter()
             .map(|k| NewEvent {
@@ -118,7 +147,10 @@ fn main() {
             })
             .collect();
         let blobs = vec![proposal.into_bytes()];
-        repo.append(&how, |_, _| Ok::<_, hitl_lib::audit::AuditError>((events, blobs))).unwrap();
+        repo.append(&how, |_, _| {
+            Ok::<_, hitl_lib::audit::AuditError>((events, blobs))
+        })
+        .unwrap();
         appends += 1;
         if is_pending {
             continue;
@@ -133,16 +165,24 @@ fn main() {
             let decision = NewEvent {
                 kind: "decision".to_owned(),
                 request: id.clone(),
-                fields: obj(json!({"approver": "bench@example.com", "decision": "approved", "reason_code": null})),
+                fields: obj(
+                    json!({"approver": "bench@example.com", "decision": "approved", "reason_code": null}),
+                ),
                 sign: true,
             };
-            repo.append(&how, |_, _| Ok::<_, hitl_lib::audit::AuditError>((vec![decision], Vec::new()))).unwrap();
+            repo.append(&how, |_, _| {
+                Ok::<_, hitl_lib::audit::AuditError>((vec![decision], Vec::new()))
+            })
+            .unwrap();
             written += 1;
             appends += 1;
         }
         if appends % 1000 < 2 && appends >= 1000 {
             let ms = window.elapsed().as_secs_f64() * 1000.0;
-            println!("{written} events, {appends} appends, last 1000 appends {ms:.0} ms ({:.2} ms each)", ms / 1000.0);
+            println!(
+                "{written} events, {appends} appends, last 1000 appends {ms:.0} ms ({:.2} ms each)",
+                ms / 1000.0
+            );
             window = Instant::now();
         }
     }

@@ -658,8 +658,10 @@ fn verify_names_each_kind_of_tampering() {
         (
             "audit changed by an unsigned commit",
             |w| {
-                let index = w.ws().join(hitl_lib::audit::request_index_path("refund-4711"));
-            std::fs::write(index, "1\n").unwrap();
+                let index = w
+                    .ws()
+                    .join(hitl_lib::audit::request_index_path("refund-4711"));
+                std::fs::write(index, "1\n").unwrap();
                 w.commit_all(None, "plain git");
             },
             &["commit-unsigned", "index"],

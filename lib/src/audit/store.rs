@@ -241,6 +241,74 @@ impl AuditRepo {
     }
 }
 
+impl AuditRepo {
+    /// The detached signatures in `tree`: seq → blob id.
+    ///
+    /// # Errors
+    /// An unreadable object.
+    pub fn sig_files(
+        &self,
+        tree: &Tree<'_>,
+    ) -> Result<std::collections::HashMap<u64, Oid>, AuditError> {
+        let mut out = std::collections::HashMap::new();
+        let Some(events) = self.subtree(tree, &format!("{AUDIT_DIR}/events"))? else {
+            return Ok(out);
+        };
+        for shard in events.iter().filter(|e| e.kind() == Some(ObjectType::Tree)) {
+            for e in self.repo.find_tree(shard.id())?.iter() {
+                if let Some(seq) = e
+                    .name()
+                    .and_then(|n| n.strip_suffix(".sig"))
+                    .and_then(seq_of_name)
+                {
+                    out.insert(seq, e.id());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether a blob file named `hex` exists in `tree` (whatever its content).
+    ///
+    /// # Errors
+    /// An unreadable object.
+    pub fn blob_exists(&self, tree: &Tree<'_>, hex: &str) -> Result<bool, AuditError> {
+        Ok(self.read(tree, &super::blob_path(hex))?.is_some())
+    }
+
+    /// Every blob in `tree`'s `audit/blobs/`: name (sha256 hex) → (path, blob id).
+    ///
+    /// # Errors
+    /// An unreadable object.
+    pub fn blob_files(
+        &self,
+        tree: &Tree<'_>,
+    ) -> Result<std::collections::HashMap<String, (String, Oid)>, AuditError> {
+        let mut out = std::collections::HashMap::new();
+        let Some(blobs) = self.subtree(tree, &format!("{AUDIT_DIR}/blobs"))? else {
+            return Ok(out);
+        };
+        for shard in blobs.iter() {
+            let shard_name = shard.name().unwrap_or_default().to_owned();
+            if shard.kind() != Some(ObjectType::Tree) {
+                out.insert(
+                    shard_name.clone(),
+                    (format!("{AUDIT_DIR}/blobs/{shard_name}"), shard.id()),
+                );
+                continue;
+            }
+            for e in self.repo.find_tree(shard.id())?.iter() {
+                let name = e.name().unwrap_or_default().to_owned();
+                out.insert(
+                    name.clone(),
+                    (format!("{AUDIT_DIR}/blobs/{shard_name}/{name}"), e.id()),
+                );
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// Parses an event file.
 ///
 /// # Errors

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use git2::{Delta, DiffOptions, Oid, Sort, Tree};
+use git2::{Delta, Oid, Sort, Tree};
 use serde::{Deserialize, Serialize};
 
 use super::store::{AuditRepo, parse_event, parse_index};
@@ -212,6 +212,8 @@ fn chain(
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<(), AuditError> {
     let files = repo.event_files(tree)?;
+    let sigs = repo.sig_files(tree)?;
+    let blobs = check_blobs(repo, tree, report)?;
     let total = files.len() as u64;
     let mut expected = 1_u64;
     let mut prev = GENESIS.to_owned();
@@ -291,8 +293,23 @@ fn chain(
             if let Some(d) = event
                 .field_str(field)
                 .and_then(|d| d.strip_prefix("sha256:"))
+                && !blobs.contains(d)
             {
-                check_blob(repo, tree, seq, path, field, d, report)?;
+                // Present but edited was reported by `check_blobs`, once.
+                let present = repo.blob_exists(tree, d)?;
+                report.problems.push(problem(
+                    if present {
+                        "blob-edited"
+                    } else {
+                        "blob-missing"
+                    },
+                    Some(seq),
+                    Some(&blob_path(d)),
+                    format!(
+                        "`{field}` of {path} refers to a blob that is {}",
+                        if present { "edited" } else { "missing" }
+                    ),
+                ));
             }
         }
         if event.kind == crate::workflow::types::DECISION {
@@ -303,7 +320,10 @@ fn chain(
                 seq,
                 file: sig_path(seq),
                 bytes,
-                sig: repo.read(tree, &sig_path(seq))?,
+                sig: match sigs.get(&seq) {
+                    Some(oid) => Some(repo.repo.find_blob(*oid)?.content().to_vec()),
+                    None => None,
+                },
                 principal: event.actor.principal.clone(),
                 key: event.actor.key.clone(),
                 at,
@@ -325,32 +345,36 @@ fn chain(
     Ok(())
 }
 
-fn check_blob(
+/// Reads every blob once: each must hash to its name and sit in its folder. Returns
+/// the names of the good ones.
+fn check_blobs(
     repo: &AuditRepo,
     tree: &Tree<'_>,
-    seq: u64,
-    path: &str,
-    field: &str,
-    digest: &str,
     report: &mut Report,
-) -> Result<(), AuditError> {
-    let blob = blob_path(digest);
-    match repo.read(tree, &blob)? {
-        None => report.problems.push(problem(
-            "blob-missing",
-            Some(seq),
-            Some(&blob),
-            format!("`{field}` of {path} refers to a blob that is missing"),
-        )),
-        Some(b) if sha256_hex(&b) != digest => report.problems.push(problem(
-            "blob-edited",
-            Some(seq),
-            Some(&blob),
-            format!("the blob's content does not match its digest (`{field}` of {path})"),
-        )),
-        Some(_) => {}
+) -> Result<std::collections::HashSet<String>, AuditError> {
+    let mut good = std::collections::HashSet::new();
+    for (name, (path, oid)) in repo.blob_files(tree)? {
+        let Ok(blob) = repo.repo.find_blob(oid) else {
+            report.problems.push(problem(
+                "blob-edited",
+                None,
+                Some(&path),
+                "not a file".to_owned(),
+            ));
+            continue;
+        };
+        if sha256_hex(blob.content()) != name || blob_path(&name) != path {
+            report.problems.push(problem(
+                "blob-edited",
+                None,
+                Some(&path),
+                "the blob's content does not match its name (its sha256)".to_owned(),
+            ));
+        } else {
+            good.insert(name);
+        }
     }
-    Ok(())
+    Ok(good)
 }
 
 fn check_signatures(jobs: Vec<SigJob>, trust: &Trust, report: &mut Report) {
@@ -470,62 +494,194 @@ fn check_indexes(
 /// One changed path: workspace-relative path, status, old and new blob ids.
 type Change = (String, Delta, Option<Oid>, Option<Oid>);
 
-/// Whether a commit touches the audit or the trust files.
-fn touched_paths(
-    repo: &AuditRepo,
+/// The trees of the last two commits the history walk read. libgit2 does not cache
+/// trees over 4 KiB, and the walk reads each audit tree twice (as a commit's new side,
+/// then as its child's old side): keeping them halves the reading and inflating.
+struct Trees<'r> {
+    now: std::collections::HashMap<Oid, Tree<'r>>,
+    before: std::collections::HashMap<Oid, Tree<'r>>,
+}
+
+impl<'r> Trees<'r> {
+    fn new() -> Self {
+        Self {
+            now: std::collections::HashMap::new(),
+            before: std::collections::HashMap::new(),
+        }
+    }
+
+    fn get(&mut self, repo: &'r AuditRepo, id: Oid) -> Result<Tree<'r>, AuditError> {
+        if let Some(t) = self.now.get(&id).or_else(|| self.before.get(&id)) {
+            return Ok(t.clone());
+        }
+        let t = repo.repo.find_tree(id)?;
+        self.now.insert(id, t.clone());
+        Ok(t)
+    }
+
+    /// Called after each commit: what it read becomes "before".
+    fn next_commit(&mut self) {
+        self.before = std::mem::take(&mut self.now);
+    }
+}
+
+/// The id of a workspace-relative path in a tree, if present.
+fn id_at(repo: &AuditRepo, tree: &Tree<'_>, rel: &str) -> Option<Oid> {
+    tree.get_path(std::path::Path::new(&repo.git_path(rel)))
+        .ok()
+        .map(|e| e.id())
+}
+
+/// The changes under `rel` between two trees (by id), descending only into subtrees
+/// whose ids differ: an append touches a handful of small trees, so this costs the same
+/// at the 100,000th event as at the 100th (no full diff, no pathspec matching).
+fn diff_ids<'r>(
+    repo: &'r AuditRepo,
+    cache: &mut Trees<'r>,
+    rel: &str,
+    old: Option<(Oid, bool)>,
+    new: Option<(Oid, bool)>,
+    out: &mut Vec<Change>,
+) -> Result<(), AuditError> {
+    // (id, is_tree)
+    match (old, new) {
+        (Some((a, _)), Some((b, _))) if a == b => Ok(()),
+        (Some((a, true)), Some((b, true))) => {
+            // A merge of the two sorted entry lists, without copying them: an append
+            // adds a few entries to trees of up to a few thousand.
+            let (ta, tb) = (cache.get(repo, a)?, cache.get(repo, b)?);
+            let kind = |e: &git2::TreeEntry<'_>| (e.id(), e.kind() == Some(git2::ObjectType::Tree));
+            let (mut i, mut j) = (0, 0);
+            loop {
+                let (x, y) = (ta.get(i), tb.get(j));
+                let order = match (&x, &y) {
+                    (Some(x), Some(y)) => x.name_bytes().cmp(y.name_bytes()),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (None, None) => break,
+                };
+                match order {
+                    std::cmp::Ordering::Equal => {
+                        i += 1;
+                        j += 1;
+                        if let (Some(x), Some(y)) = (x, y)
+                            && x.id() != y.id()
+                        {
+                            let name = format!("{rel}/{}", y.name().unwrap_or_default());
+                            diff_ids(repo, cache, &name, Some(kind(&x)), Some(kind(&y)), out)?;
+                        }
+                    }
+                    std::cmp::Ordering::Less => {
+                        i += 1;
+                        if let Some(x) = x {
+                            let name = format!("{rel}/{}", x.name().unwrap_or_default());
+                            diff_ids(repo, cache, &name, Some(kind(&x)), None, out)?;
+                        }
+                    }
+                    std::cmp::Ordering::Greater => {
+                        j += 1;
+                        if let Some(y) = y {
+                            let name = format!("{rel}/{}", y.name().unwrap_or_default());
+                            diff_ids(repo, cache, &name, None, Some(kind(&y)), out)?;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        (None, Some((b, true))) => {
+            for e in cache.get(repo, b)?.iter() {
+                let name = e.name().unwrap_or_default();
+                let is_tree = e.kind() == Some(git2::ObjectType::Tree);
+                diff_ids(
+                    repo,
+                    cache,
+                    &format!("{rel}/{name}"),
+                    None,
+                    Some((e.id(), is_tree)),
+                    out,
+                )?;
+            }
+            Ok(())
+        }
+        (Some((a, true)), None) => {
+            for e in cache.get(repo, a)?.iter() {
+                let name = e.name().unwrap_or_default();
+                let is_tree = e.kind() == Some(git2::ObjectType::Tree);
+                diff_ids(
+                    repo,
+                    cache,
+                    &format!("{rel}/{name}"),
+                    Some((e.id(), is_tree)),
+                    None,
+                    out,
+                )?;
+            }
+            Ok(())
+        }
+        (o, n) => {
+            let status = match (o, n) {
+                (None, Some(_)) => Delta::Added,
+                (Some(_), None) => Delta::Deleted,
+                (Some((_, x)), Some((_, y))) if x != y => Delta::Typechange,
+                _ => Delta::Modified,
+            };
+            out.push((rel.to_owned(), status, o.map(|x| x.0), n.map(|x| x.0)));
+            Ok(())
+        }
+    }
+}
+
+/// What a commit changed in the audit or the trust files.
+fn touched_paths<'r>(
+    repo: &'r AuditRepo,
+    cache: &mut Trees<'r>,
     parent: Option<&Tree<'_>>,
     tree: &Tree<'_>,
 ) -> Result<Vec<Change>, AuditError> {
-    let id = |t: &Tree<'_>, rel: &str| -> Option<Oid> {
-        t.get_path(std::path::Path::new(&repo.git_path(rel)))
-            .ok()
-            .map(|e| e.id())
-    };
-    let watched = [AUDIT_DIR, ALLOWED_SIGNERS, REVOKED_SIGNERS];
-    if let Some(p) = parent {
-        if watched.iter().all(|w| id(p, w) == id(tree, w)) {
-            return Ok(Vec::new());
-        }
-    } else if watched.iter().all(|w| id(tree, w).is_none()) {
-        return Ok(Vec::new());
-    }
-    let mut opts = DiffOptions::new();
-    for w in watched {
-        opts.pathspec(repo.git_path(w));
-    }
-    let diff = repo
-        .repo
-        .diff_tree_to_tree(parent, Some(tree), Some(&mut opts))?;
     let mut out = Vec::new();
-    for d in diff.deltas() {
-        let path = d
-            .new_file()
-            .path()
-            .or_else(|| d.old_file().path())
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let rel = path.strip_prefix(&repo.prefix).unwrap_or(&path).to_owned();
-        out.push((
-            rel,
-            d.status(),
-            Some(d.old_file().id()),
-            Some(d.new_file().id()),
-        ));
+    for rel in [AUDIT_DIR, ALLOWED_SIGNERS, REVOKED_SIGNERS] {
+        let at = |t: &Tree<'_>| {
+            t.get_path(std::path::Path::new(&repo.git_path(rel)))
+                .ok()
+                .map(|e| (e.id(), e.kind() == Some(git2::ObjectType::Tree)))
+        };
+        diff_ids(repo, cache, rel, parent.and_then(at), at(tree), &mut out)?;
     }
     Ok(out)
+}
+
+/// A commit whose signature still has to be checked, with what it must match.
+struct CommitJob {
+    commit: String,
+    signed: Option<(String, Vec<u8>)>,
+    principal: String,
+    at: DateTime<Utc>,
+    trust: std::rc::Rc<Trust>,
+    /// The actor keys of the events it adds: (path, seq, principal, key).
+    events: Vec<(String, u64, String, String)>,
+    first_path: Option<String>,
 }
 
 fn history(repo: &AuditRepo, head: Oid, report: &mut Report) -> Result<(), AuditError> {
     let mut walk = repo.repo.revwalk()?;
     walk.push(head)?;
     walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)?;
+    // Trust by the ids of (allowed_signers, revoked_signers): parsed once per version.
+    let mut trusts: std::collections::HashMap<(Option<Oid>, Option<Oid>), std::rc::Rc<Trust>> =
+        std::collections::HashMap::new();
+    let mut jobs: Vec<CommitJob> = Vec::new();
+    let mut cache = Trees::new();
     for oid in walk {
         let oid = oid?;
         let commit = repo.repo.find_commit(oid)?;
         let tree = commit.tree()?;
-        let parent = commit.parents().next();
-        let parent_tree = parent.as_ref().map(git2::Commit::tree).transpose()?;
-        let changes = touched_paths(repo, parent_tree.as_ref(), &tree)?;
+        let parent_tree = match commit.parents().next() {
+            Some(p) => Some(p.tree()?),
+            None => None,
+        };
+        let changes = touched_paths(repo, &mut cache, parent_tree.as_ref(), &tree)?;
+        cache.next_commit();
         if changes.is_empty() {
             continue;
         }
@@ -550,55 +706,34 @@ fn history(repo: &AuditRepo, head: Oid, report: &mut Report) -> Result<(), Audit
         // Trust comes from before the commit; the first commit that brings allowed_signers
         // is the root of trust.
         let trust_tree = match &parent_tree {
-            Some(p) if repo.read(p, ALLOWED_SIGNERS)?.is_some() => p,
+            Some(p) if id_at(repo, p, ALLOWED_SIGNERS).is_some() => p,
             _ => &tree,
         };
-        let trust = match Trust::load(repo, trust_tree) {
-            Ok(t) => t,
-            Err(e) => {
-                fail("trust-file", Some(ALLOWED_SIGNERS), e);
-                continue;
-            }
-        };
-        let author = commit.author();
-        let principal = author.email().unwrap_or_default().to_owned();
-        let at = DateTime::from_timestamp(commit.time().seconds(), 0).unwrap_or_default();
-        let signer = match repo.repo.extract_signature(&oid, Some("gpgsig")) {
-            Err(_) => {
-                fail(
-                    "commit-unsigned",
-                    changes.first().map(|c| c.0.as_str()),
-                    "changes the audit or its trust files in a commit without an SSH signature"
-                        .to_owned(),
-                );
-                None
-            }
-            Ok((sig, data)) => {
-                let armored = String::from_utf8_lossy(&sig).into_owned();
-                match trust.check(&armored, GIT_NAMESPACE, &data, &principal, at) {
-                    Ok(fp) => Some(fp),
-                    Err((code, reason)) => {
-                        fail(
-                            if code == "signer-not-actor" {
-                                "commit-signer"
-                            } else {
-                                code
-                            },
-                            None,
-                            format!("commit signature: {reason}"),
-                        );
-                        None
-                    }
+        let key = (
+            id_at(repo, trust_tree, ALLOWED_SIGNERS),
+            id_at(repo, trust_tree, REVOKED_SIGNERS),
+        );
+        let trust = match trusts.get(&key) {
+            Some(t) => t.clone(),
+            None => match Trust::load(repo, trust_tree) {
+                Ok(t) => {
+                    let t = std::rc::Rc::new(t);
+                    trusts.insert(key, t.clone());
+                    t
                 }
-            }
+                Err(e) => {
+                    fail("trust-file", Some(ALLOWED_SIGNERS), e);
+                    continue;
+                }
+            },
         };
+        let mut events = Vec::new();
         for (rel, status, _, new_id) in &changes {
             let is_audit = rel.starts_with(&format!("{AUDIT_DIR}/"));
             let is_index = rel.starts_with(&format!("{AUDIT_DIR}/requests/"));
             match status {
                 Delta::Added => {}
-                Delta::Modified if !is_audit => {}
-                Delta::Modified if is_index => {}
+                Delta::Modified if !is_audit || is_index => {}
                 _ if !is_audit => {}
                 other => fail(
                     "history-rewrite",
@@ -610,24 +745,137 @@ fn history(repo: &AuditRepo, head: Oid, report: &mut Report) -> Result<(), Audit
                 ),
             }
             let is_event = super::seq_of_name(rel.rsplit('/').next().unwrap_or_default()).is_some();
-            if let (Delta::Added, true, Some(fp), Some(id)) = (status, is_event, &signer, new_id) {
+            if let (Delta::Added, true, Some(id)) = (status, is_event, new_id) {
                 let blob = repo.repo.find_blob(*id)?;
-                if let Ok(ev) = parse_event(rel, blob.content())
-                    && (&ev.actor.key != fp || ev.actor.principal != principal)
-                {
-                    fail(
-                        "signer-not-actor",
-                        Some(rel),
-                        format!(
-                            "event {} names actor {} ({}) but the commit is signed by {principal} ({fp})",
-                            ev.seq, ev.actor.principal, ev.actor.key
-                        ),
-                    );
+                if let Ok(ev) = parse_event(rel, blob.content()) {
+                    events.push((rel.clone(), ev.seq, ev.actor.principal, ev.actor.key));
                 }
             }
         }
+        let author = commit.author();
+        jobs.push(CommitJob {
+            commit: short,
+            signed: repo
+                .repo
+                .extract_signature(&oid, Some("gpgsig"))
+                .ok()
+                .map(|(sig, data)| (String::from_utf8_lossy(&sig).into_owned(), data.to_vec())),
+            principal: author.email().unwrap_or_default().to_owned(),
+            at: DateTime::from_timestamp(commit.time().seconds(), 0).unwrap_or_default(),
+            trust,
+            events,
+            first_path: changes.first().map(|c| c.0.clone()),
+        });
+        if jobs.len() >= 2048 {
+            check_commits(std::mem::take(&mut jobs), report);
+        }
     }
+    check_commits(jobs, report);
     Ok(())
+}
+
+/// Checks commit signatures in parallel. `Trust` is shared read-only across threads
+/// through plain references (the `Rc`s stay on this thread).
+fn check_commits(jobs: Vec<CommitJob>, report: &mut Report) {
+    let trusts: Vec<&Trust> = jobs.iter().map(|j| &*j.trust).collect();
+    let plain: Vec<(&CommitJob, &Trust)> = jobs.iter().zip(trusts).collect();
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let chunk = plain.len().div_ceil(threads).max(1);
+    let results: Vec<Vec<Problem>> = std::thread::scope(|s| {
+        let handles: Vec<_> = plain
+            .chunks(chunk)
+            .map(|part| {
+                // SAFETY-free: only `&CommitJob` fields that are Sync are touched.
+                let part: Vec<(CommitRef<'_>, &Trust)> =
+                    part.iter().map(|(j, t)| (CommitRef::of(j), *t)).collect();
+                s.spawn(move || part.iter().flat_map(|(j, t)| check_commit(j, t)).collect())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    vec![problem(
+                        "internal",
+                        None,
+                        None,
+                        "a verifier thread failed".to_owned(),
+                    )]
+                })
+            })
+            .collect()
+    });
+    for mut r in results {
+        report.problems.append(&mut r);
+    }
+}
+
+/// The parts of a [`CommitJob`] a verifier thread reads (no `Rc`).
+struct CommitRef<'a> {
+    commit: &'a str,
+    signed: Option<&'a (String, Vec<u8>)>,
+    principal: &'a str,
+    at: DateTime<Utc>,
+    events: &'a [(String, u64, String, String)],
+    first_path: Option<&'a str>,
+}
+
+impl<'a> CommitRef<'a> {
+    fn of(j: &'a CommitJob) -> Self {
+        Self {
+            commit: &j.commit,
+            signed: j.signed.as_ref(),
+            principal: &j.principal,
+            at: j.at,
+            events: &j.events,
+            first_path: j.first_path.as_deref(),
+        }
+    }
+}
+
+fn check_commit(j: &CommitRef<'_>, trust: &Trust) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let fail = |code: &'static str, file: Option<&str>, reason: String| Problem {
+        seq: None,
+        file: file.map(str::to_owned),
+        commit: Some(j.commit.to_owned()),
+        code,
+        reason,
+    };
+    let Some((sig, data)) = j.signed else {
+        out.push(fail(
+            "commit-unsigned",
+            j.first_path,
+            "changes the audit or its trust files in a commit without an SSH signature".to_owned(),
+        ));
+        return out;
+    };
+    match trust.check(sig, GIT_NAMESPACE, data, j.principal, j.at) {
+        Ok(fp) => {
+            for (rel, seq, principal, key) in j.events {
+                if key != &fp || principal != j.principal {
+                    out.push(fail(
+                        "signer-not-actor",
+                        Some(rel),
+                        format!(
+                            "event {seq} names actor {principal} ({key}) but the commit is signed by {} ({fp})",
+                            j.principal
+                        ),
+                    ));
+                }
+            }
+        }
+        Err((code, reason)) => out.push(fail(
+            if code == "signer-not-actor" {
+                "commit-signer"
+            } else {
+                code
+            },
+            None,
+            format!("commit signature: {reason}"),
+        )),
+    }
+    out
 }
 
 fn delta_word(d: Delta) -> &'static str {
