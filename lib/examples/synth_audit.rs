@@ -31,13 +31,7 @@ fn obj(v: Json) -> Map<String, Json> {
     }
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let dir = Path::new(&args[1]);
-    let n: u64 = args[2].parse().unwrap();
-    std::fs::create_dir_all(dir).unwrap();
-    let key_path = dir.join("key");
-    let ok = |c: &mut Command| assert!(c.status().unwrap().success());
+fn init(dir: &Path, key_path: &Path, ok: &dyn Fn(&mut Command)) {
     ok(Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
         .arg(&key_path));
@@ -50,7 +44,6 @@ fn main() {
         format!("bench@example.com namespaces=\"git,hitl\" {public}"),
     )
     .unwrap();
-    let pending: u64 = args.get(3).map_or(0, |p| p.parse().unwrap());
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../approval-matrix.yaml");
     std::fs::copy(example, dir.join("approval-matrix.yaml")).unwrap();
     // The trust root and the matrix in a first commit, signed by the bench key.
@@ -72,6 +65,22 @@ fn main() {
         "workspace",
     ]);
     std::fs::write(dir.join(".gitignore"), "key\nkey.pub\n").unwrap();
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let dir = Path::new(&args[1]);
+    let n: u64 = args[2].parse().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let key_path = dir.join("key");
+    let ok = |c: &mut Command| assert!(c.status().unwrap().success());
+    let pending: u64 = args.get(3).map_or(0, |p| p.parse().unwrap());
+    // An existing audit from an earlier run: only append (N more events, PENDING more
+    // requests), with its key.
+    let resume = dir.join(".git").exists();
+    if !resume {
+        init(dir, &key_path, &ok);
+    }
     let key = SigningKey::from_file(&key_path, &mut || None).unwrap();
     let repo = AuditRepo::open(dir).unwrap();
     let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
@@ -81,7 +90,17 @@ fn main() {
         tool: "hitl synth".to_owned(),
     };
     let mut written = 0_u64;
-    let mut request = 0_u64;
+    // Request numbers continue after the requests already in the audit.
+    let mut request = if resume {
+        std::fs::read_dir(dir.join("audit/requests")).map_or(0, |shards| {
+            shards
+                .flatten()
+                .map(|s| std::fs::read_dir(s.path()).map_or(0, Iterator::count) as u64)
+                .sum()
+        })
+    } else {
+        0
+    };
     let mut appends = 0_u64;
     let t0 = Instant::now();
     let mut window = Instant::now();
@@ -93,7 +112,7 @@ fn main() {
             pending_left -= 1;
         }
         let id = if is_pending {
-            format!("pend-{:08}", pending - pending_left)
+            format!("pend-{:08}", request)
         } else {
             format!("req-{request:08}")
         };

@@ -877,10 +877,16 @@ fn a_process_killed_while_appending_loses_nothing_committed() {
         format!("{}{rel}\n", head),
     )
     .unwrap();
+    // ...and killed while libgit2 wrote the index: its lock file stays behind.
+    std::fs::write(w.ws().join(".git/index.lock"), b"half an index").unwrap();
     assert_ne!(w.git(&["status", "--porcelain"]), "");
     // The next command finishes it: afterwards the working tree and index match HEAD.
     let o = w.hitl(AGENT, &["propose", "hr-update-emp-204"]);
     assert!(matches!(o.status.code(), Some(0 | 1)), "{}", stderr(&o));
+    assert!(
+        !w.ws().join(".git/index.lock").exists(),
+        "the stale lock is gone"
+    );
     let report = w.verify_json();
     assert!(codes(&report).is_empty(), "{report}");
     assert_eq!(w.git(&["status", "--porcelain"]), "");

@@ -116,6 +116,18 @@ impl AuditRepo {
         let Ok(text) = fs::read_to_string(&journal) else {
             return Ok(());
         };
+        // A process killed while libgit2 wrote the index leaves `index.lock` behind, and
+        // every later index write fails. It is ours when it is not older than our
+        // journal (written just before the branch moved; we hold the audit lock, so no
+        // other hitl is running): remove it. An older one belongs to someone else and
+        // is left alone (the index update below then fails with git's own message).
+        let index_lock = self.repo.path().join("index.lock");
+        let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+        if let (Some(lock_time), Some(journal_time)) = (modified(&index_lock), modified(&journal))
+            && lock_time >= journal_time
+        {
+            let _ = fs::remove_file(&index_lock);
+        }
         let mut lines = text.lines();
         let commit = lines.next().and_then(|l| Oid::from_str(l).ok());
         let paths: Vec<String> = lines.map(str::to_owned).collect();

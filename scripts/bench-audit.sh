@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Audit benchmarks (docs/performance.md): builds a synthetic audit of N events through
+# the real append code (lib/examples/synth_audit.rs), then times
+#   - `hitl verify` against `git log --show-signature` on the same history,
+#   - peak memory of `hitl verify`,
+#   - one decision (`hitl approve`) appended as a whole process, 20 times.
+#
+# Usage: scripts/bench-audit.sh N [DIR]     (DIR defaults to /dev/shm/hitl-bench-N)
+# Needs: git, ssh-keygen, hyperfine, GNU time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:?usage: scripts/bench-audit.sh N [DIR]}
+dir=${2:-/dev/shm/hitl-bench-$n}
+cargo build --release --quiet
+cargo build --release --quiet -p hitl-lib --example synth_audit
+bin=$PWD/target/release/hitl
+pending=20
+if [ ! -d "$dir/.git" ]; then
+    ./target/release/examples/synth_audit "$dir" "$n" "$pending"
+fi
+cd "$dir"
+commits=$(git rev-list --count HEAD)
+echo "audit: $n events, $commits commits, in $dir"
+
+echo; echo "== hitl verify"
+hyperfine --warmup 1 --runs 3 -N "$bin verify"
+echo; echo "== peak memory of hitl verify"
+/usr/bin/time -v "$bin" verify 2>&1 >/dev/null | grep -E 'Maximum resident|Elapsed'
+
+# git log --show-signature runs ssh-keygen for every commit; on a large history it is
+# timed on the newest `sample` commits and scaled to all of them (it is linear).
+sample=$(( commits < 2000 ? commits : 2000 ))
+echo; echo "== git log --show-signature, newest $sample of $commits commits"
+hyperfine --runs 1 -N \
+    "git -c gpg.ssh.allowedSignersFile=allowed_signers log --show-signature -n $sample --format=%H"
+
+echo; echo "== one decision as a whole process (hitl approve), $pending runs"
+total=0
+for i in $(seq 1 "$pending"); do
+    id=$(printf 'pend-%08d' "$i")
+    start=$EPOCHREALTIME
+    "$bin" approve "$id" --key key > /dev/null
+    end=$EPOCHREALTIME
+    ms=$(echo "($end - $start) * 1000" | bc -l)
+    printf '%s %.1f ms\n' "$id" "$ms"
+    total=$(echo "$total + $ms" | bc -l)
+done
+printf 'mean %.1f ms\n' "$(echo "$total / $pending" | bc -l)"
