@@ -34,7 +34,7 @@ fn obj(v: Json) -> Map<String, Json> {
 fn init(dir: &Path, key_path: &Path, ok: &dyn Fn(&mut Command)) {
     ok(Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key_path));
+        .arg(key_path));
     ok(Command::new("git")
         .args(["init", "-q", "-b", "main"])
         .arg(dir));
