@@ -51,7 +51,9 @@ pub enum WorkflowError {
     },
     #[error("request `{request}` expired at {expires_at}; it can no longer be decided")]
     Expired { request: String, expires_at: String },
-    #[error("`{principal}` requested `{request}` and may not decide it (separation of duties)")]
+    #[error(
+        "`{principal}` requested or submitted `{request}` and may not decide it (separation of duties)"
+    )]
     OwnRequest { principal: String, request: String },
     #[error("`{principal}` is not in any role that may decide `{request}` (eligible: {roles})")]
     NotEligible {
@@ -221,6 +223,8 @@ pub fn proposal(
 #[derive(Debug)]
 pub struct RequestState {
     pub requested_by: String,
+    /// The principal whose key submitted the proposal (the agent).
+    pub submitted_by: String,
     pub tier: u64,
     pub eligible: Vec<(String, Vec<String>)>,
     pub self_approval: bool,
@@ -258,16 +262,36 @@ pub fn awaiting_decision(request: &str, events: &[Event]) -> Result<RequestState
         .iter()
         .find(|e| e.kind == types::APPROVAL_REQUESTED)
         .ok_or_else(|| bad("no `approval_requested` event"))?;
+    let requested_by = proposed
+        .field_str("requested_by")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad("`proposed` has no `requested_by`"))?;
+    let submitted_by = proposed
+        .field_str("submitted_by")
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| bad("`proposed` has no `submitted_by`"))?;
+    let mut state = asked_state(asked).map_err(|m| bad(&m))?;
+    state.requested_by = requested_by.to_owned();
+    state.submitted_by = submitted_by.to_owned();
+    Ok(state)
+}
+
+/// What an `approval_requested` event says: eligible roles, expiry, self-approval, tier
+/// (`requested_by` and `submitted_by` are left empty: they come from `proposed`).
+///
+/// # Errors
+/// What is missing or malformed.
+pub fn asked_state(asked: &Event) -> Result<RequestState, String> {
     let expires_at = asked
         .field_str("expires_at")
         .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .ok_or_else(|| bad("`approval_requested` has no valid `expires_at`"))?
+        .ok_or("`approval_requested` has no valid `expires_at`")?
         .with_timezone(&Utc);
     let eligible = asked
         .fields
         .get("eligible")
         .and_then(Json::as_array)
-        .ok_or_else(|| bad("`approval_requested` has no `eligible` roles"))?
+        .ok_or("`approval_requested` has no `eligible` roles")?
         .iter()
         .map(|r| {
             let role = r.get("role").and_then(Json::as_str).unwrap_or_default();
@@ -285,10 +309,8 @@ pub fn awaiting_decision(request: &str, events: &[Event]) -> Result<RequestState
         })
         .collect();
     Ok(RequestState {
-        requested_by: proposed
-            .field_str("requested_by")
-            .unwrap_or_default()
-            .to_owned(),
+        requested_by: String::new(),
+        submitted_by: String::new(),
         tier: asked.fields.get("tier").and_then(Json::as_u64).unwrap_or(0),
         eligible,
         self_approval: asked
@@ -346,7 +368,8 @@ pub fn decision(
             expires_at: state.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
         });
     }
-    if principal == state.requested_by && !state.self_approval {
+    if (principal == state.requested_by && !state.self_approval) || principal == state.submitted_by
+    {
         return Err(WorkflowError::OwnRequest {
             principal: principal.to_owned(),
             request: request.to_owned(),

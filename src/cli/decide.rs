@@ -25,9 +25,10 @@ pub fn record(
         Ok(None) => "none".to_owned(),
         Err(_) => "unloadable".to_owned(),
     };
+    let repo = AuditRepo::open(ws.root())?;
+    identity::require_committed_config(&repo)?;
     let key = identity::signing_key(key_args, ws.root(), ctx.cwd())?;
     let actor = identity::actor(ws.root(), &key, now)?;
-    let repo = AuditRepo::open(ws.root())?;
     let mut tier = 0;
     // The subject needs the tier, which only the recorded events know: read them first
     // (outside the lock, for the message only); the checks run again under the lock.

@@ -76,3 +76,37 @@ pub fn actor(root: &Path, key: &SigningKey, now: DateTime<Utc>) -> CliResult<Act
         )),
     }
 }
+
+/// The configuration a recorded decision rests on must be the committed one: the
+/// matrix, the policies and the trust files on disk must equal HEAD's. Otherwise an
+/// uncommitted edit (a key added to `allowed_signers`, oneself added to a role) would
+/// decide, and nothing in the history would show it.
+pub fn require_committed_config(repo: &hitl_lib::audit::AuditRepo) -> CliResult<()> {
+    use hitl_lib::workspace::{MATRIX_FILE, POLICIES_DIR, SETTINGS_FILE};
+    let dirty = repo.uncommitted(&[
+        MATRIX_FILE,
+        SETTINGS_FILE,
+        POLICIES_DIR,
+        ALLOWED_SIGNERS,
+        REVOKED_SIGNERS,
+    ])?;
+    if dirty.is_empty() {
+        return Ok(());
+    }
+    let mut err = CliError::new(
+        Exit::Refused,
+        format!(
+            "uncommitted changes to {}: the audit records decisions made under committed configuration only",
+            dirty
+                .iter()
+                .map(|d| format!("`{d}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    err.hints.push(
+        "commit them (signed: `git commit -S`) or restore them, then run the command again"
+            .to_owned(),
+    );
+    Err(err)
+}

@@ -31,9 +31,10 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         let path = ws.resolve_request(&args.file, ctx.cwd())?;
         ws.load_request(&path, &matrix)?
     };
+    let repo = AuditRepo::open(ws.root())?;
+    identity::require_committed_config(&repo)?;
     let key = identity::signing_key(&args.key, ws.root(), ctx.cwd())?;
     let actor = identity::actor(ws.root(), &key, now)?;
-    let repo = AuditRepo::open(ws.root())?;
     let r = &loaded.request;
     let (pack, policies) = match PolicySet::load(ws.root()) {
         Ok(Some(mut set)) => {

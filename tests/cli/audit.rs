@@ -395,17 +395,26 @@ fn the_requester_may_not_approve_their_own_request() {
             "requested_by: lea@example.com",
         )
         .replace("id: refund-4711", "id: refund-lea");
+    // Policies must be committed before they decide (an unsigned commit will do: they are
+    // not trust files).
+    w.commit_all(None, "lea may request payments");
+    // The user's own work in progress: an untracked proposal, a staged note and an
+    // unstaged edit.
     std::fs::write(w.ws().join("requests/refund-lea.yaml"), req).unwrap();
-    // A staged change of the user's, besides the unstaged and untracked ones above.
     std::fs::write(w.ws().join("notes.txt"), "mine\n").unwrap();
     w.git(&["add", "notes.txt"]);
+    let other = w.ws().join("requests/refund-4712.yaml");
+    let text = std::fs::read_to_string(&other).unwrap();
+    std::fs::write(&other, format!("{text}# draft\n")).unwrap();
     let before = w.git(&["status", "--porcelain"]);
 
     ok(&w.hitl(AGENT, &["propose", "refund-lea"]));
     let o = w.hitl(LEA, &["approve", "refund-lea"]);
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("`lea@example.com` requested `refund-lea` and may not decide it"),
+        stderr(&o).contains(
+            "`lea@example.com` requested or submitted `refund-lea` and may not decide it"
+        ),
         "{}",
         stderr(&o)
     );
@@ -418,6 +427,9 @@ fn the_requester_may_not_approve_their_own_request() {
         changed.lines().all(|l| l.starts_with("audit/")),
         "{changed}"
     );
+    // An ordinary unsigned commit that touches neither the audit nor the trust files is
+    // no problem for verify.
+    assert!(codes(&w.verify_json()).is_empty());
 }
 
 impl AuditWs {
@@ -667,6 +679,56 @@ fn verify_names_each_kind_of_tampering() {
             &["commit-unsigned", "index"],
         ),
         (
+            "the audit folder hidden behind a submodule entry",
+            |w| {
+                let audit = w.git(&["rev-parse", "HEAD:audit"]);
+                w.git(&["rm", "-r", "-q", "--cached", "audit"]);
+                w.git(&[
+                    "update-index",
+                    "--add",
+                    "--cacheinfo",
+                    &format!("160000,{},audit", audit.trim()),
+                ]);
+                w.git(&["commit", "-q", "--no-gpg-sign", "-m", "hide"]);
+            },
+            &["unexpected-file", "commit-unsigned"],
+        ),
+        (
+            "a well-signed decision by someone not eligible",
+            |w| {
+                let six = std::fs::read(w.event_file(6)).unwrap();
+                let mut e: serde_json::Value = serde_json::from_slice(&six).unwrap();
+                let fp = ok(&sh(
+                    w.dir.path(),
+                    "ssh-keygen",
+                    &[
+                        "-l",
+                        "-E",
+                        "sha256",
+                        "-f",
+                        w.key(RAVI).with_extension("com.pub").to_str().unwrap(),
+                    ],
+                ));
+                e["seq"] = 7.into();
+                e["prev"] = hitl_lib::audit::sha256_hex(&six).into();
+                e["actor"]["principal"] = RAVI.into();
+                e["actor"]["key"] = fp.split_whitespace().nth(1).unwrap().into();
+                e["approver"] = RAVI.into();
+                let mut bytes = serde_json::to_vec_pretty(&e).unwrap();
+                bytes.push(b'\n');
+                std::fs::write(w.event_file(7), bytes).unwrap();
+                w.resign(7, RAVI, "hitl");
+                let index = w
+                    .ws()
+                    .join(hitl_lib::audit::request_index_path("refund-4711"));
+                let mut text = std::fs::read_to_string(&index).unwrap();
+                text.push_str("7\n");
+                std::fs::write(index, text).unwrap();
+                w.commit_all(Some(RAVI), "ravi approves too");
+            },
+            &["decision-unauthorized"],
+        ),
+        (
             "allowed_signers changed by a key not yet trusted",
             |w| {
                 let public =
@@ -793,13 +855,17 @@ fn log_lists_and_filters_events() {
 }
 
 impl AuditWs {
-    /// `hitl propose ID` as the agent, spawned and not waited for.
+    /// `hitl propose ID` as the agent, spawned and not waited for. libfaketime is
+    /// preloaded directly rather than through the `faketime` wrapper: a wrapper killed
+    /// with SIGKILL leaves its named semaphore in /dev/shm, and a later wrapper that
+    /// happens to get the same pid then fails to start.
     fn spawn_propose(&self, id: &str) -> std::process::Child {
         let key = self.key(AGENT);
-        Proc::new("faketime")
-            .args(["-f", NOW])
-            .arg(snapbox::cmd::cargo_bin!("hitl"))
+        Proc::new(snapbox::cmd::cargo_bin!("hitl"))
             .args(["propose", id, "--key", key.to_str().unwrap()])
+            .env("LD_PRELOAD", libfaketime())
+            .env("FAKETIME", NOW)
+            .env("FAKETIME_NO_CACHE", "1")
             .current_dir(self.ws())
             .env("TZ", "UTC")
             .env("HOME", self.dir.path())
@@ -810,6 +876,19 @@ impl AuditWs {
             .spawn()
             .unwrap()
     }
+}
+
+/// The libfaketime shared library the `faketime` package installs.
+fn libfaketime() -> PathBuf {
+    let candidates = std::fs::read_dir("/usr/lib")
+        .unwrap()
+        .flatten()
+        .map(|d| d.path().join("faketime/libfaketime.so.1"))
+        .chain([PathBuf::from("/usr/lib/faketime/libfaketime.so.1")]);
+    candidates
+        .into_iter()
+        .find(|p| p.exists())
+        .expect("libfaketime.so.1 (Debian package `faketime`)")
 }
 
 /// The ids of the example requests the agent may submit (support-copilot's tools).
@@ -852,11 +931,14 @@ fn processes_appending_at_once_all_land_in_one_linear_chain() {
 fn a_process_killed_while_appending_loses_nothing_committed() {
     let w = AuditWs::new();
     let mut landed = 0;
-    for (i, id) in AGENT_REQUESTS.iter().cycle().take(24).enumerate() {
-        // The first round proposes each id; later rounds only race the lock and the
-        // "already proposed" check, which is fine: they are killed or refused.
+    // One append that completes, so there is something committed to lose.
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    for (i, id) in AGENT_REQUESTS.iter().skip(1).cycle().take(30).enumerate() {
+        // Kills spread over the whole run of a process (start-up, policy evaluation, the
+        // append itself, the index write); ids that already landed are refused, which
+        // is fine.
         let mut child = w.spawn_propose(id);
-        std::thread::sleep(std::time::Duration::from_millis(2 + (i as u64 * 3) % 40));
+        std::thread::sleep(std::time::Duration::from_millis(3 + (i as u64 * 37) % 300));
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         let report = w.verify_json();
@@ -928,25 +1010,20 @@ fn replay_tells_the_story_and_recomputes_with_the_recorded_versions() {
     assert_eq!(json["same_outcome"], true);
     assert_eq!(json["events"].as_array().unwrap().len(), 6);
 
-    // A proposal made under a matrix that was never committed cannot be recomputed, and
-    // replay says so (exit 1) instead of claiming the same outcome.
+    // A proposal is never recorded under a matrix that is not committed: replay must be
+    // able to find every version it rests on.
     let m = w.ws().join("approval-matrix.yaml");
     let text = std::fs::read_to_string(&m).unwrap();
     std::fs::write(&m, format!("{text}\n# local edit\n")).unwrap();
-    // (Blocked by the new policy, exit 1: recorded all the same.)
+    let head = w.git(&["rev-parse", "HEAD"]);
     let o = w.hitl(AGENT, &["propose", "refund-4712"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
     assert!(
-        stdout(&o).contains("recorded refund-4712"),
+        stderr(&o).contains("uncommitted changes to `approval-matrix.yaml`"),
         "{}",
         stderr(&o)
     );
-    let o = w.read(&["replay", "refund-4712"]);
-    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
-    assert!(
-        stdout(&o).contains("cannot re-evaluate: no commit holds matrix"),
-        "{}",
-        stdout(&o)
-    );
+    assert_eq!(w.git(&["rev-parse", "HEAD"]), head);
 
     let o = w.read(&["replay", "no-such-request"]);
     assert_eq!(o.status.code(), Some(4));

@@ -118,13 +118,17 @@ impl AuditRepo {
         };
         // A process killed while libgit2 wrote the index leaves `index.lock` behind, and
         // every later index write fails. It is ours when it is not older than our
-        // journal (written just before the branch moved; we hold the audit lock, so no
-        // other hitl is running): remove it. An older one belongs to someone else and
-        // is left alone (the index update below then fails with git's own message).
+        // journal and within seconds of it (an append writes the index milliseconds after
+        // the journal; we hold the audit lock, so no other hitl is running): remove it.
+        // Any other lock belongs to someone else and is left alone (the index update
+        // below then fails with git's own message).
         let index_lock = self.repo.path().join("index.lock");
         let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
         if let (Some(lock_time), Some(journal_time)) = (modified(&index_lock), modified(&journal))
             && lock_time >= journal_time
+            && lock_time
+                .duration_since(journal_time)
+                .is_ok_and(|d| d < std::time::Duration::from_secs(10))
         {
             let _ = fs::remove_file(&index_lock);
         }
@@ -157,9 +161,27 @@ impl AuditRepo {
     /// Writes files into the working tree and stages exactly those paths.
     fn check_out(&self, files: &[(String, Vec<u8>)]) -> Result<(), AuditError> {
         for (rel, bytes) in files {
+            // Never write through a symlink planted in the working tree.
+            let mut at = self.root.clone();
+            for part in Path::new(rel).components() {
+                at.push(part);
+                if fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+                    return Err(AuditError::Corrupt {
+                        path: rel.clone(),
+                        message: format!(
+                            "`{}` is a symbolic link in the working tree; hitl does not write through it",
+                            at.display()
+                        ),
+                    });
+                }
+            }
             write_atomic(&self.root.join(rel), bytes, self.repo.path())?;
         }
         let mut index = self.repo.index()?;
+        // The repository may hold an index it loaded before we took the lock (a status
+        // check does); another hitl may have written a newer one since. Reload it, or
+        // writing would drop that process's entries.
+        index.read(true)?;
         for (rel, _) in files {
             index.add_path(Path::new(&self.git_path(rel)))?;
         }
@@ -256,6 +278,18 @@ impl AuditRepo {
             files.push((blob_path(&sha256_hex(blob)), blob.clone()));
         }
 
+        // Events and signatures are never overwritten: if one is already there, HEAD's
+        // tree is not what the last event said (a hand-made commit); refuse.
+        for (rel, _) in &files {
+            let is_index = rel.starts_with(&format!("{}/requests/", super::AUDIT_DIR));
+            let is_blob = rel.starts_with(&format!("{}/blobs/", super::AUDIT_DIR));
+            if !is_index && !is_blob && self.read(base_tree, rel)?.is_some() {
+                return Err(AuditError::Corrupt {
+                    path: rel.clone(),
+                    message: "it exists already, past what HEAD's last event says".to_owned(),
+                });
+            }
+        }
         let mut update = git2::build::TreeUpdateBuilder::new();
         for (rel, bytes) in &files {
             let oid = self.repo.blob(bytes)?;

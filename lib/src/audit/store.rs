@@ -59,6 +59,34 @@ impl AuditRepo {
         })
     }
 
+    /// The workspace-relative paths among `rels` (files or folders) whose working-tree
+    /// or index state differs from HEAD: modified, staged, deleted or untracked.
+    ///
+    /// # Errors
+    /// When the status cannot be read.
+    pub fn uncommitted(&self, rels: &[&str]) -> Result<Vec<String>, AuditError> {
+        let mut opts = git2::StatusOptions::new();
+        opts.include_untracked(true)
+            .recurse_untracked_dirs(true)
+            .include_ignored(false)
+            .disable_pathspec_match(false);
+        for rel in rels {
+            opts.pathspec(self.git_path(rel));
+        }
+        let statuses = self.repo.statuses(Some(&mut opts))?;
+        let mut out: Vec<String> = statuses
+            .iter()
+            .filter(|s| s.status() != git2::Status::CURRENT)
+            .filter_map(|s| {
+                s.path()
+                    .map(|p| p.strip_prefix(&self.prefix).unwrap_or(p).to_owned())
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
     /// A workspace-relative path as a path in the repository.
     #[must_use]
     pub fn git_path(&self, rel: &str) -> String {
@@ -143,13 +171,20 @@ impl AuditRepo {
         let Some(events) = self.subtree(tree, &format!("{AUDIT_DIR}/events"))? else {
             return Ok(None);
         };
-        let Some(shard) = events
-            .iter()
-            .rev()
-            .find(|e| e.kind() == Some(ObjectType::Tree))
-        else {
+        // Only folders named as the layout names them count; anything else is corrupt
+        // (and would otherwise make the log look shorter than it is).
+        let Some(shard) = events.iter().next_back() else {
             return Ok(None);
         };
+        let name_ok = shard
+            .name()
+            .is_some_and(|n| n.len() == 9 && n.bytes().all(|b| b.is_ascii_digit()));
+        if !name_ok || shard.kind() != Some(ObjectType::Tree) {
+            return Err(AuditError::Corrupt {
+                path: format!("{AUDIT_DIR}/events/{}", shard.name().unwrap_or("?")),
+                message: "not an event folder".to_owned(),
+            });
+        }
         let shard_name = shard.name().unwrap_or_default().to_owned();
         let shard = self.repo.find_tree(shard.id())?;
         let Some(last) = shard
@@ -163,6 +198,12 @@ impl AuditRepo {
         let bytes = self.repo.find_blob(last.id())?.content().to_vec();
         let path = format!("{AUDIT_DIR}/events/{shard_name}/{name}");
         let event = parse_event(&path, &bytes)?;
+        if Some(event.seq) != seq_of_name(&name) || path != super::event_path(event.seq) {
+            return Err(AuditError::Corrupt {
+                path,
+                message: format!("the file holds event {}", event.seq),
+            });
+        }
         Ok(Some((event, bytes)))
     }
 

@@ -136,8 +136,67 @@ impl Trust {
                 };
                 (code, e.to_string())
             })?;
+        // As `hitl` itself decides who acts: one key, one named principal. A key shared
+        // by several principals, or trusted only through a pattern, names nobody.
+        let principals = self
+            .allowed
+            .principals_for(&key, namespace, at)
+            .map_err(|e| ("signature-untrusted", e.to_string()))?;
+        if principals.len() != 1 || principals[0] != principal {
+            return Err((
+                "signer-not-actor",
+                format!(
+                    "key {fp} stands for {} in `allowed_signers`, not for {principal} alone",
+                    principals.join(", ")
+                ),
+            ));
+        }
         Ok(fp)
     }
+}
+
+/// What the chain has said so far about one request: enough to judge its decisions
+/// (the same rules `hitl approve` and `hitl reject` apply).
+#[derive(Default)]
+struct RequestFacts {
+    requested_by: Option<String>,
+    submitted_by: Option<String>,
+    asked: Option<crate::workflow::RequestState>,
+    blocked: bool,
+    decided: bool,
+}
+
+/// Whether a decision event was one its actor could make, given what came before it.
+fn judge_decision(facts: &RequestFacts, event: &Event, at: DateTime<Utc>) -> Option<String> {
+    let who = &event.actor.principal;
+    let Some(asked) = &facts.asked else {
+        return Some("no `approval_requested` event came before it".to_owned());
+    };
+    if facts.blocked {
+        return Some("the request was blocked by policy".to_owned());
+    }
+    if facts.decided {
+        return Some("the request was already decided".to_owned());
+    }
+    if at >= asked.expires_at {
+        return Some(format!("made at {} after the request expired", event.at));
+    }
+    let is_party =
+        facts.requested_by.as_ref() == Some(who) || facts.submitted_by.as_ref() == Some(who);
+    if is_party && !(asked.self_approval && facts.requested_by.as_ref() == Some(who)) {
+        return Some(format!("{who} requested or submitted it"));
+    }
+    let role = event.field_str("role").unwrap_or_default();
+    let eligible = asked
+        .eligible
+        .iter()
+        .any(|(r, members)| r == role && members.iter().any(|m| m == who));
+    if !eligible {
+        return Some(format!(
+            "{who} is not a member of an eligible role `{role}`"
+        ));
+    }
+    None
 }
 
 /// Verifies the audit of the workspace in `repo`; `checkpoint` is a head an auditor
@@ -171,6 +230,16 @@ pub fn verify(
             return Ok(report);
         }
     };
+    if let Ok(e) = tree.get_path(std::path::Path::new(&repo.git_path(AUDIT_DIR)))
+        && e.filemode() != TREE_MODE
+    {
+        report.problems.push(problem(
+            "unexpected-file",
+            None,
+            Some(AUDIT_DIR),
+            "`audit` is not a folder (a submodule, a symlink or a file hides the audit)".to_owned(),
+        ));
+    }
     chain(repo, &tree, &trust, &mut report, progress)?;
     history(repo, head.id(), &mut report)?;
     if let (Some(h), Some(cp)) = (report.head.clone(), checkpoint) {
@@ -220,6 +289,9 @@ fn chain(
     let mut requests: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     let mut jobs: Vec<SigJob> = Vec::new();
     let mut last: Option<Head> = None;
+    let mut last_at: Option<DateTime<Utc>> = None;
+    let mut facts_of: std::collections::HashMap<String, RequestFacts> =
+        std::collections::HashMap::new();
     for (i, (path, name_seq, oid)) in files.iter().enumerate() {
         if i % 1024 == 0 {
             progress(i as u64, total);
@@ -255,7 +327,16 @@ fn chain(
             expected = seq;
         }
         expected += 1;
-        let bytes = repo.repo.find_blob(*oid)?.content().to_vec();
+        let Ok(blob) = repo.repo.find_blob(*oid) else {
+            report.problems.push(problem(
+                "unexpected-file",
+                Some(seq),
+                Some(path),
+                "an event name on something that is not a file".to_owned(),
+            ));
+            continue;
+        };
+        let bytes = blob.content().to_vec();
         let hash = sha256_hex(&bytes);
         let event: Event = match parse_event(path, &bytes) {
             Ok(e) => e,
@@ -289,6 +370,62 @@ fn chain(
         }
         prev = hash.clone();
         requests.entry(event.request.clone()).or_default().push(seq);
+        let Some(at) = DateTime::parse_from_rfc3339(&event.at)
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+        else {
+            report.problems.push(problem(
+                "event-invalid",
+                Some(seq),
+                Some(path),
+                format!("`at` is not an RFC 3339 time: {:?}", event.at),
+            ));
+            continue;
+        };
+        if last_at.is_some_and(|before| at < before) {
+            report.problems.push(problem(
+                "time-backwards",
+                Some(seq),
+                Some(path),
+                format!("`at` {} is before the previous event's", event.at),
+            ));
+        }
+        last_at = Some(at);
+        {
+            use crate::workflow::types;
+            let facts = facts_of.entry(event.request.clone()).or_default();
+            match event.kind.as_str() {
+                types::PROPOSED => {
+                    facts.requested_by = event.field_str("requested_by").map(str::to_owned);
+                    facts.submitted_by = event.field_str("submitted_by").map(str::to_owned);
+                }
+                types::APPROVAL_REQUESTED => {
+                    facts.asked = crate::workflow::asked_state(&event).ok();
+                    if facts.asked.is_none() {
+                        report.problems.push(problem(
+                            "event-invalid",
+                            Some(seq),
+                            Some(path),
+                            "an `approval_requested` without valid `eligible` and `expires_at`"
+                                .to_owned(),
+                        ));
+                    }
+                }
+                types::BLOCKED => facts.blocked = true,
+                types::DECISION => {
+                    if let Some(why) = judge_decision(facts, &event, at) {
+                        report.problems.push(problem(
+                            "decision-unauthorized",
+                            Some(seq),
+                            Some(path),
+                            why,
+                        ));
+                    }
+                    facts.decided = true;
+                }
+                _ => {}
+            }
+        }
         for field in ["proposal", "evidence_pack"] {
             if let Some(d) = event
                 .field_str(field)
@@ -313,9 +450,6 @@ fn chain(
             }
         }
         if event.kind == crate::workflow::types::DECISION {
-            let at = DateTime::parse_from_rfc3339(&event.at)
-                .map(|t| t.with_timezone(&Utc))
-                .unwrap_or_default();
             jobs.push(SigJob {
                 seq,
                 file: sig_path(seq),
@@ -491,6 +625,11 @@ fn check_indexes(
     Ok(())
 }
 
+/// Git's file mode of a folder.
+const TREE_MODE: i32 = 0o040_000;
+/// Git's file mode of a plain file: the only kind of file the audit holds.
+const FILE_MODE: i32 = 0o100_644;
+
 /// One changed path: workspace-relative path, status, old and new blob ids.
 type Change = (String, Delta, Option<Oid>, Option<Oid>);
 
@@ -539,18 +678,20 @@ fn diff_ids<'r>(
     repo: &'r AuditRepo,
     cache: &mut Trees<'r>,
     rel: &str,
-    old: Option<(Oid, bool)>,
-    new: Option<(Oid, bool)>,
+    old: Option<(Oid, i32)>,
+    new: Option<(Oid, i32)>,
     out: &mut Vec<Change>,
 ) -> Result<(), AuditError> {
-    // (id, is_tree)
+    // (id, file mode): a mode change with the same id (a folder turned into a submodule
+    // entry, a file into a symlink) is a change too.
     match (old, new) {
-        (Some((a, _)), Some((b, _))) if a == b => Ok(()),
-        (Some((a, true)), Some((b, true))) => {
+        (None, None) => Ok(()),
+        (Some(a), Some(b)) if a == b => Ok(()),
+        (Some((a, TREE_MODE)), Some((b, TREE_MODE))) => {
             // A merge of the two sorted entry lists, without copying them: an append
             // adds a few entries to trees of up to a few thousand.
             let (ta, tb) = (cache.get(repo, a)?, cache.get(repo, b)?);
-            let kind = |e: &git2::TreeEntry<'_>| (e.id(), e.kind() == Some(git2::ObjectType::Tree));
+            let kind = |e: &git2::TreeEntry<'_>| (e.id(), e.filemode());
             let (mut i, mut j) = (0, 0);
             loop {
                 let (x, y) = (ta.get(i), tb.get(j));
@@ -565,7 +706,7 @@ fn diff_ids<'r>(
                         i += 1;
                         j += 1;
                         if let (Some(x), Some(y)) = (x, y)
-                            && x.id() != y.id()
+                            && kind(&x) != kind(&y)
                         {
                             let name = format!("{rel}/{}", y.name().unwrap_or_default());
                             diff_ids(repo, cache, &name, Some(kind(&x)), Some(kind(&y)), out)?;
@@ -589,30 +730,28 @@ fn diff_ids<'r>(
             }
             Ok(())
         }
-        (None, Some((b, true))) => {
+        (None, Some((b, TREE_MODE))) => {
             for e in cache.get(repo, b)?.iter() {
                 let name = e.name().unwrap_or_default();
-                let is_tree = e.kind() == Some(git2::ObjectType::Tree);
                 diff_ids(
                     repo,
                     cache,
                     &format!("{rel}/{name}"),
                     None,
-                    Some((e.id(), is_tree)),
+                    Some((e.id(), e.filemode())),
                     out,
                 )?;
             }
             Ok(())
         }
-        (Some((a, true)), None) => {
+        (Some((a, TREE_MODE)), None) => {
             for e in cache.get(repo, a)?.iter() {
                 let name = e.name().unwrap_or_default();
-                let is_tree = e.kind() == Some(git2::ObjectType::Tree);
                 diff_ids(
                     repo,
                     cache,
                     &format!("{rel}/{name}"),
-                    Some((e.id(), is_tree)),
+                    Some((e.id(), e.filemode())),
                     None,
                     out,
                 )?;
@@ -621,6 +760,9 @@ fn diff_ids<'r>(
         }
         (o, n) => {
             let status = match (o, n) {
+                // Only plain files belong in the audit: a symlink, an executable or a
+                // submodule entry is a retyping, whatever its content.
+                (_, Some((_, mode))) if mode != FILE_MODE => Delta::Typechange,
                 (None, Some(_)) => Delta::Added,
                 (Some(_), None) => Delta::Deleted,
                 (Some((_, x)), Some((_, y))) if x != y => Delta::Typechange,
@@ -644,7 +786,7 @@ fn touched_paths<'r>(
         let at = |t: &Tree<'_>| {
             t.get_path(std::path::Path::new(&repo.git_path(rel)))
                 .ok()
-                .map(|e| (e.id(), e.kind() == Some(git2::ObjectType::Tree)))
+                .map(|e| (e.id(), e.filemode()))
         };
         diff_ids(repo, cache, rel, parent.and_then(at), at(tree), &mut out)?;
     }
