@@ -5,7 +5,8 @@
 #   - peak memory of `hitl verify`,
 #   - one decision (`hitl approve`) appended as a whole process, 20 times.
 #
-# Usage: scripts/bench-audit.sh N [DIR]     (DIR defaults to /dev/shm/hitl-bench-N)
+# Usage: scripts/bench-audit.sh N [DIR]     (DIR defaults to /dev/shm/hitl-bench-N;
+# an existing DIR is reused as it is, with 20 new pending requests)
 # Needs: git, ssh-keygen, hyperfine, GNU time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,13 +18,17 @@ bin=$PWD/target/release/hitl
 pending=20
 if [ ! -d "$dir/.git" ]; then
     ./target/release/examples/synth_audit "$dir" "$n" "$pending"
+else
+    # An existing audit: add fresh pending requests only.
+    ./target/release/examples/synth_audit "$dir" 0 "$pending"
 fi
 cd "$dir"
 commits=$(git rev-list --count HEAD)
 echo "audit: $n events, $commits commits, in $dir"
 
 echo; echo "== hitl verify"
-hyperfine --warmup 1 --runs 3 -N "$bin verify"
+# -i: an audit made by an older generator may hold problems (the timing is the same work).
+hyperfine -i --warmup 1 --runs 3 -N "$bin verify"
 echo; echo "== peak memory of hitl verify"
 /usr/bin/time -v "$bin" verify 2>&1 >/dev/null | grep -E 'Maximum resident|Elapsed'
 
@@ -36,8 +41,7 @@ hyperfine --runs 1 -N \
 
 echo; echo "== one decision as a whole process (hitl approve), $pending runs"
 total=0
-for i in $(seq 1 "$pending"); do
-    id=$(printf 'pend-%08d' "$i")
+for id in $(cat pending.txt); do
     start=$EPOCHREALTIME
     "$bin" approve "$id" --key key > /dev/null
     end=$EPOCHREALTIME

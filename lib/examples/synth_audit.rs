@@ -8,8 +8,8 @@
 //! key (`DIR/key`, made by `ssh-keygen`), `allowed_signers` (principal
 //! `bench@example.com`), the example `approval-matrix.yaml`, and the audit. The last
 //! PENDING requests (default 0) are left awaiting a decision that `bench@example.com`
-//! may make, so `hitl approve pend-00000001 --key DIR/key` can be timed as a whole
-//! process on a large audit. It prints the
+//! may make (their ids go to `DIR/pending.txt`), so `hitl approve ID --key DIR/key` can
+//! be timed as a whole process on a large audit. On an existing DIR it only appends. It prints the
 //! time of each 1,000th append so the cost per append can be followed as the log grows.
 //! Benchmarks: docs/performance.md.
 
@@ -64,7 +64,7 @@ fn init(dir: &Path, key_path: &Path, ok: &dyn Fn(&mut Command)) {
         "-m",
         "workspace",
     ]);
-    std::fs::write(dir.join(".gitignore"), "key\nkey.pub\n").unwrap();
+    std::fs::write(dir.join(".gitignore"), "key\nkey.pub\npending.txt\n").unwrap();
 }
 
 fn main() {
@@ -105,6 +105,7 @@ fn main() {
     let t0 = Instant::now();
     let mut window = Instant::now();
     let mut pending_left = pending;
+    let mut pending_ids = String::new();
     while written < n || pending_left > 0 {
         request += 1;
         let is_pending = written >= n;
@@ -154,6 +155,7 @@ fn main() {
                 request: id.clone(),
                 fields: obj(json!({
                     "requested_by": "maria@example.com",
+                    "submitted_by": "synthetic-agent@agents.example.com",
                     "tool": "payments.refund",
                     "proposal": digest,
                     "tier": 3,
@@ -172,6 +174,8 @@ fn main() {
         .unwrap();
         appends += 1;
         if is_pending {
+            pending_ids.push_str(&id);
+            pending_ids.push('\n');
             continue;
         }
         written += take as u64;
@@ -185,7 +189,7 @@ fn main() {
                 kind: "decision".to_owned(),
                 request: id.clone(),
                 fields: obj(
-                    json!({"approver": "bench@example.com", "decision": "approved", "reason_code": null}),
+                    json!({"approver": "bench@example.com", "role": "support-lead", "decision": "approved", "reason_code": null}),
                 ),
                 sign: true,
             };
@@ -205,6 +209,9 @@ fn main() {
             window = Instant::now();
         }
     }
+    // The pending ids, for `scripts/bench-audit.sh` (the key and this file are ignored
+    // by git: see .gitignore).
+    std::fs::write(dir.join("pending.txt"), pending_ids).unwrap();
     println!(
         "{written} events (+{pending} pending requests) in {appends} commits, {:.1} s",
         t0.elapsed().as_secs_f64()
