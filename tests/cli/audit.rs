@@ -323,6 +323,24 @@ fn decisions_are_refused_to_strangers_the_ineligible_and_twice() {
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
     assert!(stderr(&o).contains("allowed_signers"), "{}", stderr(&o));
 
+    // Adding oneself to allowed_signers without a trusted, committed change does not help.
+    let signers = w.ws().join("allowed_signers");
+    let before = std::fs::read_to_string(&signers).unwrap();
+    let public = std::fs::read_to_string(w.key(MALLORY).with_extension("com.pub")).unwrap();
+    std::fs::write(
+        &signers,
+        format!("{before}{MALLORY} namespaces=\"git,hitl\" {public}"),
+    )
+    .unwrap();
+    let o = w.hitl(MALLORY, &["approve", "refund-4711"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("uncommitted changes to `allowed_signers`"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(&signers, before).unwrap();
+
     let o = w.hitl(RAVI, &["approve", "refund-4711"]);
     assert_eq!(o.status.code(), Some(6));
     assert!(

@@ -59,32 +59,80 @@ impl AuditRepo {
         })
     }
 
-    /// The workspace-relative paths among `rels` (files or folders) whose working-tree
-    /// or index state differs from HEAD: modified, staged, deleted or untracked.
+    /// The workspace-relative paths among `rels` (files or folders) whose content on
+    /// disk differs from HEAD's: changed, added or deleted files. Compares bytes
+    /// directly, so it costs the size of these paths, not of the repository or its
+    /// index.
     ///
     /// # Errors
-    /// When the status cannot be read.
+    /// When HEAD or a file cannot be read.
     pub fn uncommitted(&self, rels: &[&str]) -> Result<Vec<String>, AuditError> {
-        let mut opts = git2::StatusOptions::new();
-        opts.include_untracked(true)
-            .recurse_untracked_dirs(true)
-            .include_ignored(false)
-            .disable_pathspec_match(false);
+        let head = self.head_commit()?;
+        let tree = match &head {
+            Some(c) => Some(c.tree()?),
+            None => None,
+        };
+        let mut out = Vec::new();
         for rel in rels {
-            opts.pathspec(self.git_path(rel));
+            self.compare(tree.as_ref(), rel, &mut out)?;
         }
-        let statuses = self.repo.statuses(Some(&mut opts))?;
-        let mut out: Vec<String> = statuses
-            .iter()
-            .filter(|s| s.status() != git2::Status::CURRENT)
-            .filter_map(|s| {
-                s.path()
-                    .map(|p| p.strip_prefix(&self.prefix).unwrap_or(p).to_owned())
-            })
-            .collect();
         out.sort();
         out.dedup();
         Ok(out)
+    }
+
+    fn compare(
+        &self,
+        tree: Option<&Tree<'_>>,
+        rel: &str,
+        out: &mut Vec<String>,
+    ) -> Result<(), AuditError> {
+        let disk = self.root.join(rel);
+        let meta = std::fs::symlink_metadata(&disk).ok();
+        let entry = tree.and_then(|t| t.get_path(Path::new(&self.git_path(rel))).ok());
+        let committed_dir = entry
+            .as_ref()
+            .is_some_and(|e| e.kind() == Some(ObjectType::Tree));
+        if meta.as_ref().is_some_and(std::fs::Metadata::is_dir) || committed_dir {
+            let mut names: Vec<String> = Vec::new();
+            if let Ok(rd) = std::fs::read_dir(&disk) {
+                names.extend(
+                    rd.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned()),
+                );
+            }
+            if committed_dir && let Some(e) = &entry {
+                let sub = self.repo.find_tree(e.id())?;
+                names.extend(sub.iter().filter_map(|x| x.name().map(str::to_owned)));
+            }
+            names.sort();
+            names.dedup();
+            for name in names {
+                self.compare(tree, &format!("{rel}/{name}"), out)?;
+            }
+            return Ok(());
+        }
+        let on_disk = match meta {
+            Some(m) if m.is_file() => {
+                Some(std::fs::read(&disk).map_err(|e| AuditError::Write {
+                    path: rel.to_owned(),
+                    source: e,
+                })?)
+            }
+            Some(_) => Some(Vec::new()),
+            None => None,
+        };
+        let committed = match (&entry, tree) {
+            (Some(e), Some(_)) if e.kind() == Some(ObjectType::Blob) => {
+                Some(self.repo.find_blob(e.id())?.content().to_vec())
+            }
+            (Some(_), _) => Some(Vec::new()),
+            _ => None,
+        };
+        if on_disk != committed {
+            out.push(rel.to_owned());
+        }
+        Ok(())
     }
 
     /// A workspace-relative path as a path in the repository.
