@@ -75,6 +75,9 @@ pub fn record(
     })?;
     let seq = appended.events.first().map_or(0, |(_, e)| e.seq);
     let commit = appended.commit.to_string();
+    if let Some(w) = &appended.warning {
+        eprintln!("warning: {w}");
+    }
     emit(
         format!(
             "{request}: {} by {} (event {seq}, commit {})\n",

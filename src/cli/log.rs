@@ -44,7 +44,7 @@ fn parse_since(s: &str) -> Result<DateTime<Utc>, String> {
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     let ws = ctx.workspace()?;
     let repo = AuditRepo::open(ws.root())?;
-    let Some(head) = repo.head_commit()? else {
+    let Some(head) = repo.head_for_reading()? else {
         return finish(args, &[]);
     };
     let tree = head.tree().map_err(AuditError::from)?;

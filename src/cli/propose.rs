@@ -97,6 +97,9 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     let first = appended.events.first().map_or(0, |(_, e)| e.seq);
     let last = appended.events.last().map_or(0, |(_, e)| e.seq);
     let commit = appended.commit.to_string();
+    if let Some(w) = &appended.warning {
+        eprintln!("warning: {w}");
+    }
     let outcome = if blocked {
         "blocked by policy".to_owned()
     } else {

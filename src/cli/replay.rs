@@ -38,7 +38,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     let ws = ctx.workspace()?;
     let repo = AuditRepo::open(ws.root())?;
     let head = repo
-        .head_commit()?
+        .head_for_reading()?
         .ok_or_else(|| CliError::new(Exit::NotFound, "the audit is empty"))?;
     let tree = head.tree().map_err(AuditError::from)?;
     let id = &args.request;
@@ -154,8 +154,12 @@ fn reevaluate(
     let Some(now) = replay::checked_at(events) else {
         return Ok((None, "no `policy_checked` event".to_owned()));
     };
-    let dir = std::env::temp_dir().join(format!("hitl-replay-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    // A fresh private folder (0700, unpredictable name), removed when dropped.
+    let tmp = tempfile::Builder::new()
+        .prefix("hitl-replay-")
+        .tempdir()
+        .map_err(|e| CliError::new(Exit::Io, format!("cannot create a temporary folder: {e}")))?;
+    let dir = tmp.path().join("ws");
     let found = replay::materialize(
         repo,
         &proposed.config.matrix,
@@ -215,7 +219,7 @@ fn reevaluate(
             ),
         ))
     })();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(tmp);
     result
 }
 

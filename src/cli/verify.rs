@@ -30,6 +30,7 @@ pub enum VerifyFormat {
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     let ws = ctx.workspace()?;
     let repo = AuditRepo::open(ws.root())?;
+    let mut signer = None;
     let pinned: Option<Head> = match &args.checkpoint {
         None => None,
         Some(p) => {
@@ -37,8 +38,9 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
             let text = std::fs::read_to_string(&path).map_err(|e| {
                 CliError::new(Exit::Io, format!("cannot read `{}`: {e}", p.display()))
             })?;
-            let (head, _signer) = checkpoint::read(&p.display().to_string(), &text)
+            let (head, by) = checkpoint::read(&p.display().to_string(), &text)
                 .map_err(|e| CliError::new(Exit::InvalidInput, e.to_string()))?;
+            signer = Some(by);
             Some(head)
         }
     };
@@ -54,7 +56,16 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     let report = verify::verify(&repo, pinned.as_ref(), &progress)?;
     match args.format {
         VerifyFormat::Json => print_json(&report)?,
-        VerifyFormat::Table => emit(render(&report).as_bytes())?,
+        VerifyFormat::Table => {
+            let mut text = String::new();
+            if let (Some(h), Some(by)) = (&pinned, &signer) {
+                // The checkpoint is the auditor's own file: say whose key signed it, so
+                // they can tell it is theirs.
+                text.push_str(&format!("checkpoint: seq {}, signed by {by}\n", h.seq));
+            }
+            text.push_str(&render(&report));
+            emit(text.as_bytes())?;
+        }
     }
     Ok(if report.ok() {
         Exit::Ok

@@ -801,7 +801,11 @@ fn a_checkpoint_detects_truncation_and_rewritten_history() {
     let o = w.hitl(LEA, &["checkpoint"]);
     std::fs::write(&cp, ok(&o)).unwrap();
     let cp_arg = cp.to_str().unwrap();
-    ok(&w.read(&["verify", "--checkpoint", cp_arg]));
+    let out = ok(&w.read(&["verify", "--checkpoint", cp_arg]));
+    assert!(
+        out.starts_with("checkpoint: seq 6, signed by SHA256:"),
+        "{out}"
+    );
 
     // The log grows: still extends the checkpoint.
     ok(&w.hitl(AGENT, &["propose", "refund-4712"]));
@@ -870,6 +874,10 @@ fn log_lists_and_filters_events() {
     assert_eq!(later.as_array().unwrap().len(), 0);
     let o = w.read(&["log", "--since", "yesterday"]);
     assert_eq!(o.status.code(), Some(2));
+    // Reading works on a detached HEAD, as in a CI checkout.
+    w.git(&["checkout", "-q", "--detach"]);
+    ok(&w.read(&["verify"]));
+    assert_eq!(ok(&w.read(&["log", "--type", "decision"])), decisions);
 }
 
 impl AuditWs {

@@ -47,6 +47,9 @@ pub struct NewEvent {
 pub struct Appended {
     pub commit: Oid,
     pub events: Vec<(String, Event)>,
+    /// Set when the commit landed but the working tree or index could not be updated:
+    /// the events are recorded; the journal stays, and the next append finishes it.
+    pub warning: Option<String>,
 }
 
 /// Everything one append needs.
@@ -344,15 +347,21 @@ impl AuditRepo {
                 },
             );
         }
-        self.check_out(&files)?;
-        fs::remove_file(&journal).map_err(|e| AuditError::Write {
-            path: journal.display().to_string(),
-            source: e,
-        })?;
+        // The commit has landed: from here on a failure is a warning, not an error (the
+        // events are recorded; a retry would be refused as a duplicate).
+        let warning = match self.check_out(&files) {
+            Ok(()) => fs::remove_file(&journal)
+                .err()
+                .map(|e| format!("cannot remove `{}`: {e}", journal.display())),
+            Err(e) => Some(format!(
+                "recorded in commit {commit}, but the working tree and index were not updated ({e}); the next hitl command that appends finishes it"
+            )),
+        };
         drop(lock);
         Ok(Appended {
             commit,
             events: written,
+            warning,
         })
     }
 }

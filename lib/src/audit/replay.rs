@@ -122,7 +122,7 @@ pub fn materialize(
     policies_digest: &str,
     dest: &Path,
 ) -> Result<Option<Oid>, AuditError> {
-    let Some(head) = repo.head_commit()? else {
+    let Some(head) = repo.head_for_reading()? else {
         return Ok(None);
     };
     let mut walk = repo.repo.revwalk()?;

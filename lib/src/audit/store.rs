@@ -158,6 +158,19 @@ impl AuditRepo {
         }
     }
 
+    /// The commit HEAD points at, for reading: a detached HEAD (a CI checkout) is fine.
+    /// `None` on an unborn branch.
+    ///
+    /// # Errors
+    /// An unreadable repository.
+    pub fn head_for_reading(&self) -> Result<Option<git2::Commit<'_>>, AuditError> {
+        match self.repo.head() {
+            Ok(head) => Ok(Some(head.peel_to_commit()?)),
+            Err(e) if e.code() == git2::ErrorCode::UnbornBranch => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The bytes of a workspace-relative path in `tree`, if it is a file there.
     ///
     /// # Errors

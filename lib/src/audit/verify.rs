@@ -217,7 +217,7 @@ pub fn verify(
         head: None,
         problems: Vec::new(),
     };
-    let Some(head) = repo.head_commit()? else {
+    let Some(head) = repo.head_for_reading()? else {
         return Ok(report);
     };
     let tree = head.tree()?;
@@ -1057,7 +1057,7 @@ fn check_checkpoint(
             "the event the checkpoint pins is not the same any more".to_owned(),
         )),
     }
-    let head_commit = repo.head_commit()?.map(|c| c.id());
+    let head_commit = repo.head_for_reading()?.map(|c| c.id());
     let pinned = Oid::from_str(&cp.commit).ok();
     let extends = match (head_commit, pinned) {
         (Some(h), Some(p)) => h == p || repo.repo.graph_descendant_of(h, p).unwrap_or(false),
