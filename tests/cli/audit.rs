@@ -7,7 +7,7 @@ use std::process::{Command as Proc, Output};
 
 use tempfile::TempDir;
 
-use super::support::{NOW, hitl_at, root, run, stderr, stdout};
+use super::support::{NOW, hitl_at, libfaketime, root, run, stderr, stdout};
 
 /// Principals with keys in the test workspace, and one stranger.
 const AGENT: &str = "support-copilot@agents.example.com";
@@ -902,19 +902,6 @@ impl AuditWs {
             .spawn()
             .unwrap()
     }
-}
-
-/// The libfaketime shared library the `faketime` package installs.
-fn libfaketime() -> PathBuf {
-    let candidates = std::fs::read_dir("/usr/lib")
-        .unwrap()
-        .flatten()
-        .map(|d| d.path().join("faketime/libfaketime.so.1"))
-        .chain([PathBuf::from("/usr/lib/faketime/libfaketime.so.1")]);
-    candidates
-        .into_iter()
-        .find(|p| p.exists())
-        .expect("libfaketime.so.1 (Debian package `faketime`)")
 }
 
 /// The ids of the example requests the agent may submit (support-copilot's tools).

@@ -56,14 +56,31 @@ fn require_faketime() {
     }
 }
 
-/// The binary run under `faketime` at `time` (UTC, `YYYY-MM-DD HH:MM:SS`, frozen).
+/// The libfaketime shared library the `faketime` package installs.
+pub fn libfaketime() -> PathBuf {
+    let candidates = std::fs::read_dir("/usr/lib")
+        .expect("/usr/lib")
+        .flatten()
+        .map(|d| d.path().join("faketime/libfaketime.so.1"))
+        .chain([PathBuf::from("/usr/lib/faketime/libfaketime.so.1")]);
+    candidates
+        .into_iter()
+        .find(|p| p.exists())
+        .expect("libfaketime.so.1 (Debian package `faketime`)")
+}
+
+/// The binary run under libfaketime at `time` (UTC, `YYYY-MM-DD HH:MM:SS`, frozen).
+///
+/// libfaketime is preloaded directly, as `faketime -f TIME` would do, rather than
+/// through the `faketime` wrapper: a wrapper that dies without cleaning up (a closed
+/// pipe, a kill) leaves a named semaphore in /dev/shm, and a later wrapper that gets
+/// the same pid fails to start ("sem_open: File exists").
 pub fn hitl_at(time: &str) -> Command {
     require_faketime();
-    Command::new("faketime")
-        .args(["-f", time])
-        .arg(cargo_bin!("hitl"))
+    Command::new(cargo_bin!("hitl"))
+        .env("LD_PRELOAD", libfaketime())
+        .env("FAKETIME", time)
         .env("TZ", "UTC")
-        .env_remove("FAKETIME")
         .env_remove("COLUMNS")
         .env_remove("LINES")
         .current_dir(ROOT)
