@@ -482,13 +482,7 @@ impl AllowedSigners {
     /// Loads an `allowed_signers` file; a missing file is an empty set (nobody is
     /// trusted), not an error. Any other read failure is an error.
     pub fn load(path: &Path) -> Result<Self, SigningError> {
-        match read_optional(path)? {
-            Some(text) => Self::parse(path, &text),
-            None => Ok(Self {
-                file: path.to_path_buf(),
-                entries: Vec::new(),
-            }),
-        }
+        Self::parse(path, &read_optional(path)?.unwrap_or_default())
     }
 
     /// The principal patterns of every line that holds `key` and allows `namespace` at
@@ -628,13 +622,7 @@ impl RevokedSigners {
     /// Loads a `revoked_signers` file; a missing file revokes nothing. Any other read
     /// failure is an error.
     pub fn load(path: &Path) -> Result<Self, SigningError> {
-        match read_optional(path)? {
-            Some(text) => Self::parse(path, &text),
-            None => Ok(Self {
-                file: path.to_path_buf(),
-                entries: Vec::new(),
-            }),
-        }
+        Self::parse(path, &read_optional(path)?.unwrap_or_default())
     }
 
     /// True if `key` is revoked (key data compared, comments ignored).

@@ -511,17 +511,19 @@ fn check_blobs(
     Ok(good)
 }
 
-fn check_signatures(jobs: Vec<SigJob>, trust: &Trust, report: &mut Report) {
+/// Runs `check` over `items` on all cores and gathers the problems, in order.
+fn par_problems<T: Sync>(items: &[T], check: impl Fn(&T) -> Vec<Problem> + Sync) -> Vec<Problem> {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let chunk = jobs.len().div_ceil(threads).max(1);
-    let results: Vec<Vec<Problem>> = std::thread::scope(|s| {
-        let handles: Vec<_> = jobs
+    let chunk = items.len().div_ceil(threads).max(1);
+    let check = &check;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
             .chunks(chunk)
-            .map(|part| s.spawn(move || part.iter().filter_map(|j| check_one(j, trust)).collect()))
+            .map(|part| s.spawn(move || part.iter().flat_map(check).collect::<Vec<_>>()))
             .collect();
         handles
             .into_iter()
-            .map(|h| {
+            .flat_map(|h| {
                 h.join().unwrap_or_else(|_| {
                     vec![problem(
                         "internal",
@@ -532,11 +534,13 @@ fn check_signatures(jobs: Vec<SigJob>, trust: &Trust, report: &mut Report) {
                 })
             })
             .collect()
-    });
+    })
+}
+
+fn check_signatures(jobs: Vec<SigJob>, trust: &Trust, report: &mut Report) {
     report.signatures += jobs.len() as u64;
-    for mut r in results {
-        report.problems.append(&mut r);
-    }
+    let mut found = par_problems(&jobs, |j| check_one(j, trust).into_iter().collect());
+    report.problems.append(&mut found);
 }
 
 fn check_one(j: &SigJob, trust: &Trust) -> Option<Problem> {
@@ -799,7 +803,7 @@ struct CommitJob {
     signed: Option<(String, Vec<u8>)>,
     principal: String,
     at: DateTime<Utc>,
-    trust: std::rc::Rc<Trust>,
+    trust: std::sync::Arc<Trust>,
     /// The actor keys of the events it adds: (path, seq, principal, key).
     events: Vec<(String, u64, String, String)>,
     first_path: Option<String>,
@@ -810,7 +814,7 @@ fn history(repo: &AuditRepo, head: Oid, report: &mut Report) -> Result<(), Audit
     walk.push(head)?;
     walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)?;
     // Trust by the ids of (allowed_signers, revoked_signers): parsed once per version.
-    let mut trusts: std::collections::HashMap<(Option<Oid>, Option<Oid>), std::rc::Rc<Trust>> =
+    let mut trusts: std::collections::HashMap<(Option<Oid>, Option<Oid>), std::sync::Arc<Trust>> =
         std::collections::HashMap::new();
     let mut jobs: Vec<CommitJob> = Vec::new();
     let mut cache = Trees::new();
@@ -859,7 +863,7 @@ fn history(repo: &AuditRepo, head: Oid, report: &mut Report) -> Result<(), Audit
             Some(t) => t.clone(),
             None => match Trust::load(repo, trust_tree) {
                 Ok(t) => {
-                    let t = std::rc::Rc::new(t);
+                    let t = std::sync::Arc::new(t);
                     trusts.insert(key, t.clone());
                     t
                 }
@@ -916,66 +920,13 @@ fn history(repo: &AuditRepo, head: Oid, report: &mut Report) -> Result<(), Audit
     Ok(())
 }
 
-/// Checks commit signatures in parallel. `Trust` is shared read-only across threads
-/// through plain references (the `Rc`s stay on this thread).
+/// Checks commit signatures in parallel.
 fn check_commits(jobs: Vec<CommitJob>, report: &mut Report) {
-    let trusts: Vec<&Trust> = jobs.iter().map(|j| &*j.trust).collect();
-    let plain: Vec<(&CommitJob, &Trust)> = jobs.iter().zip(trusts).collect();
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let chunk = plain.len().div_ceil(threads).max(1);
-    let results: Vec<Vec<Problem>> = std::thread::scope(|s| {
-        let handles: Vec<_> = plain
-            .chunks(chunk)
-            .map(|part| {
-                // SAFETY-free: only `&CommitJob` fields that are Sync are touched.
-                let part: Vec<(CommitRef<'_>, &Trust)> =
-                    part.iter().map(|(j, t)| (CommitRef::of(j), *t)).collect();
-                s.spawn(move || part.iter().flat_map(|(j, t)| check_commit(j, t)).collect())
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    vec![problem(
-                        "internal",
-                        None,
-                        None,
-                        "a verifier thread failed".to_owned(),
-                    )]
-                })
-            })
-            .collect()
-    });
-    for mut r in results {
-        report.problems.append(&mut r);
-    }
+    let mut found = par_problems(&jobs, check_commit);
+    report.problems.append(&mut found);
 }
 
-/// The parts of a [`CommitJob`] a verifier thread reads (no `Rc`).
-struct CommitRef<'a> {
-    commit: &'a str,
-    signed: Option<&'a (String, Vec<u8>)>,
-    principal: &'a str,
-    at: DateTime<Utc>,
-    events: &'a [(String, u64, String, String)],
-    first_path: Option<&'a str>,
-}
-
-impl<'a> CommitRef<'a> {
-    fn of(j: &'a CommitJob) -> Self {
-        Self {
-            commit: &j.commit,
-            signed: j.signed.as_ref(),
-            principal: &j.principal,
-            at: j.at,
-            events: &j.events,
-            first_path: j.first_path.as_deref(),
-        }
-    }
-}
-
-fn check_commit(j: &CommitRef<'_>, trust: &Trust) -> Vec<Problem> {
+fn check_commit(j: &CommitJob) -> Vec<Problem> {
     let mut out = Vec::new();
     let fail = |code: &'static str, file: Option<&str>, reason: String| Problem {
         seq: None,
@@ -984,18 +935,18 @@ fn check_commit(j: &CommitRef<'_>, trust: &Trust) -> Vec<Problem> {
         code,
         reason,
     };
-    let Some((sig, data)) = j.signed else {
+    let Some((sig, data)) = &j.signed else {
         out.push(fail(
             "commit-unsigned",
-            j.first_path,
+            j.first_path.as_deref(),
             "changes the audit or its trust files in a commit without an SSH signature".to_owned(),
         ));
         return out;
     };
-    match trust.check(sig, GIT_NAMESPACE, data, j.principal, j.at) {
+    match j.trust.check(sig, GIT_NAMESPACE, data, &j.principal, j.at) {
         Ok(fp) => {
-            for (rel, seq, principal, key) in j.events {
-                if key != &fp || principal != j.principal {
+            for (rel, seq, principal, key) in &j.events {
+                if key != &fp || *principal != j.principal {
                     out.push(fail(
                         "signer-not-actor",
                         Some(rel),
