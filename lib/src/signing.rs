@@ -112,13 +112,26 @@ pub enum SigningError {
     /// An empty SSHSIG namespace.
     #[error("the signature namespace must not be empty")]
     EmptyNamespace,
-    /// git's `user.signingkey` is a literal public key: that only works through ssh-agent.
+    /// The key is a public key (a `.pub` file or git's literal `key::...`), so it signs
+    /// through ssh-agent, and the agent cannot be reached.
     #[error(
-        "git's `user.signingkey` is a public key (`{value}`), which needs ssh-agent; signing through ssh-agent is not supported yet: pass `--key FILE` with the private key file"
+        "signing with `{key}` needs ssh-agent, {reason}; start `ssh-agent` and `ssh-add` the private key, or pass the private key file with `--key FILE`"
     )]
-    AgentKeyOnly {
-        /// The value of `user.signingkey`.
-        value: String,
+    AgentUnavailable {
+        /// The key as configured (a path or git's literal value).
+        key: String,
+        /// Why the agent cannot be used.
+        reason: String,
+    },
+    /// ssh-agent is running but does not hold the key.
+    #[error(
+        "ssh-agent does not hold key `{fingerprint}` (`{key}`); add it with `ssh-add PRIVATE_KEY_FILE`"
+    )]
+    NotInAgent {
+        /// The key's fingerprint.
+        fingerprint: String,
+        /// The key as configured (a path or git's literal value).
+        key: String,
     },
     /// git's `user.signingkey` cannot be turned into a path.
     #[error("git's `user.signingkey` (`{value}`) is not usable: {reason}")]
@@ -995,23 +1008,114 @@ fn parse_time(value: &str) -> Option<DateTime<Utc>> {
 // Signing key
 // ---------------------------------------------------------------------------------------
 
-/// A loaded (decrypted) OpenSSH private key.
+/// A key hitl signs with: a loaded (decrypted) OpenSSH private key, or a public key whose
+/// private half ssh-agent holds.
 pub struct SigningKey {
-    key: PrivateKey,
+    backend: Backend,
+    /// The key file, or git's literal `key::...` value for an agent key.
     path: PathBuf,
+}
+
+enum Backend {
+    File(Box<PrivateKey>),
+    Agent { public: PublicKey, socket: PathBuf },
 }
 
 impl fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigningKey")
             .field("path", &self.path)
-            .field("algorithm", &self.key.algorithm().as_str())
+            .field("algorithm", &self.public().algorithm().as_str())
             .field("fingerprint", &self.fingerprint())
+            .field("agent", &matches!(self.backend, Backend::Agent { .. }))
             .finish_non_exhaustive()
     }
 }
 
 impl SigningKey {
+    /// Loads the key `source` names, as `ssh-keygen -Y sign -f` and git do:
+    ///
+    /// - a private key file is read; if it is encrypted and ssh-agent (at `agent`, the
+    ///   value of `SSH_AUTH_SOCK`, passed in so this function does not read the
+    ///   environment) holds it, the agent signs and no passphrase is asked; otherwise
+    ///   `passphrase()` is called as in [`SigningKey::from_file`];
+    /// - a public key file (`.pub`, or a file holding one public key line) or git's literal
+    ///   `key::ssh-ed25519 AAAA...` signs through ssh-agent: no `agent` is
+    ///   [`SigningError::AgentUnavailable`], an agent without the key is
+    ///   [`SigningError::NotInAgent`].
+    pub fn load(
+        source: &KeySource,
+        agent: Option<&Path>,
+        passphrase: &mut dyn FnMut() -> Option<String>,
+    ) -> Result<Self, SigningError> {
+        let path = match source {
+            KeySource::GitLiteral(value) => {
+                let text = value.strip_prefix("key::").unwrap_or(value);
+                let public = PublicKey::from_openssh(text.trim()).map_err(|e| {
+                    SigningError::InvalidGitKey {
+                        value: value.clone(),
+                        reason: format!("it is not an OpenSSH public key ({e})"),
+                    }
+                })?;
+                return Self::from_agent(public, PathBuf::from(value), agent);
+            }
+            KeySource::Flag(p) | KeySource::Env(p) | KeySource::GitConfig(p) => p,
+        };
+        match Self::from_file(path, &mut || None) {
+            Err(SigningError::PublicKeyOnly { .. }) => {
+                let public = read_public(path)?;
+                Self::from_agent(public, path.clone(), agent)
+            }
+            Err(SigningError::PassphraseRequired { .. }) => {
+                // Encrypted: the agent may hold it already (as ssh-keygen tries first).
+                if let Some(public) = encrypted_public(path)
+                    && let Some(socket) = agent
+                    && agent_holds(socket, &public).unwrap_or(false)
+                {
+                    return Self::from_agent(public, path.clone(), agent);
+                }
+                Self::from_file(path, passphrase)
+            }
+            other => other,
+        }
+    }
+
+    /// A key whose private half ssh-agent holds, at socket `agent` (`SSH_AUTH_SOCK`).
+    /// `label` names the key in messages (its `.pub` file, or git's literal value).
+    pub fn from_agent(
+        public: PublicKey,
+        label: PathBuf,
+        agent: Option<&Path>,
+    ) -> Result<Self, SigningError> {
+        let key = label.display().to_string();
+        if let Some(algorithm) = unsupported(public.key_data()) {
+            return Err(SigningError::SignFailed {
+                path: label,
+                reason: format!("hitl cannot sign with `{algorithm}` keys"),
+            });
+        }
+        let Some(socket) = agent.filter(|s| !s.as_os_str().is_empty()) else {
+            return Err(SigningError::AgentUnavailable {
+                key,
+                reason: "but `SSH_AUTH_SOCK` is not set".to_owned(),
+            });
+        };
+        match agent_holds(socket, &public) {
+            Ok(true) => Ok(Self {
+                backend: Backend::Agent {
+                    public,
+                    socket: socket.to_path_buf(),
+                },
+                path: label,
+            }),
+            Ok(false) => Err(SigningError::NotInAgent {
+                fingerprint: fingerprint(&public),
+                key,
+            }),
+            Err(reason) => Err(SigningError::AgentUnavailable { key, reason }),
+        }
+    }
+
     /// Reads an OpenSSH private key file. If it is encrypted, `passphrase()` is called
     /// once for the passphrase (`None`, e.g. without a terminal, is
     /// [`SigningError::PassphraseRequired`]; a wrong one is
@@ -1077,7 +1181,7 @@ impl SigningKey {
             });
         }
         Ok(Self {
-            key,
+            backend: Backend::File(Box::new(key)),
             path: path.to_path_buf(),
         })
     }
@@ -1110,10 +1214,20 @@ impl SigningKey {
     /// The public half of the key.
     #[must_use]
     pub fn public(&self) -> &PublicKey {
-        self.key.public_key()
+        match &self.backend {
+            Backend::File(key) => key.public_key(),
+            Backend::Agent { public, .. } => public,
+        }
     }
 
-    /// The file the key was read from.
+    /// Whether ssh-agent makes the signatures.
+    #[must_use]
+    pub fn is_agent(&self) -> bool {
+        matches!(self.backend, Backend::Agent { .. })
+    }
+
+    /// The file the key was read from (for an agent key: its `.pub` file, or git's
+    /// literal `key::...` value).
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.path
@@ -1137,7 +1251,13 @@ impl SigningKey {
             path: self.path.clone(),
             reason,
         };
-        let sig = sign_sshsig(&self.key, namespace, msg).map_err(|e| failed(e.to_string()))?;
+        let sig = match &self.backend {
+            Backend::File(key) => {
+                sign_sshsig(key, namespace, msg).map_err(|e| failed(e.to_string()))?
+            }
+            Backend::Agent { public, socket } => sign_sshsig_agent(socket, public, namespace, msg)
+                .map_err(|e| failed(format!("ssh-agent: {e}")))?,
+        };
         self.public()
             .verify(namespace, msg, &sig)
             .map_err(|e| failed(format!("the new signature does not verify ({e})")))?;
@@ -1157,6 +1277,70 @@ fn sign_sshsig(key: &PrivateKey, namespace: &str, msg: &[u8]) -> ssh_key::Result
         KeypairData::Rsa(keypair) => sign_sshsig_rsa(keypair, namespace, msg),
         _ => key.sign(namespace, HashAlg::Sha512, msg),
     }
+}
+
+/// An SSHSIG (sha512) made by ssh-agent at `socket` with the key `public`. RSA keys are
+/// asked for `rsa-sha2-512` signatures.
+fn sign_sshsig_agent(
+    socket: &Path,
+    public: &PublicKey,
+    namespace: &str,
+    msg: &[u8],
+) -> Result<SshSig, String> {
+    let signed_data =
+        SshSig::signed_data(namespace, HashAlg::Sha512, msg).map_err(|e| e.to_string())?;
+    let mut client = ssh_agent_client_rs::Client::connect(socket).map_err(|e| e.to_string())?;
+    let signature = client.sign(public, &signed_data).map_err(|e| match e {
+        ssh_agent_client_rs::Error::RemoteFailure => {
+            "the agent refused to sign (a confirmation denied, or the key was removed)".to_owned()
+        }
+        e => e.to_string(),
+    })?;
+    SshSig::new(
+        public.key_data().clone(),
+        namespace,
+        HashAlg::Sha512,
+        signature,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Whether ssh-agent at `socket` holds `public`; `Err` says why the agent cannot be asked.
+fn agent_holds(socket: &Path, public: &PublicKey) -> Result<bool, String> {
+    let mut client = ssh_agent_client_rs::Client::connect(socket)
+        .map_err(|e| format!("but `{}` does not answer ({e})", socket.display()))?;
+    let identities = client
+        .list_all_identities()
+        .map_err(|e| format!("but `{}` does not answer ({e})", socket.display()))?;
+    Ok(identities.iter().any(|identity| {
+        matches!(identity, ssh_agent_client_rs::Identity::PublicKey(k) if k.key_data() == public.key_data())
+    }))
+}
+
+/// The public key of a file that holds one public key line (a `.pub` file).
+fn read_public(path: &Path) -> Result<PublicKey, SigningError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SigningError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'));
+    line.and_then(|l| PublicKey::from_openssh(l).ok())
+        .ok_or_else(|| SigningError::InvalidKey {
+            path: path.to_path_buf(),
+            reason: "expected one OpenSSH public key line (`ssh-ed25519 AAAA...`) or a private key"
+                .to_owned(),
+        })
+}
+
+/// The public key stored in the clear in an encrypted OpenSSH private key file.
+fn encrypted_public(path: &Path) -> Option<PublicKey> {
+    let bytes = std::fs::read(path).ok()?;
+    PrivateKey::from_openssh(bytes.trim_ascii())
+        .ok()
+        .map(|k| k.public_key().clone())
 }
 
 /// An `rsa-sha2-512` SSHSIG, made with an `rsa` key built from `[p, q]`.
@@ -1201,14 +1385,18 @@ pub enum KeySource {
     Env(PathBuf),
     /// git's `user.signingkey` (with `gpg.format=ssh`).
     GitConfig(PathBuf),
+    /// git's `user.signingkey` holding a literal public key (`key::ssh-ed25519 AAAA...`
+    /// or `ssh-ed25519 AAAA...`): the private half is in ssh-agent.
+    GitLiteral(String),
 }
 
 impl KeySource {
-    /// The key file.
+    /// The key file (`None` for a literal key in git's configuration).
     #[must_use]
-    pub fn path(&self) -> &Path {
+    pub fn path(&self) -> Option<&Path> {
         match self {
-            Self::Flag(p) | Self::Env(p) | Self::GitConfig(p) => p,
+            Self::Flag(p) | Self::Env(p) | Self::GitConfig(p) => Some(p),
+            Self::GitLiteral(_) => None,
         }
     }
 
@@ -1219,7 +1407,7 @@ impl KeySource {
         match self {
             Self::Flag(_) => "--key",
             Self::Env(_) => KEY_ENV,
-            Self::GitConfig(_) => "git config user.signingkey",
+            Self::GitConfig(_) | Self::GitLiteral(_) => "git config user.signingkey",
         }
     }
 }
@@ -1231,8 +1419,8 @@ impl KeySource {
 /// `gpg.format=ssh`:
 ///
 /// - it is only used when `gpg.format` is `ssh` (otherwise it names a GPG key);
-/// - `key::...` or `ssh-...` is a literal public key, which needs ssh-agent:
-///   [`SigningError::AgentKeyOnly`];
+/// - `key::...` or `ssh-...` is a literal public key, which signs through ssh-agent:
+///   [`KeySource::GitLiteral`];
 /// - a leading `~/` is expanded with `$HOME`; a relative path is taken from the
 ///   repository's work tree (where git runs `ssh-keygen`);
 /// - a `.pub` path is replaced by the same path without `.pub` when that file exists.
@@ -1271,7 +1459,7 @@ pub fn key_source(
         });
     }
     if value.starts_with("key::") || value.starts_with("ssh-") {
-        return Err(SigningError::AgentKeyOnly { value });
+        return Ok(KeySource::GitLiteral(value));
     }
     let path = if let Some(rest) = value.strip_prefix("~/") {
         match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
@@ -1654,6 +1842,144 @@ mod tests {
             &sig,
             &[]
         ));
+    }
+
+    /// A real `ssh-agent -D` on a socket in `dir`, killed on drop.
+    struct Agent {
+        child: std::process::Child,
+        socket: PathBuf,
+    }
+
+    impl Agent {
+        fn start(dir: &Path) -> Self {
+            let socket = dir.join("agent.sock");
+            let child = Command::new("ssh-agent")
+                .arg("-D")
+                .arg("-a")
+                .arg(&socket)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            for _ in 0..500 {
+                if socket.exists() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            assert!(socket.exists(), "ssh-agent did not start");
+            Self { child, socket }
+        }
+
+        fn add(&self, key_path: &Path) {
+            let status = Command::new("ssh-add")
+                .arg("-q")
+                .arg(key_path)
+                .env("SSH_AUTH_SOCK", &self.socket)
+                .stdin(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "ssh-add failed");
+        }
+    }
+
+    impl Drop for Agent {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    #[test]
+    fn agent_signs_for_public_keys() {
+        let dir = TempDir::new("agent");
+        let agent = Agent::start(dir.path());
+        let ed = keygen(dir.path(), "ed", &["-t", "ed25519"], "");
+        let rsa = keygen(dir.path(), "rsa", &["-t", "rsa", "-b", "2048"], "");
+        let locked = keygen(dir.path(), "locked", &["-t", "ecdsa"], "secret");
+        let absent = keygen(dir.path(), "absent", &["-t", "ed25519"], "");
+        let socket = agent.socket.clone();
+        let sock = Some(socket.as_path());
+
+        // Not in the agent yet: a clear refusal naming the key.
+        let source = KeySource::Flag(ed.with_extension("pub"));
+        let err = SigningKey::load(&source, sock, &mut no_passphrase()).unwrap_err();
+        assert!(matches!(err, SigningError::NotInAgent { .. }), "{err:?}");
+        assert!(err.to_string().contains("ssh-add"), "{err}");
+
+        agent.add(&ed);
+        agent.add(&rsa);
+        // ssh-add reads the passphrase from SSH_ASKPASS without a terminal.
+        let askpass = dir.path().join("askpass");
+        std::fs::write(&askpass, "#!/bin/sh\necho secret\n").unwrap();
+        assert!(
+            Command::new("chmod")
+                .arg("755")
+                .arg(&askpass)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = Command::new("ssh-add")
+            .arg("-q")
+            .arg(&locked)
+            .env("SSH_AUTH_SOCK", &agent.socket)
+            .env("SSH_ASKPASS", &askpass)
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("DISPLAY", ":0")
+            .stdin(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "ssh-add of the locked key failed");
+
+        for (path, source) in [
+            (&ed, KeySource::Flag(ed.with_extension("pub"))),
+            (&rsa, KeySource::Env(rsa.with_extension("pub"))),
+            (
+                &ed,
+                KeySource::GitLiteral(format!("key::{}", pub_line(&ed))),
+            ),
+            // An encrypted private key the agent holds: no passphrase asked.
+            (&locked, KeySource::Flag(locked.clone())),
+        ] {
+            let key = SigningKey::load(&source, sock, &mut no_passphrase()).unwrap();
+            assert!(key.is_agent(), "{source:?}");
+            ours_to_theirs(dir.path(), path, &key);
+        }
+        // A plain private key file is still read from the file.
+        let file =
+            SigningKey::load(&KeySource::Flag(ed.clone()), sock, &mut no_passphrase()).unwrap();
+        assert!(!file.is_agent());
+
+        // No agent, or one that is gone: refused, with what to do.
+        let source = KeySource::Flag(absent.with_extension("pub"));
+        let err = SigningKey::load(&source, None, &mut no_passphrase()).unwrap_err();
+        assert!(
+            matches!(err, SigningError::AgentUnavailable { .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("SSH_AUTH_SOCK"), "{err}");
+        let err = SigningKey::load(&source, sock, &mut no_passphrase()).unwrap_err();
+        assert!(matches!(err, SigningError::NotInAgent { .. }), "{err:?}");
+        let key = SigningKey::load(
+            &KeySource::Flag(ed.with_extension("pub")),
+            sock,
+            &mut no_passphrase(),
+        )
+        .unwrap();
+        drop(agent);
+        let err = key.sign(NAMESPACE, MSG).unwrap_err();
+        assert!(matches!(err, SigningError::SignFailed { .. }), "{err:?}");
+        let err = SigningKey::load(
+            &KeySource::Flag(ed.with_extension("pub")),
+            sock,
+            &mut no_passphrase(),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, SigningError::AgentUnavailable { .. }),
+            "{err:?}"
+        );
     }
 
     #[test]
@@ -2197,27 +2523,30 @@ mod tests {
         let source = key_source(None, None, &repo).unwrap();
         assert_eq!(source, KeySource::GitConfig(key_path.clone()));
         assert_eq!(source.origin(), "git config user.signingkey");
-        assert!(SigningKey::from_file(source.path(), &mut no_passphrase()).is_ok());
+        assert!(SigningKey::from_file(source.path().unwrap(), &mut no_passphrase()).is_ok());
         std::fs::rename(&key_path, dir.path().join("moved")).unwrap();
         assert_eq!(
             key_source(None, None, &repo).unwrap(),
             KeySource::GitConfig(pub_path)
         );
 
-        // A literal key needs ssh-agent.
+        // A literal key signs through ssh-agent.
         git(
             &repo,
             &["config", "user.signingkey", &format!("key::{ED1}")],
         );
+        let literal = key_source(None, None, &repo).unwrap();
+        assert_eq!(literal, KeySource::GitLiteral(format!("key::{ED1}")));
+        assert_eq!(literal.path(), None);
         assert!(matches!(
-            key_source(None, None, &repo),
-            Err(SigningError::AgentKeyOnly { .. })
+            SigningKey::load(&literal, None, &mut no_passphrase()),
+            Err(SigningError::AgentUnavailable { .. })
         ));
         git(&repo, &["config", "user.signingkey", ED1]);
-        assert!(matches!(
-            key_source(None, None, &repo),
-            Err(SigningError::AgentKeyOnly { .. })
-        ));
+        assert_eq!(
+            key_source(None, None, &repo).unwrap(),
+            KeySource::GitLiteral(ED1.to_owned())
+        );
 
         // `~/` is expanded with $HOME; relative paths are taken from the work tree.
         git(&repo, &["config", "user.signingkey", "~/.ssh/id_hitl"]);

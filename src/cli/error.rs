@@ -118,7 +118,8 @@ impl From<hitl_lib::signing::SigningError> for CliError {
             S::Read { .. } => Exit::Io,
             S::NoKey { .. }
             | S::PublicKeyOnly { .. }
-            | S::AgentKeyOnly { .. }
+            | S::AgentUnavailable { .. }
+            | S::NotInAgent { .. }
             | S::InvalidKey { .. }
             | S::InvalidGitKey { .. }
             | S::PassphraseRequired { .. }

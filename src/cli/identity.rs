@@ -7,27 +7,28 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use hitl_lib::audit::Actor;
 use hitl_lib::audit::verify::{ALLOWED_SIGNERS, REVOKED_SIGNERS};
-use hitl_lib::signing::{self, AllowedSigners, KeySource, RevokedSigners, SigningKey};
+use hitl_lib::signing::{self, AllowedSigners, RevokedSigners, SigningKey};
 
 use super::{CliError, CliResult, Exit};
 
 /// The `--key` flag every recording command takes.
 #[derive(Debug, clap::Args)]
 pub struct KeyArgs {
-    /// The SSH private key to sign with [default: `$HITL_SIGNING_KEY`, else git's
+    /// The SSH key to sign with: a private key file, or a public key (`.pub`) whose
+    /// private half ssh-agent holds [default: `$HITL_SIGNING_KEY`, else git's
     /// `user.signingkey`].
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
 }
 
-/// Loads the signing key; prompts for a passphrase on a terminal.
+/// Loads the signing key: from its file (prompting for a passphrase on a terminal unless
+/// ssh-agent holds it) or, for a public key, through ssh-agent at `$SSH_AUTH_SOCK`.
 pub fn signing_key(args: &KeyArgs, root: &Path, cwd: &Path) -> CliResult<SigningKey> {
     let flag = args.key.as_ref().map(|k| cwd.join(k));
-    let env = std::env::var_os("HITL_SIGNING_KEY");
+    let env = std::env::var_os(signing::KEY_ENV);
     let source = signing::key_source(flag.as_deref(), env.as_deref(), root)?;
-    let path = match &source {
-        KeySource::Flag(p) | KeySource::Env(p) | KeySource::GitConfig(p) => p.clone(),
-    };
+    let agent = std::env::var_os("SSH_AUTH_SOCK").map(PathBuf::from);
+    let path = source.path().map(Path::to_path_buf).unwrap_or_default();
     let mut prompt = || -> Option<String> {
         if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
             return None;
@@ -37,7 +38,7 @@ pub fn signing_key(args: &KeyArgs, root: &Path, cwd: &Path) -> CliResult<Signing
             .interact()
             .ok()
     };
-    Ok(SigningKey::from_file(&path, &mut prompt)?)
+    Ok(SigningKey::load(&source, agent.as_deref(), &mut prompt)?)
 }
 
 /// The principal `allowed_signers` gives this key for namespace `hitl` at `now`.

@@ -1041,3 +1041,130 @@ fn replay_tells_the_story_and_recomputes_with_the_recorded_versions() {
     let o = w.read(&["replay", "no-such-request"]);
     assert_eq!(o.status.code(), Some(4));
 }
+
+/// A real `ssh-agent -D` on a socket beside the workspace, killed on drop.
+struct Agent {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Agent {
+    fn start(dir: &Path) -> Self {
+        let socket = dir.join("agent.sock");
+        let child = Proc::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..500 {
+            if socket.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(socket.exists(), "ssh-agent did not start");
+        Self { child, socket }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_key_held_only_in_ssh_agent_signs_decisions() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    let agent = Agent::start(w.dir.path());
+    // lea signs git commits with a literal key, as `git config user.signingkey` allows
+    // with ssh-agent; hitl takes the same setting.
+    let public = std::fs::read_to_string(w.keys.join(format!("{LEA}.pub"))).unwrap();
+    w.git(&[
+        "config",
+        "user.signingkey",
+        &format!("key::{}", public.trim()),
+    ]);
+    let approve = || {
+        run(hitl_at(NOW)
+            .current_dir(w.ws())
+            .env("HOME", w.dir.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env_remove("HITL_SIGNING_KEY")
+            .env("SSH_AUTH_SOCK", &agent.socket)
+            .args(["approve", "refund-4711"]))
+    };
+    let head = w.git(&["rev-parse", "HEAD"]);
+
+    // The agent does not hold the key yet: refused, nothing written.
+    let o = approve();
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("ssh-agent does not hold key"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("ssh-add"), "{}", stderr(&o));
+    assert_eq!(w.git(&["rev-parse", "HEAD"]), head);
+    assert!(!w.event_file(6).exists());
+
+    let added = Proc::new("ssh-add")
+        .arg("-q")
+        .arg(w.key(LEA))
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    ok(&added);
+    let o = approve();
+    assert!(
+        ok(&o).contains("approved by lea@example.com"),
+        "{}",
+        stdout(&o)
+    );
+    ok(&sh(&w.ws(), "git", &["verify-commit", "HEAD"]));
+    let event = w.event_file(6);
+    let verified = Proc::new("ssh-keygen")
+        .args([
+            "-Y",
+            "verify",
+            "-n",
+            "hitl",
+            "-f",
+            "allowed_signers",
+            "-I",
+            LEA,
+            "-s",
+        ])
+        .arg(format!("{}.sig", event.display()))
+        .current_dir(w.ws())
+        .stdin(std::fs::File::open(&event).unwrap())
+        .output()
+        .unwrap();
+    ok(&verified);
+    assert!(codes(&w.verify_json()).is_empty());
+
+    // A `.pub` file with `--key` works the same way; without an agent it is refused.
+    let o = run(hitl_at(NOW)
+        .current_dir(w.ws())
+        .env("HOME", w.dir.path())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env_remove("SSH_AUTH_SOCK")
+        .args(["checkpoint", "--key"])
+        .arg(w.keys.join(format!("{LEA}.pub"))));
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("SSH_AUTH_SOCK"), "{}", stderr(&o));
+    let o = run(hitl_at(NOW)
+        .current_dir(w.ws())
+        .env("HOME", w.dir.path())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .args(["checkpoint", "--key"])
+        .arg(w.keys.join(format!("{LEA}.pub"))));
+    assert!(ok(&o).contains("SSH SIGNATURE"), "{}", stdout(&o));
+}
