@@ -32,6 +32,8 @@ use super::{
 };
 use crate::signing::{GIT_NAMESPACE, NAMESPACE, SigningKey};
 
+use super::index;
+
 /// An event to append; `seq`, `prev`, `at`, `actor` and `config` are filled in.
 #[derive(Debug, Clone)]
 pub struct NewEvent {
@@ -180,13 +182,60 @@ impl AuditRepo {
             }
             write_atomic(&self.root.join(rel), bytes, self.repo.path())?;
         }
-        let mut index = self.repo.index()?;
-        // The repository may hold an index it loaded before we took the lock (a status
-        // check does); another hitl may have written a newer one since. Reload it, or
-        // writing would drop that process's entries.
-        index.read(true)?;
-        for (rel, _) in files {
-            index.add_path(Path::new(&self.git_path(rel)))?;
+        let mut staged = Vec::with_capacity(files.len());
+        for (rel, bytes) in files {
+            let meta =
+                fs::symlink_metadata(self.root.join(rel)).map_err(|e| AuditError::Write {
+                    path: rel.clone(),
+                    source: e,
+                })?;
+            let id = git2::Oid::hash_object(git2::ObjectType::Blob, bytes)?;
+            staged.push((self.git_path(rel), id, meta));
+        }
+        let index_path = self.repo.path().join("index");
+        let config = self.repo.config()?.snapshot()?;
+        let sha1_repo = config
+            .get_str("extensions.objectformat")
+            .map_or(true, |f| f.eq_ignore_ascii_case("sha1"));
+        if sha1_repo {
+            let entries: Vec<index::NewEntry> = staged
+                .iter()
+                .filter_map(|(path, id, meta)| {
+                    Some(index::NewEntry {
+                        path: path.clone().into_bytes(),
+                        id: id.as_bytes().try_into().ok()?,
+                        stat: index_stat(meta),
+                    })
+                })
+                .collect();
+            let skip_hash = config.get_bool("index.skipHash").unwrap_or(false);
+            if entries.len() == staged.len()
+                && index::splice(&index_path, &entries, skip_hash)? == index::Splice::Done
+            {
+                return Ok(());
+            }
+        }
+        // libgit2 for what the fast path does not handle. The index file is read fresh
+        // from disk: the repository may hold an index it loaded before we took the lock,
+        // and another hitl may have written a newer one since (writing that would drop its
+        // entries).
+        let mut index = git2::Index::open(&index_path)?;
+        for (path, id, meta) in staged {
+            let stat = index_stat(&meta);
+            index.add(&git2::IndexEntry {
+                ctime: git2::IndexTime::new(stat.ctime.0.cast_signed(), stat.ctime.1),
+                mtime: git2::IndexTime::new(stat.mtime.0.cast_signed(), stat.mtime.1),
+                dev: stat.dev,
+                ino: stat.ino,
+                mode: stat.mode,
+                uid: stat.uid,
+                gid: stat.gid,
+                file_size: stat.size,
+                id,
+                flags: 0,
+                flags_extended: 0,
+                path: path.into_bytes(),
+            })?;
         }
         index.write()?;
         Ok(())
@@ -363,6 +412,27 @@ impl AuditRepo {
             events: written,
             warning,
         })
+    }
+}
+
+/// The index stat data of a regular file we just wrote, as `git add` would stage it
+/// (git keeps the low 32 bits of each field).
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "git's index format"
+)]
+fn index_stat(meta: &fs::Metadata) -> index::Stat {
+    use std::os::unix::fs::MetadataExt as _;
+    index::Stat {
+        ctime: (meta.ctime() as u32, meta.ctime_nsec() as u32),
+        mtime: (meta.mtime() as u32, meta.mtime_nsec() as u32),
+        dev: meta.dev() as u32,
+        ino: meta.ino() as u32,
+        mode: 0o100_644,
+        uid: meta.uid(),
+        gid: meta.gid(),
+        size: meta.len() as u32,
     }
 }
 

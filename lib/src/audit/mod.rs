@@ -14,6 +14,7 @@
 
 pub mod append;
 pub mod checkpoint;
+pub mod index;
 pub mod replay;
 pub mod store;
 pub mod verify;
@@ -145,6 +146,9 @@ pub enum AuditError {
     DetachedHead,
     #[error("git: {0}")]
     Git(#[from] git2::Error),
+    /// Updating git's index failed.
+    #[error(transparent)]
+    Index(#[from] index::IndexError),
     #[error("cannot write `{path}`: {source}")]
     Write {
         path: String,
