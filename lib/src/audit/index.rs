@@ -195,8 +195,12 @@ pub fn splice(
     new.sort_by(|a, b| a.path.cmp(&b.path));
     new.dedup_by(|a, b| a.path == b.path);
 
-    let mut out = Vec::with_capacity(old.len() + entries.len() * 128);
-    out.extend_from_slice(&old[..HEADER]);
+    // First the plan (nothing is written before every check passed), then the bytes.
+    let mut plan: Vec<Part> = Vec::with_capacity(2 * new.len() + 4);
+    let copy = |plan: &mut Vec<Part>, range: std::ops::Range<usize>| match plan.last_mut() {
+        Some(Part::Old(last)) if last.end == range.start => last.end = range.end,
+        _ => plan.push(Part::Old(range)),
+    };
     let mut at = HEADER;
     let mut next = 0;
     let mut last_new: Option<&[u8]> = None;
@@ -209,7 +213,7 @@ pub fn splice(
             if holds(&n.path, e.path) {
                 return Ok(Splice::Unsupported("a new file is a folder in the index"));
             }
-            encode(n, &mut out);
+            plan.push(Part::New(n));
             written += 1;
             last_new = Some(&n.path);
             next += 1;
@@ -234,12 +238,12 @@ pub fn splice(
         if last_new.is_some_and(|l| holds(l, e.path)) {
             return Ok(Splice::Unsupported("a new file is a folder in the index"));
         }
-        out.extend_from_slice(&old[e.range.clone()]);
+        copy(&mut plan, e.range.clone());
         written += 1;
         at = e.range.end;
     }
     for n in &new[next..] {
-        encode(n, &mut out);
+        plan.push(Part::New(n));
         written += 1;
     }
     // Extensions: keep REUC, drop the caches; give up on anything mandatory.
@@ -253,7 +257,7 @@ pub fn splice(
             .filter(|&e| e <= body)
             .ok_or_else(|| corrupt("an extension is truncated"))?;
         match sig {
-            b"REUC" => out.extend_from_slice(&old[at..end]),
+            b"REUC" => copy(&mut plan, at..end),
             b"TREE" | b"UNTR" | b"FSMN" | b"EOIE" | b"IEOT" => {}
             s if s[0].is_ascii_uppercase() => {}
             _ => return Ok(Splice::Unsupported("a mandatory index extension")),
@@ -261,16 +265,12 @@ pub fn splice(
         at = end;
     }
     let count = u32::try_from(written).map_err(|_| corrupt("too many entries"))?;
-    out[8..12].copy_from_slice(&count.to_be_bytes());
-    if skip_hash {
-        out.extend_from_slice(&[0; TRAILER]);
-    } else {
-        let digest = Sha1::digest(&out);
-        out.extend_from_slice(digest.as_slice());
-    }
+    let mut header = [0u8; HEADER];
+    header[..8].copy_from_slice(&old[..8]);
+    header[8..].copy_from_slice(&count.to_be_bytes());
 
     let lock = index_path.with_extension("lock");
-    let mut file = fs::OpenOptions::new()
+    let file = fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(&lock)
@@ -278,13 +278,57 @@ pub fn splice(
             path: lock.display().to_string(),
             source,
         })?;
-    let written = file.write_all(&out).and_then(|()| file.flush());
-    drop(file);
-    if let Err(e) = written.and_then(|()| fs::rename(&lock, index_path)) {
+    let mut out = Hashing {
+        file: std::io::BufWriter::with_capacity(1 << 16, file),
+        sha: (!skip_hash).then(Sha1::new),
+    };
+    let mut scratch = Vec::with_capacity(256);
+    let result = (|| {
+        out.put(&header)?;
+        for part in &plan {
+            match part {
+                Part::Old(range) => out.put(&old[range.clone()])?,
+                Part::New(n) => {
+                    scratch.clear();
+                    encode(n, &mut scratch);
+                    out.put(&scratch)?;
+                }
+            }
+        }
+        let trailer: [u8; TRAILER] = match out.sha.take() {
+            Some(sha) => sha.finalize().into(),
+            None => [0; TRAILER],
+        };
+        out.file.write_all(&trailer)?;
+        out.file.flush()
+    })();
+    drop(out);
+    if let Err(e) = result.and_then(|()| fs::rename(&lock, index_path)) {
         let _ = fs::remove_file(&lock);
         return Err(io(e));
     }
     Ok(Splice::Done)
+}
+
+/// A piece of the new index: bytes of the old one, or a new entry.
+enum Part<'a> {
+    Old(std::ops::Range<usize>),
+    New(&'a NewEntry),
+}
+
+/// Writes to the lock file and hashes what it writes.
+struct Hashing {
+    file: std::io::BufWriter<fs::File>,
+    sha: Option<Sha1>,
+}
+
+impl Hashing {
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if let Some(sha) = &mut self.sha {
+            sha.update(bytes);
+        }
+        self.file.write_all(bytes)
+    }
 }
 
 #[cfg(test)]

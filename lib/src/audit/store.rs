@@ -298,12 +298,30 @@ impl AuditRepo {
     /// As [`AuditRepo::event`]; an indexed event that is missing is corrupt.
     pub fn request_events(&self, tree: &Tree<'_>, request: &str) -> Result<Vec<Event>, AuditError> {
         let mut out = Vec::new();
+        // A request's events sit in one or two folders of up to 1,000 events: each folder
+        // tree is read once (libgit2 does not cache trees over 4 KiB).
+        let mut folder: Option<(u64, Option<Tree<'_>>)> = None;
         for seq in self.request_seqs(tree, request)? {
-            let (event, _) = self.event(tree, seq)?.ok_or_else(|| AuditError::Corrupt {
+            let shard = seq / super::EVENTS_PER_FOLDER;
+            if folder.as_ref().is_none_or(|(s, _)| *s != shard) {
+                let dir = format!("{AUDIT_DIR}/events/{shard:09}");
+                folder = Some((shard, self.subtree(tree, &dir)?));
+            }
+            let missing = || AuditError::Corrupt {
                 path: request_index_path(request),
                 message: format!("it lists event {seq}, which does not exist"),
-            })?;
-            out.push(event);
+            };
+            let entry = folder
+                .as_ref()
+                .and_then(|(_, t)| t.as_ref())
+                .and_then(|t| {
+                    t.get_name(&format!("{seq:012}.json"))
+                        .map(|e| (e.id(), e.kind()))
+                })
+                .filter(|(_, kind)| *kind == Some(ObjectType::Blob))
+                .ok_or_else(missing)?;
+            let blob = self.repo.find_blob(entry.0)?;
+            out.push(parse_event(&event_path(seq), blob.content())?);
         }
         Ok(out)
     }
