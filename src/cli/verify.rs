@@ -4,7 +4,7 @@
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
-use hitl_lib::audit::verify::{self, Head, Report};
+use hitl_lib::audit::verify::{self, Head, Phase, Report};
 use hitl_lib::audit::{AuditRepo, checkpoint};
 
 use super::{CliError, CliResult, Ctx, Exit, emit, print_json};
@@ -44,16 +44,34 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
             Some(head)
         }
     };
-    let tty = std::io::stderr().is_terminal();
-    let progress = move |done: u64, total: u64| {
-        if tty && total > 0 {
-            eprint!("\rverifying: {done}/{total} events");
-            if done == total {
-                eprint!("\r\x1b[2K");
-            }
-        }
+    // A progress bar on a terminal only (stderr): events first, then commits.
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(0)
+    } else {
+        indicatif::ProgressBar::hidden()
     };
-    let report = verify::verify(&repo, pinned.as_ref(), &progress)?;
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix:>8} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let progress = |phase: Phase, done: u64, total: u64| {
+        let prefix = match phase {
+            Phase::Events => "events",
+            Phase::History => "commits",
+        };
+        if bar.prefix() != prefix {
+            bar.set_prefix(prefix);
+            bar.reset();
+        }
+        bar.set_length(total);
+        bar.set_position(done);
+    };
+    let report = verify::verify(&repo, pinned.as_ref(), &progress);
+    bar.finish_and_clear();
+    let report = report?;
     match args.format {
         VerifyFormat::Json => print_json(&report)?,
         VerifyFormat::Table => {

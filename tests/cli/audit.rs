@@ -1168,3 +1168,40 @@ fn a_key_held_only_in_ssh_agent_signs_decisions() {
         .arg(w.keys.join(format!("{LEA}.pub"))));
     assert!(ok(&o).contains("SSH SIGNATURE"), "{}", stdout(&o));
 }
+
+/// The history walk splits a long history into runs checked on several threads: a
+/// problem in a later run is still found, and the seams between runs raise nothing.
+#[test]
+fn a_long_history_is_checked_in_parallel_runs_without_gaps_at_the_seams() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    // Signed commits that do not touch the audit, so the decision lands in a later run.
+    let lea_key = w.key(LEA);
+    let signing = format!("user.signingkey={}", lea_key.display());
+    for i in 0..40 {
+        w.git(&[
+            "-c",
+            &signing,
+            "commit",
+            "-q",
+            "-S",
+            "--allow-empty",
+            "-m",
+            &format!("unrelated {i}"),
+        ]);
+    }
+    ok(&w.hitl(LEA, &["approve", "refund-4711"]));
+    let report = w.verify_json();
+    assert!(codes(&report).is_empty(), "{report}");
+    assert_eq!(report["commits"], 3, "{report}");
+    assert_eq!(report["signatures"], 1, "{report}");
+
+    // An unsigned commit that edits the decision, at the end of the last run.
+    w.edit_event(6, "\"approved\"", "\"rejected\"");
+    w.commit_all(None, "fix typo");
+    let report = w.verify_json();
+    let found = codes(&report);
+    for code in ["commit-unsigned", "history-rewrite", "signature-bad"] {
+        assert!(found.iter().any(|c| c == code), "{code} missing: {report}");
+    }
+}

@@ -199,8 +199,17 @@ fn judge_decision(facts: &RequestFacts, event: &Event, at: DateTime<Utc>) -> Opt
     None
 }
 
+/// What [`verify`] is doing, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The chain: every event file, its link, blobs and signature (counted in events).
+    Events,
+    /// The git history: every commit (counted in commits).
+    History,
+}
+
 /// Verifies the audit of the workspace in `repo`; `checkpoint` is a head an auditor
-/// kept. `progress(done, total)` is called now and then.
+/// kept. `progress(phase, done, total)` is called now and then, from any thread.
 ///
 /// # Errors
 /// Only when the repository itself cannot be read; every problem in the audit is a
@@ -208,7 +217,7 @@ fn judge_decision(facts: &RequestFacts, event: &Event, at: DateTime<Utc>) -> Opt
 pub fn verify(
     repo: &AuditRepo,
     checkpoint: Option<&Head>,
-    progress: &(dyn Fn(u64, u64) + Sync),
+    progress: &(dyn Fn(Phase, u64, u64) + Sync),
 ) -> Result<Report, AuditError> {
     let mut report = Report {
         events: 0,
@@ -220,6 +229,9 @@ pub fn verify(
     let Some(head) = repo.head_for_reading()? else {
         return Ok(report);
     };
+    // Every object is read once or twice, in order: libgit2's object cache (up to 256 MB)
+    // would only hold memory. Without it, memory stays bounded as the audit grows.
+    git2::opts::enable_caching(false);
     let tree = head.tree()?;
     let trust = match Trust::load(repo, &tree) {
         Ok(t) => t,
@@ -240,8 +252,8 @@ pub fn verify(
             "`audit` is not a folder (a submodule, a symlink or a file hides the audit)".to_owned(),
         ));
     }
-    chain(repo, &tree, &trust, &mut report, progress)?;
-    history(repo, head.id(), &mut report)?;
+    let actors = chain(repo, &tree, &trust, &mut report, progress)?;
+    history(repo, head.id(), &actors, &mut report, progress)?;
     if let (Some(h), Some(cp)) = (report.head.clone(), checkpoint) {
         check_checkpoint(repo, &tree, &h, cp, &mut report)?;
     } else if let (None, Some(cp)) = (&report.head, checkpoint) {
@@ -273,13 +285,45 @@ struct SigJob {
     at: DateTime<Utc>,
 }
 
+/// The actor of each event at HEAD, by blob id, so the history walk need not read and
+/// parse every event again: principals and keys are interned (a few distinct values).
+#[derive(Default)]
+struct Actors {
+    by_blob: std::collections::HashMap<Oid, (u32, u32)>,
+    names: Vec<String>,
+    ids: std::collections::HashMap<String, u32>,
+}
+
+impl Actors {
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.ids.get(s) {
+            return i;
+        }
+        let i = u32::try_from(self.names.len()).unwrap_or(u32::MAX);
+        self.names.push(s.to_owned());
+        self.ids.insert(s.to_owned(), i);
+        i
+    }
+
+    fn insert(&mut self, blob: Oid, principal: &str, key: &str) {
+        let ids = (self.intern(principal), self.intern(key));
+        self.by_blob.insert(blob, ids);
+    }
+
+    fn get(&self, blob: Oid) -> Option<(&str, &str)> {
+        let &(p, k) = self.by_blob.get(&blob)?;
+        Some((self.names.get(p as usize)?, self.names.get(k as usize)?))
+    }
+}
+
 fn chain(
     repo: &AuditRepo,
     tree: &Tree<'_>,
     trust: &Trust,
     report: &mut Report,
-    progress: &(dyn Fn(u64, u64) + Sync),
-) -> Result<(), AuditError> {
+    progress: &(dyn Fn(Phase, u64, u64) + Sync),
+) -> Result<Actors, AuditError> {
+    let mut actors = Actors::default();
     let files = repo.event_files(tree)?;
     let sigs = repo.sig_files(tree)?;
     let blobs = check_blobs(repo, tree, report)?;
@@ -294,7 +338,7 @@ fn chain(
         std::collections::HashMap::new();
     for (i, (path, name_seq, oid)) in files.iter().enumerate() {
         if i % 1024 == 0 {
-            progress(i as u64, total);
+            progress(Phase::Events, i as u64, total);
         }
         if *name_seq == 0 {
             report.problems.push(problem(
@@ -352,6 +396,7 @@ fn chain(
             }
         };
         report.events += 1;
+        actors.insert(*oid, &event.actor.principal, &event.actor.key);
         if event.seq != seq {
             report.problems.push(problem(
                 "seq-mismatch",
@@ -474,9 +519,9 @@ fn chain(
     }
     check_signatures(jobs, trust, report);
     check_indexes(repo, tree, &requests, report)?;
-    progress(total, total);
+    progress(Phase::Events, total, total);
     report.head = last;
-    Ok(())
+    Ok(actors)
 }
 
 /// Reads every blob once: each must hash to its name and sit in its folder. Returns
@@ -809,23 +854,111 @@ struct CommitJob {
     first_path: Option<String>,
 }
 
-fn history(repo: &AuditRepo, head: Oid, report: &mut Report) -> Result<(), AuditError> {
+/// The fewest commits worth a thread of their own in the history walk.
+const MIN_RUN: usize = 32;
+
+/// The git history: every commit that touched the audit or its trust files, oldest
+/// first. The commits are split into one contiguous run per core; each run is walked on
+/// its own thread with its own repository handle (commits are independent: a commit is
+/// judged against its parent's tree only).
+fn history(
+    repo: &AuditRepo,
+    head: Oid,
+    actors: &Actors,
+    report: &mut Report,
+    progress: &(dyn Fn(Phase, u64, u64) + Sync),
+) -> Result<(), AuditError> {
     let mut walk = repo.repo.revwalk()?;
     walk.push(head)?;
     walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)?;
+    let oids: Vec<Oid> = walk.collect::<Result<_, _>>()?;
+    let total = oids.len() as u64;
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let step = |n: u64| {
+        let now = done.fetch_add(n, std::sync::atomic::Ordering::Relaxed) + n;
+        progress(Phase::History, now, total);
+    };
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let size = oids.len().div_ceil(threads.clamp(2, 8)).max(MIN_RUN);
+    let parts: Vec<Result<(u64, Vec<Problem>), AuditError>> = if oids.len() <= size {
+        vec![history_part(repo, &oids, actors, &step)]
+    } else {
+        let root = repo.root.as_path();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = oids
+                .chunks(size)
+                .map(|run| {
+                    let step = &step;
+                    s.spawn(move || {
+                        let own = AuditRepo::open(root)?;
+                        history_part(&own, run, actors, step)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(AuditError::Corrupt {
+                            path: AUDIT_DIR.to_owned(),
+                            message: "a history thread panicked".to_owned(),
+                        })
+                    })
+                })
+                .collect()
+        })
+    };
+    for part in parts {
+        let (commits, mut problems) = part?;
+        report.commits += commits;
+        report.problems.append(&mut problems);
+    }
+    progress(Phase::History, total, total);
+    Ok(())
+}
+
+/// Walks one run of commits (oldest first): returns how many touched the audit and the
+/// problems found, commit signatures included.
+fn history_part(
+    repo: &AuditRepo,
+    oids: &[Oid],
+    actors: &Actors,
+    step: &(dyn Fn(u64) + Sync),
+) -> Result<(u64, Vec<Problem>), AuditError> {
+    let mut report = Report {
+        events: 0,
+        signatures: 0,
+        commits: 0,
+        head: None,
+        problems: Vec::new(),
+    };
+    let report = &mut report;
     // Trust by the ids of (allowed_signers, revoked_signers): parsed once per version.
     let mut trusts: std::collections::HashMap<(Option<Oid>, Option<Oid>), std::sync::Arc<Trust>> =
         std::collections::HashMap::new();
     let mut jobs: Vec<CommitJob> = Vec::new();
     let mut cache = Trees::new();
-    for oid in walk {
-        let oid = oid?;
+    // The walk is oldest first, so a commit's parent is usually the commit before it:
+    // its tree id is remembered instead of reading the parent again.
+    let mut previous: Option<(Oid, Oid)> = None;
+    for (n, &oid) in oids.iter().enumerate() {
+        if n % 256 == 255 {
+            step(256);
+        }
         let commit = repo.repo.find_commit(oid)?;
-        let tree = commit.tree()?;
-        let parent_tree = match commit.parents().next() {
-            Some(p) => Some(p.tree()?),
+        let tree_id = commit.tree_id();
+        let tree = cache.get(repo, tree_id)?;
+        let parent_tree = match commit.parent_ids().next() {
+            Some(p) => {
+                let id = match previous {
+                    Some((c, t)) if c == p => t,
+                    _ => repo.repo.find_commit(p)?.tree_id(),
+                };
+                Some(cache.get(repo, id)?)
+            }
             None => None,
         };
+        previous = Some((oid, tree_id));
         let changes = touched_paths(repo, &mut cache, parent_tree.as_ref(), &tree)?;
         cache.next_commit();
         if changes.is_empty() {
@@ -892,9 +1025,20 @@ fn history(repo: &AuditRepo, head: Oid, report: &mut Report) -> Result<(), Audit
             }
             let is_event = super::seq_of_name(rel.rsplit('/').next().unwrap_or_default()).is_some();
             if let (Delta::Added, true, Some(id)) = (status, is_event, new_id) {
-                let blob = repo.repo.find_blob(*id)?;
-                if let Ok(ev) = parse_event(rel, blob.content()) {
-                    events.push((rel.clone(), ev.seq, ev.actor.principal, ev.actor.key));
+                // The same file as at HEAD: its actor is known from the chain check.
+                if let Some((principal, key)) = actors.get(*id) {
+                    let seq = super::seq_of_name(rel.rsplit('/').next().unwrap_or_default());
+                    events.push((
+                        rel.clone(),
+                        seq.unwrap_or_default(),
+                        principal.to_owned(),
+                        key.to_owned(),
+                    ));
+                } else {
+                    let blob = repo.repo.find_blob(*id)?;
+                    if let Ok(ev) = parse_event(rel, blob.content()) {
+                        events.push((rel.clone(), ev.seq, ev.actor.principal, ev.actor.key));
+                    }
                 }
             }
         }
@@ -912,18 +1056,15 @@ fn history(repo: &AuditRepo, head: Oid, report: &mut Report) -> Result<(), Audit
             events,
             first_path: changes.first().map(|c| c.0.clone()),
         });
-        if jobs.len() >= 2048 {
-            check_commits(std::mem::take(&mut jobs), report);
+        if jobs.len() >= 256 {
+            report
+                .problems
+                .extend(std::mem::take(&mut jobs).iter().flat_map(check_commit));
         }
     }
-    check_commits(jobs, report);
-    Ok(())
-}
-
-/// Checks commit signatures in parallel.
-fn check_commits(jobs: Vec<CommitJob>, report: &mut Report) {
-    let mut found = par_problems(&jobs, check_commit);
-    report.problems.append(&mut found);
+    report.problems.extend(jobs.iter().flat_map(check_commit));
+    step(oids.len() as u64 % 256);
+    Ok((report.commits, std::mem::take(&mut report.problems)))
 }
 
 fn check_commit(j: &CommitJob) -> Vec<Problem> {
