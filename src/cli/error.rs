@@ -138,7 +138,7 @@ impl From<hitl_lib::audit::AuditError> for CliError {
         let exit = match &e {
             A::NoRepository(_) | A::Bare(_) | A::DetachedHead => Exit::NotFound,
             A::Corrupt { .. } => Exit::InvalidInput,
-            A::Signing(_) => Exit::Refused,
+            A::Signing(_) | A::UnsupportedIndex { .. } => Exit::Refused,
             _ => Exit::Io,
         };
         let mut err = Self::new(exit, e.to_string());

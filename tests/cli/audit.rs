@@ -1205,3 +1205,27 @@ fn a_long_history_is_checked_in_parallel_runs_without_gaps_at_the_seams() {
         assert!(found.iter().any(|c| c == code), "{code} missing: {report}");
     }
 }
+
+/// A split index is one neither hitl nor libgit2 can update: the decision is refused
+/// before anything is recorded (it used to land with the index left behind, so a later
+/// `git commit -a` would have deleted it).
+#[test]
+fn an_index_hitl_cannot_update_is_refused_before_recording() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    w.git(&["update-index", "--split-index"]);
+    let head = w.git(&["rev-parse", "HEAD"]);
+    let o = w.hitl(LEA, &["approve", "refund-4711"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("git update-index --no-split-index"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(w.git(&["rev-parse", "HEAD"]), head);
+    assert!(!w.event_file(6).exists());
+    // Turned off, the same command records, and git sees a clean tree.
+    w.git(&["update-index", "--no-split-index"]);
+    ok(&w.hitl(LEA, &["approve", "refund-4711"]));
+    assert_eq!(w.git(&["status", "--porcelain"]), "");
+}

@@ -283,6 +283,10 @@ impl AuditRepo {
         events: Vec<NewEvent>,
         blobs: &[Vec<u8>],
     ) -> Result<Appended, AuditError> {
+        // An index nobody here can write would leave the commit unstaged (and a later
+        // `git commit -a` would delete it): refuse before anything is recorded.
+        index::check(&self.repo.path().join("index"))
+            .map_err(|reason| AuditError::UnsupportedIndex { reason })?;
         let (mut seq, mut prev) = match self.last_event(base_tree)? {
             Some((event, bytes)) => (event.seq, sha256_hex(&bytes)),
             None => (0, GENESIS.to_owned()),

@@ -149,6 +149,65 @@ fn holds(a: &[u8], b: &[u8]) -> bool {
     b.len() > a.len() && b.starts_with(a) && b[a.len()] == b'/'
 }
 
+/// Whether hitl can stage files in this index at all, asked before an append commits
+/// anything: a split index (`link`) or a sparse index (`sdir`), which neither this
+/// module nor libgit2 can write, is `Err` with the reason (nothing is hashed; the entries
+/// are walked by length, in any index version). A missing index is fine.
+///
+/// # Errors
+/// The reason, for the caller's message.
+pub fn check(index_path: &Path) -> Result<(), String> {
+    let Ok(b) = fs::read(index_path) else {
+        return Ok(());
+    };
+    if b.len() < HEADER + TRAILER || &b[..4] != b"DIRC" {
+        return Ok(()); // libgit2 reports a damaged index with its own words
+    }
+    let version = be32(&b, 4).unwrap_or(0);
+    let count = be32(&b, 8).unwrap_or(0);
+    let body = b.len() - TRAILER;
+    let mut at = HEADER;
+    for _ in 0..count {
+        let next = if version == 4 {
+            // Fixed part, a varint (bytes with the high bit set, then one without), then
+            // the NUL-terminated rest of the path; no padding.
+            let flags = be16(&b, at + 60).unwrap_or(0);
+            let mut p = at
+                + if flags & FLAG_EXTENDED == 0 {
+                    FIXED
+                } else {
+                    FIXED + 2
+                };
+            while b.get(p).is_some_and(|&c| c & 0x80 != 0) {
+                p += 1;
+            }
+            b.get(p + 1..)
+                .and_then(|rest| rest.iter().position(|&c| c == 0))
+                .map(|n| p + 1 + n + 1)
+        } else {
+            entry(&b[..body], at).map(|e| e.range.end)
+        };
+        match next {
+            Some(n) if n <= body => at = n,
+            _ => return Ok(()),
+        }
+    }
+    while at + 8 <= body {
+        match &b[at..at + 4] {
+            b"link" => {
+                return Err("it is a split index (`core.splitIndex`); turn it off with `git update-index --no-split-index`".to_owned());
+            }
+            b"sdir" => {
+                return Err("it is a sparse index (`index.sparse`); turn it off with `git sparse-checkout init --no-sparse-index`".to_owned());
+            }
+            _ => {}
+        }
+        let size = be32(&b, at + 4).unwrap_or(u32::MAX) as usize;
+        at = at.saturating_add(8).saturating_add(size);
+    }
+    Ok(())
+}
+
 /// Puts `entries` (stage 0) into the index file at `index_path`, replacing entries of the
 /// same paths. `skip_hash` writes a zero trailer instead of the SHA-1 (git's
 /// `index.skipHash`).
@@ -158,6 +217,30 @@ fn holds(a: &[u8], b: &[u8]) -> bool {
 /// written (including an `index.lock` held by someone else).
 pub fn splice(
     index_path: &Path,
+    entries: &[NewEntry],
+    skip_hash: bool,
+) -> Result<Splice, IndexError> {
+    // Lock, then read, as git does: nobody can change the index between the two.
+    let lock = index_path.with_extension("lock");
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&lock)
+        .map_err(|source| IndexError::Io {
+            path: lock.display().to_string(),
+            source,
+        })?;
+    let result = splice_locked(index_path, &lock, file, entries, skip_hash);
+    if !matches!(result, Ok(Splice::Done)) {
+        let _ = fs::remove_file(&lock);
+    }
+    result
+}
+
+fn splice_locked(
+    index_path: &Path,
+    lock: &Path,
+    file: fs::File,
     entries: &[NewEntry],
     skip_hash: bool,
 ) -> Result<Splice, IndexError> {
@@ -269,15 +352,6 @@ pub fn splice(
     header[..8].copy_from_slice(&old[..8]);
     header[8..].copy_from_slice(&count.to_be_bytes());
 
-    let lock = index_path.with_extension("lock");
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&lock)
-        .map_err(|source| IndexError::Io {
-            path: lock.display().to_string(),
-            source,
-        })?;
     let mut out = Hashing {
         file: std::io::BufWriter::with_capacity(1 << 16, file),
         sha: (!skip_hash).then(Sha1::new),
@@ -303,10 +377,9 @@ pub fn splice(
         out.file.flush()
     })();
     drop(out);
-    if let Err(e) = result.and_then(|()| fs::rename(&lock, index_path)) {
-        let _ = fs::remove_file(&lock);
-        return Err(io(e));
-    }
+    result
+        .and_then(|()| fs::rename(lock, index_path))
+        .map_err(io)?;
     Ok(Splice::Done)
 }
 
@@ -569,6 +642,27 @@ mod tests {
             splice(&r.index(), &entries, false).unwrap(),
             Splice::Unsupported("a new file is in conflict in the index")
         );
+    }
+
+    /// The check before an append: every version walks; split and sparse indexes are
+    /// named.
+    #[test]
+    fn check_names_split_and_sparse_indexes() {
+        for version in ["2", "3", "4"] {
+            let r = Repo::new("check");
+            r.git(&["update-index", "--index-version", version]);
+            assert_eq!(check(&r.index()), Ok(()), "version {version}");
+            r.git(&["update-index", "--split-index"]);
+            let err = check(&r.index()).unwrap_err();
+            assert!(err.contains("--no-split-index"), "{err}");
+            r.git(&["update-index", "--no-split-index"]);
+            assert_eq!(check(&r.index()), Ok(()), "version {version}");
+        }
+        let r = Repo::new("sparse");
+        r.git(&["sparse-checkout", "set", "--cone", "--sparse-index", "b"]);
+        let err = check(&r.index()).unwrap_err();
+        assert!(err.contains("sparse index"), "{err}");
+        assert_eq!(check(&r.0.join(".git/no-such-index")), Ok(()));
     }
 
     #[test]

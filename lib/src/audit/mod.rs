@@ -146,6 +146,9 @@ pub enum AuditError {
     DetachedHead,
     #[error("git: {0}")]
     Git(#[from] git2::Error),
+    /// The repository's index is one hitl cannot update (split or sparse).
+    #[error("hitl cannot stage the audit in git's index: {reason}")]
+    UnsupportedIndex { reason: String },
     /// Updating git's index failed.
     #[error(transparent)]
     Index(#[from] index::IndexError),
