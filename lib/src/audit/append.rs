@@ -285,8 +285,21 @@ impl AuditRepo {
     ) -> Result<Appended, AuditError> {
         // An index nobody here can write would leave the commit unstaged (and a later
         // `git commit -a` would delete it): refuse before anything is recorded.
-        index::check(&self.repo.path().join("index"))
-            .map_err(|reason| AuditError::UnsupportedIndex { reason })?;
+        // Walking the index costs a read of it: only when one can be split (a
+        // `sharedindex.*` file exists) or sparse (`index.sparse`).
+        let split = fs::read_dir(self.repo.path()).is_ok_and(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with("sharedindex."))
+        });
+        let sparse = self
+            .repo
+            .config()
+            .and_then(|c| c.get_bool("index.sparse"))
+            .unwrap_or(false);
+        if split || sparse {
+            index::check(&self.repo.path().join("index"))
+                .map_err(|reason| AuditError::UnsupportedIndex { reason })?;
+        }
         let (mut seq, mut prev) = match self.last_event(base_tree)? {
             Some((event, bytes)) => (event.seq, sha256_hex(&bytes)),
             None => (0, GENESIS.to_owned()),
