@@ -285,6 +285,54 @@ struct SigJob {
     at: DateTime<Utc>,
 }
 
+/// Events read, hashed and parsed at a time by [`load_events`].
+const WINDOW: usize = 1024;
+
+/// An event file's bytes, their sha256, and the parsed event.
+type Loaded = (Vec<u8>, String, Result<Event, AuditError>);
+
+/// Reads the event files `files` (`None`: not a blob), hashes and parses them, split over
+/// the cores, each thread with its own repository handle.
+fn load_events(
+    repo: &AuditRepo,
+    files: &[(String, u64, Oid)],
+) -> Result<Vec<Option<Loaded>>, AuditError> {
+    let load = |r: &AuditRepo, part: &[(String, u64, Oid)]| -> Vec<Option<Loaded>> {
+        part.iter()
+            .map(|(path, _, oid)| {
+                let blob = r.repo.find_blob(*oid).ok()?;
+                let bytes = blob.content().to_vec();
+                let hash = sha256_hex(&bytes);
+                let event = parse_event(path, &bytes);
+                Some((bytes, hash, event))
+            })
+            .collect()
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .clamp(1, 8);
+    if threads == 1 || files.len() < 256 {
+        return Ok(load(repo, files));
+    }
+    let root = repo.root.as_path();
+    let size = files.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = files
+            .chunks(size)
+            .map(|part| s.spawn(move || AuditRepo::open(root).map(|own| load(&own, part))))
+            .collect();
+        let mut out = Vec::with_capacity(files.len());
+        for h in handles {
+            let part = h.join().map_err(|_| AuditError::Corrupt {
+                path: AUDIT_DIR.to_owned(),
+                message: "a thread reading events panicked".to_owned(),
+            })??;
+            out.extend(part);
+        }
+        Ok(out)
+    })
+}
+
 /// The actor of each event at HEAD, by blob id, so the history walk need not read and
 /// parse every event again: principals and keys are interned (a few distinct values).
 #[derive(Default)]
@@ -336,9 +384,14 @@ fn chain(
     let mut last_at: Option<DateTime<Utc>> = None;
     let mut facts_of: std::collections::HashMap<String, RequestFacts> =
         std::collections::HashMap::new();
+    // Event files are read, hashed and parsed in windows, on all cores; the checks that
+    // need the order (links, seqs, times, decisions) then run over the window in order.
+    let mut window: Vec<Option<Loaded>> = Vec::new();
     for (i, (path, name_seq, oid)) in files.iter().enumerate() {
-        if i % 1024 == 0 {
+        if i % WINDOW == 0 {
             progress(Phase::Events, i as u64, total);
+            let end = (i + WINDOW).min(files.len());
+            window = load_events(repo, &files[i..end])?;
         }
         if *name_seq == 0 {
             report.problems.push(problem(
@@ -371,7 +424,7 @@ fn chain(
             expected = seq;
         }
         expected += 1;
-        let Ok(blob) = repo.repo.find_blob(*oid) else {
+        let Some((bytes, hash, parsed)) = window.get_mut(i % WINDOW).and_then(Option::take) else {
             report.problems.push(problem(
                 "unexpected-file",
                 Some(seq),
@@ -380,9 +433,7 @@ fn chain(
             ));
             continue;
         };
-        let bytes = blob.content().to_vec();
-        let hash = sha256_hex(&bytes);
-        let event: Event = match parse_event(path, &bytes) {
+        let event: Event = match parsed {
             Ok(e) => e,
             Err(e) => {
                 report.problems.push(problem(
