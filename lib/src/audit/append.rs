@@ -215,11 +215,12 @@ impl AuditRepo {
                 return Ok(());
             }
         }
-        // libgit2 for what the fast path does not handle. The index file is read fresh
-        // from disk: the repository may hold an index it loaded before we took the lock,
-        // and another hitl may have written a newer one since (writing that would drop its
-        // entries).
-        let mut index = git2::Index::open(&index_path)?;
+        // libgit2 for what the fast path does not handle. The repository's own index (a
+        // standalone one would not smudge racily clean entries), read fresh from disk:
+        // the repository may hold an index it loaded before we took the lock, and another
+        // hitl may have written a newer one since (writing that would drop its entries).
+        let mut index = self.repo.index()?;
+        index.read(true)?;
         for (path, id, meta) in staged {
             let stat = index_stat(&meta);
             index.add(&git2::IndexEntry {

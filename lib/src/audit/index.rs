@@ -144,11 +144,6 @@ fn encode(e: &NewEntry, out: &mut Vec<u8>) {
     out.resize(start + size, 0);
 }
 
-/// `a` is a directory that holds `b` (`a/...`).
-fn holds(a: &[u8], b: &[u8]) -> bool {
-    b.len() > a.len() && b.starts_with(a) && b[a.len()] == b'/'
-}
-
 /// Whether hitl can stage files in this index at all, asked before an append commits
 /// anything: a split index (`link`) or a sparse index (`sdir`), which neither this
 /// module nor libgit2 can write, is `Err` with the reason (nothing is hashed; the entries
@@ -284,29 +279,63 @@ fn splice_locked(
         Some(Part::Old(last)) if last.end == range.start => last.end = range.end,
         _ => plan.push(Part::Old(range)),
     };
+    // File/folder clashes, found in the same sorted walk: an old entry that is a folder
+    // of a new path (`dirs`), or an old entry inside a new path taken as a folder (the
+    // first old entry at or after `new/` starts with it; `folders`).
+    let mut dirs: Vec<&[u8]> = new
+        .iter()
+        .flat_map(|n| {
+            n.path
+                .iter()
+                .enumerate()
+                .filter(|&(_, &c)| c == b'/')
+                .map(|(i, _)| &n.path[..i])
+        })
+        .collect();
+    dirs.sort_unstable();
+    dirs.dedup();
+    let mut folders: Vec<Vec<u8>> = new
+        .iter()
+        .map(|n| [n.path.as_slice(), b"/"].concat())
+        .collect();
+    folders.sort_unstable();
+    let (mut d, mut f) = (0, 0);
+    // Entries changed in the second the old index was written are "racily clean": git
+    // checks their content because their stat data cannot be trusted. The new index is
+    // newer, so they are smudged (size 0) as git does when it rewrites an index;
+    // otherwise a user's edit made in that second would look clean.
+    let racy_from = fs::metadata(index_path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(u32::MAX, |t| u32::try_from(t.as_secs()).unwrap_or(u32::MAX));
     let mut at = HEADER;
     let mut next = 0;
-    let mut last_new: Option<&[u8]> = None;
     let mut written = 0usize;
     for _ in 0..count {
         let e = entry(&old[..body], at).ok_or_else(|| corrupt("an entry is truncated"))?;
+        while d < dirs.len() && dirs[d] < e.path {
+            d += 1;
+        }
+        if dirs.get(d).is_some_and(|&dir| dir == e.path) {
+            return Ok(Splice::Unsupported(
+                "a folder of a new file is a file in the index",
+            ));
+        }
+        while f < folders.len() && folders[f].as_slice() <= e.path {
+            if e.path.starts_with(&folders[f]) {
+                return Ok(Splice::Unsupported("a new file is a folder in the index"));
+            }
+            f += 1;
+        }
         while let Some(n) = new.get(next)
             && n.path.as_slice() < e.path
         {
-            if holds(&n.path, e.path) {
-                return Ok(Splice::Unsupported("a new file is a folder in the index"));
-            }
             plan.push(Part::New(n));
             written += 1;
-            last_new = Some(&n.path);
             next += 1;
         }
         if let Some(n) = new.get(next) {
-            if holds(e.path, &n.path) {
-                return Ok(Splice::Unsupported(
-                    "a folder of a new file is a file in the index",
-                ));
-            }
             if n.path.as_slice() == e.path {
                 if e.stage != 0 {
                     return Ok(Splice::Unsupported(
@@ -318,10 +347,11 @@ fn splice_locked(
                 continue;
             }
         }
-        if last_new.is_some_and(|l| holds(l, e.path)) {
-            return Ok(Splice::Unsupported("a new file is a folder in the index"));
+        if be32(&old, e.range.start + 8).is_some_and(|mtime| mtime >= racy_from) {
+            plan.push(Part::Smudged(e.range.clone()));
+        } else {
+            copy(&mut plan, e.range.clone());
         }
-        copy(&mut plan, e.range.clone());
         written += 1;
         at = e.range.end;
     }
@@ -362,6 +392,12 @@ fn splice_locked(
         for part in &plan {
             match part {
                 Part::Old(range) => out.put(&old[range.clone()])?,
+                Part::Smudged(range) => {
+                    scratch.clear();
+                    scratch.extend_from_slice(&old[range.clone()]);
+                    scratch[36..40].fill(0);
+                    out.put(&scratch)?;
+                }
                 Part::New(n) => {
                     scratch.clear();
                     encode(n, &mut scratch);
@@ -386,6 +422,8 @@ fn splice_locked(
 /// A piece of the new index: bytes of the old one, or a new entry.
 enum Part<'a> {
     Old(std::ops::Range<usize>),
+    /// An old entry written with its size zeroed (racily clean).
+    Smudged(std::ops::Range<usize>),
     New(&'a NewEntry),
 }
 
@@ -565,6 +603,41 @@ mod tests {
         }
     }
 
+    /// A user's edit made in the second the index was last written ("racily clean":
+    /// same size, same mtime as staged) stays visible to git after the splice.
+    #[test]
+    fn racily_clean_entries_are_smudged() {
+        let r = Repo::new("racy");
+        // ctime cannot be set back from user space: compare without it, as git does
+        // with this setting.
+        r.git(&["config", "core.trustctime", "false"]);
+        let z = r.0.join("z.txt");
+        let at_2020 = |p: &Path| {
+            let ok = Command::new("touch")
+                .args(["-d", "@1577836800"])
+                .arg(p)
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        };
+        r.write("z.txt", "zzz\n");
+        at_2020(&z);
+        r.git(&["add", "z.txt"]);
+        // The index written in the second the file was staged: the entry is racy...
+        at_2020(&r.index());
+        // ...and the file edited in that second: same size, same mtime as staged.
+        fs::write(&z, "yyy\n").unwrap();
+        at_2020(&z);
+        let entries = r.entries(&[("audit/new", "n\n")]);
+        assert_eq!(splice(&r.index(), &entries, false).unwrap(), Splice::Done);
+        let status = r.git(&["status", "--porcelain"]);
+        assert!(
+            status.contains("MM z.txt") || status.contains(" M z.txt"),
+            "{status}"
+        );
+        assert!(r.git(&["diff", "--stat"]).contains("z.txt"));
+    }
+
     #[test]
     fn skip_hash_writes_a_zero_trailer_git_accepts() {
         let r = Repo::new("skiphash");
@@ -615,6 +688,54 @@ mod tests {
                 "{path}"
             );
         }
+        // Clashes the walk order could hide: another new path sorts in between.
+        let r = Repo::new("clash2");
+        for old in ["audit/e/2.json.bak", "audit/e/2.json/x", "q"] {
+            let info = format!(
+                "100644 {} 0\t{old}\n",
+                "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
+            );
+            let mut child = Command::new("git")
+                .arg("-C")
+                .arg(&r.0)
+                .args(["update-index", "--add", "--index-info"])
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(info.as_bytes())
+                .unwrap();
+            assert!(child.wait().unwrap().success());
+        }
+        let ls = r.git(&["ls-files"]);
+        assert!(
+            ls.contains("audit/e/2.json/x") && ls.contains("q\n"),
+            "{ls}"
+        );
+        for new in [
+            &["audit/e/2.json", "audit/e/2.json.sig"][..],
+            &["q-b", "q/y"][..],
+        ] {
+            let entries: Vec<NewEntry> = new
+                .iter()
+                .map(|p| NewEntry {
+                    path: p.as_bytes().to_vec(),
+                    id: [7; 20],
+                    stat: Stat::default(),
+                })
+                .collect();
+            assert!(
+                matches!(
+                    splice(&r.index(), &entries, false).unwrap(),
+                    Splice::Unsupported(_)
+                ),
+                "{new:?}"
+            );
+        }
+
         // A conflict on a path we write.
         let r = Repo::new("conflict");
         let blob = r.git(&["rev-parse", "HEAD:a.txt"]);
