@@ -335,17 +335,17 @@ fn splice_locked(
             written += 1;
             next += 1;
         }
-        if let Some(n) = new.get(next) {
-            if n.path.as_slice() == e.path {
-                if e.stage != 0 {
-                    return Ok(Splice::Unsupported(
-                        "a new file is in conflict in the index",
-                    ));
-                }
-                // Replaced: the new entry is written when the walk passes it.
-                at = e.range.end;
-                continue;
+        if let Some(n) = new.get(next)
+            && n.path.as_slice() == e.path
+        {
+            if e.stage != 0 {
+                return Ok(Splice::Unsupported(
+                    "a new file is in conflict in the index",
+                ));
             }
+            // Replaced: the new entry is written when the walk passes it.
+            at = e.range.end;
+            continue;
         }
         if be32(&old, e.range.start + 8).is_some_and(|mtime| mtime >= racy_from) {
             plan.push(Part::Smudged(e.range.clone()));
