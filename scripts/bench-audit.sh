@@ -3,10 +3,11 @@
 # the real append code (lib/examples/synth_audit.rs), then times
 #   - `hitl verify` against `git log --show-signature` on the same history,
 #   - peak memory of `hitl verify`,
-#   - one decision (`hitl approve`) appended as a whole process, 20 times.
+#   - one decision (`hitl approve`) appended as a whole process, 20 times, then 20 more
+#     with index.skipHash=true.
 #
 # Usage: scripts/bench-audit.sh N [DIR]     (DIR defaults to /dev/shm/hitl-bench-N;
-# an existing DIR is reused as it is, with 20 new pending requests)
+# an existing DIR is reused as it is, with 40 new pending requests)
 # Needs: git, ssh-keygen, hyperfine, GNU time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,7 @@ dir=${2:-/dev/shm/hitl-bench-$n}
 cargo build --release --quiet
 cargo build --release --quiet -p hitl-lib --example synth_audit
 bin=$PWD/target/release/hitl
-pending=20
+pending=40
 if [ ! -d "$dir/.git" ]; then
     ./target/release/examples/synth_audit "$dir" "$n" "$pending"
 else
@@ -39,14 +40,25 @@ echo; echo "== git log --show-signature, newest $sample of $commits commits"
 hyperfine --runs 1 -N \
     "git -c gpg.ssh.allowedSignersFile=allowed_signers log --show-signature -n $sample --format=%H"
 
-echo; echo "== one decision as a whole process (hitl approve), $pending runs"
-total=0
-for id in $(cat pending.txt); do
-    start=$EPOCHREALTIME
-    "$bin" approve "$id" --key key > /dev/null
-    end=$EPOCHREALTIME
-    ms=$(echo "($end - $start) * 1000" | bc -l)
-    printf '%s %.1f ms\n' "$id" "$ms"
-    total=$(echo "$total + $ms" | bc -l)
-done
-printf 'mean %.1f ms\n' "$(echo "$total / $pending" | bc -l)"
+# 20 decisions with the index as git writes it by default, then 20 with
+# `index.skipHash=true` (no SHA-1 over the index on read or write).
+approve_all() {
+    local total=0 ms start end id
+    for id in "$@"; do
+        start=$EPOCHREALTIME
+        "$bin" approve "$id" --key key > /dev/null
+        end=$EPOCHREALTIME
+        ms=$(echo "($end - $start) * 1000" | bc -l)
+        printf '%s %.1f ms\n' "$id" "$ms"
+        total=$(echo "$total + $ms" | bc -l)
+    done
+    printf 'mean %.1f ms\n' "$(echo "$total / $#" | bc -l)"
+}
+mapfile -t ids < pending.txt
+half=$(( ${#ids[@]} / 2 ))
+echo; echo "== one decision as a whole process (hitl approve), $half runs"
+approve_all "${ids[@]:0:half}"
+echo; echo "== the same with index.skipHash=true, $half runs"
+git config index.skipHash true
+approve_all "${ids[@]:half}"
+git config --unset index.skipHash
