@@ -169,15 +169,15 @@ struct RequestFacts {
 /// Whether a decision event was one its actor could make, given what came before it.
 fn judge_decision(facts: &RequestFacts, event: &Event, at: DateTime<Utc>) -> Option<String> {
     let who = &event.actor.principal;
-    let Some(asked) = &facts.asked else {
-        return Some("no `approval_requested` event came before it".to_owned());
-    };
     if facts.blocked {
         return Some("the request was blocked by policy".to_owned());
     }
     if facts.decided {
         return Some("the request was already decided".to_owned());
     }
+    let Some(asked) = &facts.asked else {
+        return Some("no `approval_requested` event came before it".to_owned());
+    };
     if at >= asked.expires_at {
         return Some(format!("made at {} after the request expired", event.at));
     }
@@ -507,7 +507,13 @@ fn chain(
                         ));
                     }
                 }
-                types::BLOCKED => facts.blocked = true,
+                types::BLOCKED => {
+                    // Only the flag matters from here on: keep memory per request small.
+                    *facts = RequestFacts {
+                        blocked: true,
+                        ..RequestFacts::default()
+                    };
+                }
                 types::DECISION => {
                     if let Some(why) = judge_decision(facts, &event, at) {
                         report.problems.push(problem(
@@ -517,7 +523,10 @@ fn chain(
                             why,
                         ));
                     }
-                    facts.decided = true;
+                    *facts = RequestFacts {
+                        decided: true,
+                        ..RequestFacts::default()
+                    };
                 }
                 _ => {}
             }
