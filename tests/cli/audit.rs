@@ -1229,3 +1229,36 @@ fn an_index_hitl_cannot_update_is_refused_before_recording() {
     ok(&w.hitl(LEA, &["approve", "refund-4711"]));
     assert_eq!(w.git(&["status", "--porcelain"]), "");
 }
+
+/// Files the layout has no place for are named, even when a trusted key commits them:
+/// a stray file in `audit/`, a signature beside an event that is not a decision, a
+/// signature without an event, and a `.sig` with a name no event has.
+#[test]
+fn verify_names_files_the_layout_has_no_place_for() {
+    let w = AuditWs::new();
+    w.propose_and_approve();
+    let shard = w.event_file(1).parent().unwrap().to_path_buf();
+    let sig6 = std::fs::read(format!("{}.sig", w.event_file(6).display())).unwrap();
+    std::fs::write(w.ws().join("audit/notes.txt"), "hello\n").unwrap();
+    std::fs::write(shard.join("000000000001.json.sig"), &sig6).unwrap();
+    std::fs::write(shard.join("000000000099.json.sig"), &sig6).unwrap();
+    std::fs::write(shard.join("garbage.sig"), &sig6).unwrap();
+    w.commit_all(Some(LEA), "extras");
+    let report = w.verify_json();
+    let named: Vec<&str> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["code"] == "unexpected-file")
+        .filter_map(|p| p["file"].as_str())
+        .collect();
+    for file in [
+        "audit/notes.txt",
+        "audit/events/000000000/000000000001.json.sig",
+        "audit/events/000000000/000000000099.json.sig",
+        "audit/events/000000000/garbage.sig",
+    ] {
+        assert!(named.contains(&file), "{file} not named: {report}");
+    }
+    assert_eq!(named.len(), 4, "{report}");
+}

@@ -343,10 +343,9 @@ impl AuditRepo {
             }
             for e in self.repo.find_tree(shard.id())?.iter() {
                 let name = e.name().unwrap_or_default();
-                if std::path::Path::new(name)
-                    .extension()
-                    .is_some_and(|x| x == "sig")
-                {
+                // Signatures are listed by `sig_files`; a `.sig` that is not
+                // `<12 digits>.json.sig` is listed here, as a file no event owns.
+                if name.strip_suffix(".sig").and_then(seq_of_name).is_some() {
                     continue;
                 }
                 let seq = seq_of_name(name).unwrap_or(0);

@@ -554,6 +554,17 @@ fn chain(
                 ));
             }
         }
+        if event.kind != crate::workflow::types::DECISION && sigs.contains_key(&seq) {
+            report.problems.push(problem(
+                "unexpected-file",
+                Some(seq),
+                Some(&sig_path(seq)),
+                format!(
+                    "a signature beside a `{}` event; only decisions are signed",
+                    event.kind
+                ),
+            ));
+        }
         if event.kind == crate::workflow::types::DECISION {
             jobs.push(SigJob {
                 seq,
@@ -578,6 +589,34 @@ fn chain(
         });
     }
     check_signatures(jobs, trust, report);
+    // Signatures whose event does not exist.
+    let seqs: std::collections::HashSet<u64> = files.iter().map(|f| f.1).collect();
+    let mut orphans: Vec<u64> = sigs.keys().filter(|s| !seqs.contains(s)).copied().collect();
+    orphans.sort_unstable();
+    for seq in orphans {
+        report.problems.push(problem(
+            "unexpected-file",
+            Some(seq),
+            Some(&sig_path(seq)),
+            format!("a signature for event {seq}, which does not exist"),
+        ));
+    }
+    // Anything in `audit/` besides its three folders.
+    if let Some(audit) = repo.subtree(tree, AUDIT_DIR)? {
+        for e in audit.iter() {
+            let name = e.name().unwrap_or_default();
+            if !(matches!(name, "events" | "blobs" | "requests")
+                && e.kind() == Some(git2::ObjectType::Tree))
+            {
+                report.problems.push(problem(
+                    "unexpected-file",
+                    None,
+                    Some(&format!("{AUDIT_DIR}/{name}")),
+                    "not part of the audit layout (`events/`, `blobs/`, `requests/`)".to_owned(),
+                ));
+            }
+        }
+    }
     check_indexes(repo, tree, &requests, report)?;
     progress(Phase::Events, total, total);
     report.head = last;
