@@ -73,7 +73,18 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     bar.finish_and_clear();
     let report = report?;
     match args.format {
-        VerifyFormat::Json => print_json(&report)?,
+        VerifyFormat::Json => {
+            let mut value = serde_json::to_value(&report)
+                .map_err(|e| CliError::new(Exit::Io, format!("cannot render JSON: {e}")))?;
+            if let (Some(h), Some(by), Some(map)) = (&pinned, &signer, value.as_object_mut()) {
+                // As in the table: whose key signed the auditor's checkpoint.
+                map.insert(
+                    "checkpoint".to_owned(),
+                    serde_json::json!({ "seq": h.seq, "signed_by": by }),
+                );
+            }
+            print_json(&value)?;
+        }
         VerifyFormat::Table => {
             let mut text = String::new();
             if let (Some(h), Some(by)) = (&pinned, &signer) {

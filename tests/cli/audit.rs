@@ -807,6 +807,22 @@ fn a_checkpoint_detects_truncation_and_rewritten_history() {
         "{out}"
     );
 
+    let json: serde_json::Value = serde_json::from_str(&ok(&w.read(&[
+        "verify",
+        "--checkpoint",
+        cp_arg,
+        "--format",
+        "json",
+    ])))
+    .unwrap();
+    assert_eq!(json["checkpoint"]["seq"], 6, "{json}");
+    assert!(
+        json["checkpoint"]["signed_by"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("SHA256:")),
+        "{json}"
+    );
+
     // The log grows: still extends the checkpoint.
     ok(&w.hitl(AGENT, &["propose", "refund-4712"]));
     ok(&w.read(&["verify", "--checkpoint", cp_arg]));
