@@ -5,14 +5,17 @@
 //! validates every path, and hashes it twice with collision-detecting SHA-1 (65 ms per
 //! append at 12,000 events). This module does the same update as a splice of bytes:
 //!
-//! 1. read `.git/index` once and check its trailing SHA-1 (a zero trailer, which
+//! 1. take `index.lock` (created exclusively, like git and libgit2), then read
+//!    `.git/index` once and check its trailing SHA-1 (a zero trailer, which
 //!    `index.skipHash` writes, is accepted as git does);
 //! 2. walk the entries by their lengths only, copying them, and put each new entry at its
-//!    sorted place (replacing a stage-0 entry of the same path);
+//!    sorted place (replacing a stage-0 entry of the same path); entries changed in the
+//!    second the old index was written ("racily clean") are written with size 0, as git
+//!    does, so that git compares their content;
 //! 3. keep the `REUC` extension, and drop the caches that describe positions or
 //!    directories (`TREE`, `UNTR`, `FSMN`, `EOIE`, `IEOT`): dropping an optional
 //!    extension is always allowed, and git rebuilds them when it needs them;
-//! 4. write `index.lock` (created exclusively, like git and libgit2), then rename it over
+//! 4. write the new index into `index.lock` while hashing it, then rename it over
 //!    `index`.
 //!
 //! Anything this fast path does not handle exactly returns [`Splice::Unsupported`] and
