@@ -44,33 +44,49 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
             Some(head)
         }
     };
-    // A progress bar on a terminal only (stderr): events first, then commits.
-    let bar = if std::io::stderr().is_terminal() {
-        indicatif::ProgressBar::new(0)
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{prefix:>8} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
+    // A progress bar on a terminal only (stderr): one for the events, then one for the
+    // commits, each made with its length and name before it is first drawn.
+    let tty = std::io::stderr().is_terminal();
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix:>7} [{bar:30}] {human_pos}/{human_len} ({eta} left)",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    .progress_chars("=> ");
+    let bar: std::sync::Mutex<Option<(Phase, indicatif::ProgressBar)>> =
+        std::sync::Mutex::new(None);
     let progress = |phase: Phase, done: u64, total: u64| {
-        let prefix = match phase {
-            Phase::Events => "events",
-            Phase::History => "commits",
-        };
-        if bar.prefix() != prefix {
-            bar.set_prefix(prefix);
-            bar.reset();
+        if !tty {
+            return;
         }
-        bar.set_length(total);
-        bar.set_position(done);
+        let Ok(mut current) = bar.lock() else {
+            return;
+        };
+        match &*current {
+            Some((p, b)) if *p == phase => {
+                b.set_length(total);
+                b.set_position(done);
+            }
+            _ => {
+                if let Some((_, old)) = current.take() {
+                    old.finish_and_clear();
+                }
+                let name = match phase {
+                    Phase::Events => "events",
+                    Phase::History => "commits",
+                };
+                let b = indicatif::ProgressBar::new(total)
+                    .with_style(style.clone())
+                    .with_prefix(name)
+                    .with_position(done);
+                b.tick();
+                *current = Some((phase, b));
+            }
+        }
     };
     let report = verify::verify(&repo, pinned.as_ref(), &progress);
-    bar.finish_and_clear();
+    if let Ok(Some((_, b))) = bar.into_inner() {
+        b.finish_and_clear();
+    }
     let report = report?;
     match args.format {
         VerifyFormat::Json => {

@@ -1278,3 +1278,28 @@ fn verify_names_files_the_layout_has_no_place_for() {
     }
     assert_eq!(named.len(), 4, "{report}");
 }
+
+/// On a terminal `verify` shows a progress bar on stderr, events then commits, and
+/// clears it before the report. `script` gives the command a pseudo-terminal.
+#[test]
+fn verify_shows_a_progress_bar_on_a_terminal_only() {
+    let w = AuditWs::new();
+    w.propose_and_approve();
+    let bin = snapbox::cmd::cargo_bin!("hitl");
+    let o = Proc::new("script")
+        .args(["-qec", &format!("'{}' verify", bin.display()), "/dev/null"])
+        .current_dir(w.ws())
+        .env("HOME", w.dir.path())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .unwrap();
+    let tty = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{tty}");
+    for part in [" events [", "commits [", "6 events, 1 decision signatures"] {
+        assert!(tty.contains(part), "{part:?} missing in {tty:?}");
+    }
+    // Not a terminal: no bar, nothing on stderr.
+    let o = w.read(&["verify"]);
+    assert!(ok(&o).starts_with("6 events"), "{}", stdout(&o));
+    assert_eq!(stderr(&o), "");
+}
