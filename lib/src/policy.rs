@@ -734,6 +734,15 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// The rule an entry names with `"rule": ID`, or `hitl.<rule>` when it names none.
+fn rule_id(rule: &str, named: Option<&Json>) -> Result<String, String> {
+    match named {
+        None => Ok(format!("{PACKAGE}.{rule}")),
+        Some(Json::String(r)) if !r.is_empty() => Ok(r.clone()),
+        Some(other) => Err(format!("a `rule` that is not a non-empty string: {other}")),
+    }
+}
+
 fn message(rule: &str, v: &Json) -> Result<Finding, PolicyError> {
     let shape = |problem: String| PolicyError::Shape {
         rule: format!("{PACKAGE}.{rule}"),
@@ -750,13 +759,7 @@ fn message(rule: &str, v: &Json) -> Result<Finding, PolicyError> {
                 .and_then(Json::as_str)
                 .filter(|s| !s.trim().is_empty())
                 .ok_or_else(|| shape(format!("an object without a `msg` string: {v}")))?;
-            let id = match o.get("rule") {
-                None => format!("{PACKAGE}.{rule}"),
-                Some(Json::String(r)) if !r.is_empty() => r.clone(),
-                Some(other) => {
-                    return Err(shape(format!("a `rule` that is not a string: {other}")));
-                }
-            };
+            let id = rule_id(rule, o.get("rule")).map_err(shape)?;
             if let Some(k) = o.keys().find(|k| !matches!(k.as_str(), "msg" | "rule")) {
                 return Err(shape(format!("an object with the unknown key `{k}`")));
             }
@@ -807,11 +810,7 @@ fn decision_from(out: &Json, digest: &str, evaluated_at: String) -> Result<Decis
             .and_then(Json::as_str)
             .filter(|r| !r.trim().is_empty())
             .ok_or_else(|| shape(format!("{v}, an entry without a `reason` string")))?;
-        let rule = match v.get("rule") {
-            None => format!("{PACKAGE}.escalate"),
-            Some(Json::String(r)) => r.clone(),
-            Some(other) => return Err(shape(format!("a `rule` that is not a string: {other}"))),
-        };
+        let rule = rule_id("escalate", v.get("rule")).map_err(shape)?;
         escalate.push(Escalation {
             role: role.to_owned(),
             reason: reason.to_owned(),
