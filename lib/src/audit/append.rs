@@ -204,7 +204,7 @@ impl AuditRepo {
                     Some(index::NewEntry {
                         path: path.clone().into_bytes(),
                         id: id.as_bytes().try_into().ok()?,
-                        stat: index_stat(meta),
+                        stat: index::Stat::of(meta),
                     })
                 })
                 .collect();
@@ -222,7 +222,7 @@ impl AuditRepo {
         let mut index = self.repo.index()?;
         index.read(true)?;
         for (path, id, meta) in staged {
-            let stat = index_stat(&meta);
+            let stat = index::Stat::of(&meta);
             index.add(&git2::IndexEntry {
                 ctime: git2::IndexTime::new(stat.ctime.0.cast_signed(), stat.ctime.1),
                 mtime: git2::IndexTime::new(stat.mtime.0.cast_signed(), stat.mtime.1),
@@ -430,27 +430,6 @@ impl AuditRepo {
             events: written,
             warning,
         })
-    }
-}
-
-/// The index stat data of a regular file we just wrote, as `git add` would stage it
-/// (git keeps the low 32 bits of each field).
-#[allow(
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    reason = "git's index format"
-)]
-fn index_stat(meta: &fs::Metadata) -> index::Stat {
-    use std::os::unix::fs::MetadataExt as _;
-    index::Stat {
-        ctime: (meta.ctime() as u32, meta.ctime_nsec() as u32),
-        mtime: (meta.mtime() as u32, meta.mtime_nsec() as u32),
-        dev: meta.dev() as u32,
-        ino: meta.ino() as u32,
-        mode: 0o100_644,
-        uid: meta.uid(),
-        gid: meta.gid(),
-        size: meta.len() as u32,
     }
 }
 

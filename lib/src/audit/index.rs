@@ -55,6 +55,30 @@ pub struct Stat {
     pub size: u32,
 }
 
+impl Stat {
+    /// The stat data of a regular file as `git add` stages it (git keeps the low 32 bits
+    /// of each field; the mode is 100644).
+    #[must_use]
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "git's index format"
+    )]
+    pub fn of(meta: &fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt as _;
+        Self {
+            ctime: (meta.ctime() as u32, meta.ctime_nsec() as u32),
+            mtime: (meta.mtime() as u32, meta.mtime_nsec() as u32),
+            dev: meta.dev() as u32,
+            ino: meta.ino() as u32,
+            mode: 0o100_644,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            size: meta.len() as u32,
+        }
+    }
+}
+
 /// What [`splice`] did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Splice {
@@ -519,13 +543,30 @@ mod tests {
             fs::write(p, text).unwrap();
         }
 
+        /// `git update-index --add --index-info` with `info` on stdin.
+        fn index_info(&self, info: &str) {
+            let mut child = Command::new("git")
+                .arg("-C")
+                .arg(&self.0)
+                .args(["update-index", "--add", "--index-info"])
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(info.as_bytes())
+                .unwrap();
+            assert!(child.wait().unwrap().success());
+        }
+
         fn index(&self) -> PathBuf {
             self.0.join(".git/index")
         }
 
         /// Writes the files and builds their entries as `append` does.
         fn entries(&self, files: &[(&str, &str)]) -> Vec<NewEntry> {
-            use std::os::unix::fs::MetadataExt as _;
             files
                 .iter()
                 .map(|(path, text)| {
@@ -534,17 +575,7 @@ mod tests {
                     let meta = fs::metadata(self.0.join(path)).unwrap();
                     let id =
                         git2::Oid::hash_object(git2::ObjectType::Blob, text.as_bytes()).unwrap();
-                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                    let stat = Stat {
-                        ctime: (meta.ctime() as u32, meta.ctime_nsec() as u32),
-                        mtime: (meta.mtime() as u32, meta.mtime_nsec() as u32),
-                        dev: meta.dev() as u32,
-                        ino: meta.ino() as u32,
-                        mode: 0o100_644,
-                        uid: meta.uid(),
-                        gid: meta.gid(),
-                        size: meta.len() as u32,
-                    };
+                    let stat = Stat::of(&meta);
                     NewEntry {
                         path: path.as_bytes().to_vec(),
                         id: id.as_bytes().try_into().unwrap(),
@@ -698,20 +729,7 @@ mod tests {
                 "100644 {} 0\t{old}\n",
                 "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
             );
-            let mut child = Command::new("git")
-                .arg("-C")
-                .arg(&r.0)
-                .args(["update-index", "--add", "--index-info"])
-                .stdin(std::process::Stdio::piped())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(info.as_bytes())
-                .unwrap();
-            assert!(child.wait().unwrap().success());
+            r.index_info(&info);
         }
         let ls = r.git(&["ls-files"]);
         assert!(
@@ -743,20 +761,7 @@ mod tests {
         let r = Repo::new("conflict");
         let blob = r.git(&["rev-parse", "HEAD:a.txt"]);
         let info = format!("100644 {} 2\taudit/requests/ab/r1\n", blob.trim());
-        let mut child = Command::new("git")
-            .arg("-C")
-            .arg(&r.0)
-            .args(["update-index", "--index-info"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(info.as_bytes())
-            .unwrap();
-        assert!(child.wait().unwrap().success());
+        r.index_info(&info);
         assert!(
             r.git(&["ls-files", "-s"])
                 .contains(" 2\taudit/requests/ab/r1")

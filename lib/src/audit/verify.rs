@@ -54,7 +54,7 @@ pub struct Head {
 }
 
 /// The result of a verification.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
     pub events: u64,
     pub signatures: u64,
@@ -219,13 +219,7 @@ pub fn verify(
     checkpoint: Option<&Head>,
     progress: &(dyn Fn(Phase, u64, u64) + Sync),
 ) -> Result<Report, AuditError> {
-    let mut report = Report {
-        events: 0,
-        signatures: 0,
-        commits: 0,
-        head: None,
-        problems: Vec::new(),
-    };
+    let mut report = Report::default();
     let Some(head) = repo.head_for_reading()? else {
         return Ok(report);
     };
@@ -1024,13 +1018,7 @@ fn history_part(
     actors: &Actors,
     step: &(dyn Fn(u64) + Sync),
 ) -> Result<(u64, Vec<Problem>), AuditError> {
-    let mut report = Report {
-        events: 0,
-        signatures: 0,
-        commits: 0,
-        head: None,
-        problems: Vec::new(),
-    };
+    let mut report = Report::default();
     let report = &mut report;
     // Trust by the ids of (allowed_signers, revoked_signers): parsed once per version.
     let mut trusts: std::collections::HashMap<(Option<Oid>, Option<Oid>), std::sync::Arc<Trust>> =
