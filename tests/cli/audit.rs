@@ -136,21 +136,36 @@ impl AuditWs {
         let key = self.key(who);
         let mut all: Vec<&str> = args.to_vec();
         all.extend(["--key", key.to_str().unwrap()]);
-        run(hitl_at(time)
-            .current_dir(self.ws())
-            .env("HOME", self.dir.path())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env_remove("HITL_SIGNING_KEY")
-            .args(&all))
+        run(self.command(time).env_remove("HITL_SIGNING_KEY").args(&all))
     }
 
     /// `hitl` without a key (verify, log, replay).
     pub fn read(&self, args: &[&str]) -> Output {
-        run(hitl_at(NOW)
+        run(self.command(NOW).args(args))
+    }
+
+    /// The binary at `time` in the workspace, with the test's home and no system git
+    /// configuration; no arguments yet.
+    pub fn command(&self, time: &str) -> snapbox::cmd::Command {
+        hitl_at(time)
             .current_dir(self.ws())
             .env("HOME", self.dir.path())
             .env("GIT_CONFIG_NOSYSTEM", "1")
-            .args(args))
+    }
+
+    /// `ssh-keygen -Y verify` of event `seq`'s detached signature as `principal`
+    /// against the workspace's `allowed_signers`.
+    pub fn ssh_keygen_verify(&self, seq: u64, principal: &str) -> Output {
+        let event = self.event_file(seq);
+        Proc::new("ssh-keygen")
+            .args(["-Y", "verify", "-n", "hitl", "-f", "allowed_signers", "-I"])
+            .arg(principal)
+            .arg("-s")
+            .arg(format!("{}.sig", event.display()))
+            .current_dir(self.ws())
+            .stdin(std::fs::File::open(&event).unwrap())
+            .output()
+            .unwrap()
     }
 
     pub fn verify_json(&self) -> serde_json::Value {
@@ -191,53 +206,18 @@ fn propose_and_approve_are_signed_commits_git_and_ssh_keygen_accept() {
     ok(&sh(&w.ws(), "git", &["verify-commit", "HEAD"]));
 
     // The decision (event 6) has a detached signature ssh-keygen accepts for lea.
-    let event = w.event_file(6);
-    let sig = PathBuf::from(format!("{}.sig", event.display()));
-    let body = std::fs::read(&event).unwrap();
+    let body = std::fs::read(w.event_file(6)).unwrap();
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(json["type"], "decision");
     assert_eq!(json["actor"]["principal"], LEA);
-    let verified = Proc::new("ssh-keygen")
-        .args([
-            "-Y",
-            "verify",
-            "-n",
-            "hitl",
-            "-f",
-            "allowed_signers",
-            "-I",
-            LEA,
-            "-s",
-        ])
-        .arg(&sig)
-        .current_dir(w.ws())
-        .stdin(std::fs::File::open(&event).unwrap())
-        .output()
-        .unwrap();
+    let verified = w.ssh_keygen_verify(6, LEA);
     assert!(
         verified.status.success(),
         "{}",
         String::from_utf8_lossy(&verified.stderr)
     );
     // ...and refuses for another principal.
-    let wrong = Proc::new("ssh-keygen")
-        .args([
-            "-Y",
-            "verify",
-            "-n",
-            "hitl",
-            "-f",
-            "allowed_signers",
-            "-I",
-            RAVI,
-            "-s",
-        ])
-        .arg(&sig)
-        .current_dir(w.ws())
-        .stdin(std::fs::File::open(&event).unwrap())
-        .output()
-        .unwrap();
-    assert!(!wrong.status.success());
+    assert!(!w.ssh_keygen_verify(6, RAVI).status.success());
 
     // Subject, author and trailers for `git log`.
     let log = w.git(&["log", "-1", "--format=%s%n%an <%ae>%n%(trailers)"]);
@@ -1107,10 +1087,8 @@ fn a_key_held_only_in_ssh_agent_signs_decisions() {
         &format!("key::{}", public.trim()),
     ]);
     let approve = || {
-        run(hitl_at(NOW)
-            .current_dir(w.ws())
-            .env("HOME", w.dir.path())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
+        run(w
+            .command(NOW)
             .env_remove("HITL_SIGNING_KEY")
             .env("SSH_AUTH_SOCK", &agent.socket)
             .args(["approve", "refund-4711"]))
@@ -1144,44 +1122,23 @@ fn a_key_held_only_in_ssh_agent_signs_decisions() {
         stdout(&o)
     );
     ok(&sh(&w.ws(), "git", &["verify-commit", "HEAD"]));
-    let event = w.event_file(6);
-    let verified = Proc::new("ssh-keygen")
-        .args([
-            "-Y",
-            "verify",
-            "-n",
-            "hitl",
-            "-f",
-            "allowed_signers",
-            "-I",
-            LEA,
-            "-s",
-        ])
-        .arg(format!("{}.sig", event.display()))
-        .current_dir(w.ws())
-        .stdin(std::fs::File::open(&event).unwrap())
-        .output()
-        .unwrap();
-    ok(&verified);
+    ok(&w.ssh_keygen_verify(6, LEA));
     assert!(codes(&w.verify_json()).is_empty());
 
     // A `.pub` file with `--key` works the same way; without an agent it is refused.
-    let o = run(hitl_at(NOW)
-        .current_dir(w.ws())
-        .env("HOME", w.dir.path())
-        .env("GIT_CONFIG_NOSYSTEM", "1")
+    let lea_pub = w.keys.join(format!("{LEA}.pub"));
+    let o = run(w
+        .command(NOW)
         .env_remove("SSH_AUTH_SOCK")
         .args(["checkpoint", "--key"])
-        .arg(w.keys.join(format!("{LEA}.pub"))));
+        .arg(&lea_pub));
     assert!(!o.status.success());
     assert!(stderr(&o).contains("SSH_AUTH_SOCK"), "{}", stderr(&o));
-    let o = run(hitl_at(NOW)
-        .current_dir(w.ws())
-        .env("HOME", w.dir.path())
-        .env("GIT_CONFIG_NOSYSTEM", "1")
+    let o = run(w
+        .command(NOW)
         .env("SSH_AUTH_SOCK", &agent.socket)
         .args(["checkpoint", "--key"])
-        .arg(w.keys.join(format!("{LEA}.pub"))));
+        .arg(&lea_pub));
     assert!(ok(&o).contains("SSH SIGNATURE"), "{}", stdout(&o));
 }
 
