@@ -1,9 +1,10 @@
 //! Integration tests of the `hitl` binary: every command run as a user runs it, outputs
 //! compared with the snapshots in `tests/snapshots/` and next to the fixtures.
 //!
-//! The binary reads the clock only through `chrono::Utc::now()`; every command that
-//! depends on it runs under `faketime` (Debian package `faketime`), frozen at
-//! [`support::NOW`]. A missing `faketime` fails the tests rather than skipping them.
+//! The binary reads the clock only in `cli::now()`. The test build (`cargo test` turns
+//! on `hitl-lib`'s `test-clock` feature through a dev-dependency) takes it from
+//! `HITL_TEST_NOW`, which every command that depends on the clock sets, frozen at
+//! [`support::NOW`] unless the test names another instant. Nothing is installed for it.
 //!
 //! Regenerate snapshots with `SNAPSHOTS=overwrite cargo test --test cli`, then read every
 //! changed file before committing it.

@@ -61,6 +61,7 @@ pub mod policy;
 pub mod request;
 pub mod scaffold;
 pub mod signing;
+pub mod test_clock;
 pub mod workflow;
 pub mod workspace;
 pub mod yaml;

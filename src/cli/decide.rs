@@ -18,7 +18,7 @@ pub fn record(
     key_args: &KeyArgs,
 ) -> CliResult {
     let ws = ctx.workspace()?;
-    let now = now();
+    let now = now()?;
     let (matrix, matrix_digest) = ws.load_matrix_with_digest()?;
     let policies = match PolicySet::load(ws.root()) {
         Ok(Some(set)) => set.digest().to_owned(),

@@ -91,7 +91,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
                 Err(e) => return Err(e.into()),
             }
         }
-        let now = now();
+        let now = now()?;
         findings.extend(lint::lint_requests(matrix, &loaded, now));
         findings.extend(lint_policies(ws.root(), matrix, &loaded, now));
     }

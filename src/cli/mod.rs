@@ -87,7 +87,7 @@ impl Ctx {
         let matrix = ws.load_matrix()?;
         let path = ws.resolve_request(request, &self.cwd)?;
         let loaded = ws.load_request(&path, &matrix)?;
-        let (file, r, now) = (loaded.path, &loaded.request, now());
+        let (file, r, now) = (loaded.path, &loaded.request, now()?);
         // A policy set that does not load is shown as a failed decision: the reviewer
         // still sees the evidence, and the proposal counts as denied.
         Ok(match PolicySet::load(ws.root()) {
@@ -148,9 +148,14 @@ pub enum Format {
 }
 
 /// The clock reading for this command. Only this function reads the clock; the library
-/// takes `now` as a parameter.
-pub fn now() -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc::now()
+/// takes `now` as a parameter. A `cargo test` build reads `HITL_TEST_NOW` instead when
+/// it is set (`hitl_lib::test_clock`); no other build can be told another time.
+pub fn now() -> CliResult<chrono::DateTime<chrono::Utc>> {
+    match hitl_lib::test_clock::instant() {
+        Ok(Some(t)) => Ok(t),
+        Ok(None) => Ok(chrono::Utc::now()),
+        Err(e) => Err(CliError::new(Exit::Usage, e)),
+    }
 }
 
 pub fn print_json(value: &impl serde::Serialize) -> CliResult<()> {

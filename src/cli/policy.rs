@@ -50,7 +50,7 @@ pub fn run(ctx: &Ctx, cmd: &Command) -> CliResult {
             let path = ws.resolve_request(&args.request, ctx.cwd())?;
             let loaded = ws.load_request(&path, &matrix)?;
             let c = classify(&matrix, &loaded.request);
-            let input = policy::input(&matrix, &loaded.request, &c, None, now());
+            let input = policy::input(&matrix, &loaded.request, &c, None, now()?);
             if matches!(cmd, Command::Input(_)) {
                 print_json(&input)?;
                 return Ok(Exit::Ok);

@@ -23,7 +23,7 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     let ws = ctx.workspace()?;
-    let now = now();
+    let now = now()?;
     let (matrix, matrix_digest) = ws.load_matrix_with_digest()?;
     let loaded = if args.file == "-" {
         ws.read_request(Path::new("<stdin>"), &mut std::io::stdin().lock(), &matrix)?

@@ -7,7 +7,7 @@ use std::process::{Command as Proc, Output};
 
 use tempfile::TempDir;
 
-use super::support::{NOW, hitl_at, libfaketime, root, run, stderr, stdout};
+use super::support::{NOW, hitl_at, root, run, stderr, stdout};
 
 /// Principals with keys in the test workspace, and one stranger.
 const AGENT: &str = "support-copilot@agents.example.com";
@@ -877,17 +877,12 @@ fn log_lists_and_filters_events() {
 }
 
 impl AuditWs {
-    /// `hitl propose ID` as the agent, spawned and not waited for. libfaketime is
-    /// preloaded directly rather than through the `faketime` wrapper: a wrapper killed
-    /// with SIGKILL leaves its named semaphore in /dev/shm, and a later wrapper that
-    /// happens to get the same pid then fails to start.
+    /// `hitl propose ID` as the agent at [`NOW`], spawned and not waited for.
     fn spawn_propose(&self, id: &str) -> std::process::Child {
         let key = self.key(AGENT);
         Proc::new(snapbox::cmd::cargo_bin!("hitl"))
             .args(["propose", id, "--key", key.to_str().unwrap()])
-            .env("LD_PRELOAD", libfaketime())
-            .env("FAKETIME", NOW)
-            .env("FAKETIME_NO_CACHE", "1")
+            .env("HITL_TEST_NOW", NOW)
             .current_dir(self.ws())
             .env("TZ", "UTC")
             .env("HOME", self.dir.path())

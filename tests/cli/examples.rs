@@ -187,10 +187,10 @@ fn lint_passes_on_the_example_workspace() {
     assert_eq!(report["requests"], request_ids().len());
 }
 
-/// The clock the binary reads must be the faked one, in both directions: a snapshot
-/// taken on the real clock would pass today and fail tomorrow.
+/// The clock the test build reads must be the one the test set, in both directions: a
+/// snapshot taken on the real clock would pass today and fail tomorrow.
 #[test]
-fn faketime_sets_the_clock_the_binary_reads() {
+fn the_test_clock_sets_the_clock_the_binary_reads() {
     // refund-4711: requested 2026-11-27T09:00Z, expires 2026-11-28T09:00Z.
     let expiration_row = |time: &str| {
         let out = run(hitl_at(time).args(["-C", ROOT, "show", "refund-4711"]));

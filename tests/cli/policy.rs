@@ -244,7 +244,7 @@ fn a_policy_that_runs_too_long_is_an_error_not_a_hang() {
     let slow = "package hitl\n\nwarn contains \"slow\" if {\n\tcount([x | some x in numbers.range(1, 50000000)]) < 0\n}\n";
     let ws = with_policies(&[("policies/slow.rego", slow)]);
     let started = std::time::Instant::now();
-    // Without faketime: a frozen clock would also freeze the interpreter's timer.
+    // On the real clock: the interpreter's time limit runs on a monotonic timer.
     let out = run(hitl()
         .arg("-C")
         .arg(ws.path())

@@ -1,10 +1,9 @@
-//! Shared helpers: running the real binary under a fixed clock, temporary workspaces and
+//! Shared helpers: running the real binary at a fixed instant, temporary workspaces and
 //! file-tree snapshots for "writes nothing" checks.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::OnceLock;
 
 use snapbox::cmd::{Command, cargo_bin};
 use tempfile::TempDir;
@@ -13,8 +12,8 @@ use tempfile::TempDir;
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// The clock every snapshot is taken at: after the last example request was made
-/// (15:00), so only `robot-pick-cell7` (expired 10:30) shows as expired. No `@` prefix:
-/// libfaketime freezes the clock, so `assembled_at` has no sub-second drift.
+/// (15:00), so only `robot-pick-cell7` (expired 10:30) shows as expired; the instant
+/// docs/matrix.md describes the examples at.
 pub const NOW: &str = "2026-11-27 16:00:00";
 
 pub fn root() -> &'static Path {
@@ -30,56 +29,13 @@ pub fn hitl() -> Command {
         .current_dir(ROOT)
 }
 
-/// Fails the test (never skips it) when `faketime` is missing: without it the snapshots
-/// would depend on the day the suite runs.
-fn require_faketime() {
-    static CHECK: OnceLock<Result<(), String>> = OnceLock::new();
-    let check = CHECK.get_or_init(|| {
-        match std::process::Command::new("faketime")
-            .arg("--version")
-            .output()
-        {
-            Ok(o) if o.status.success() => Ok(()),
-            Ok(o) => Err(format!(
-                "`faketime --version` failed ({}): {}",
-                o.status,
-                String::from_utf8_lossy(&o.stderr)
-            )),
-            Err(e) => Err(format!(
-                "cannot run `faketime` ({e}). The CLI tests need it to fix the clock the binary \
-                 reads; install it (Debian/Ubuntu: `apt-get install -y faketime`)"
-            )),
-        }
-    });
-    if let Err(msg) = check {
-        panic!("{msg}");
-    }
-}
-
-/// The libfaketime shared library the `faketime` package installs.
-pub fn libfaketime() -> PathBuf {
-    let candidates = std::fs::read_dir("/usr/lib")
-        .expect("/usr/lib")
-        .flatten()
-        .map(|d| d.path().join("faketime/libfaketime.so.1"))
-        .chain([PathBuf::from("/usr/lib/faketime/libfaketime.so.1")]);
-    candidates
-        .into_iter()
-        .find(|p| p.exists())
-        .expect("libfaketime.so.1 (Debian package `faketime`)")
-}
-
-/// The binary run under libfaketime at `time` (UTC, `YYYY-MM-DD HH:MM:SS`, frozen).
-///
-/// libfaketime is preloaded directly, as `faketime -f TIME` would do, rather than
-/// through the `faketime` wrapper: a wrapper that dies without cleaning up (a closed
-/// pipe, a kill) leaves a named semaphore in /dev/shm, and a later wrapper that gets
-/// the same pid fails to start ("sem_open: File exists").
+/// The binary at `time` (UTC, `YYYY-MM-DD HH:MM:SS` or RFC 3339, frozen): the test
+/// build of `hitl` reads its clock from `HITL_TEST_NOW` (`hitl_lib::test_clock`, on only
+/// in `cargo test` builds). Nothing but the binary's own clock is changed: git and
+/// ssh-keygen run by the tests see the real time.
 pub fn hitl_at(time: &str) -> Command {
-    require_faketime();
     Command::new(cargo_bin!("hitl"))
-        .env("LD_PRELOAD", libfaketime())
-        .env("FAKETIME", time)
+        .env("HITL_TEST_NOW", time)
         .env("TZ", "UTC")
         .env_remove("COLUMNS")
         .env_remove("LINES")
