@@ -6,7 +6,7 @@ use hitl_lib::classify::EligibleRole;
 use hitl_lib::evidence::Warning;
 use serde::Serialize;
 
-use super::{CliResult, Ctx, Exit, Format, emit, present, print_json};
+use super::{At, CliResult, Ctx, Exit, Format, emit, present, print_json};
 
 /// Explain a request's classification: the rules that set its tier, the route, who is
 /// eligible to approve and what evidence is missing.
@@ -17,6 +17,8 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    #[command(flatten)]
+    pub at: At,
 }
 
 /// The JSON contract of `explain --format json` (documented in docs/cli.md).
@@ -42,7 +44,7 @@ struct Explanation<'a> {
 }
 
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
-    let pack = ctx.evidence_pack(&args.request)?;
+    let pack = ctx.evidence_pack(&args.request, args.at.instant()?)?;
     let c = &pack.classification;
     let e = Explanation {
         request: &pack.request,
@@ -66,7 +68,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     match args.format {
         Format::Json => print_json(&e)?,
         Format::Markdown | Format::Table => {
-            let mut out = String::new();
+            let mut out = args.at.note();
             let _ = writeln!(out, "{}: tier {} ({})", e.request, e.tier, e.tier_name);
             let why = if c.default_applied {
                 format!(

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use std::fmt::Write as _;
 
-use super::{CliResult, Ctx, Exit, Format, emit, now, print_json};
+use super::{At, CliResult, Ctx, Exit, Format, emit, print_json};
 
 /// Validate the approval matrix and every request in `requests/`, and flag the
 /// article's approval anti-patterns. Exits 1 when any error is found.
@@ -15,6 +15,8 @@ pub struct Args {
     /// Output format (`markdown` prints the same as `table`).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    #[command(flatten)]
+    pub at: At,
 }
 
 #[derive(Serialize)]
@@ -91,7 +93,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
                 Err(e) => return Err(e.into()),
             }
         }
-        let now = now()?;
+        let now = args.at.instant()?;
         findings.extend(lint::lint_requests(matrix, &loaded, now));
         findings.extend(lint_policies(ws.root(), matrix, &loaded, now));
     }
@@ -108,7 +110,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
             findings: &findings,
         })?,
         Format::Table | Format::Markdown => {
-            let mut out = String::new();
+            let mut out = args.at.note();
             for f in &findings {
                 let _ = writeln!(out, "{f}");
             }

@@ -80,14 +80,18 @@ impl Ctx {
     }
 
     /// Loads the matrix and one request (an id or a path) and assembles its evidence
-    /// pack as of now: what `show` and `explain` both start from.
-    pub fn evidence_pack(&self, request: &str) -> CliResult<hitl_lib::evidence::EvidencePack> {
+    /// pack as of `now`: what `show` and `explain` both start from.
+    pub fn evidence_pack(
+        &self,
+        request: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> CliResult<hitl_lib::evidence::EvidencePack> {
         use hitl_lib::evidence;
         let ws = self.workspace()?;
         let matrix = ws.load_matrix()?;
         let path = ws.resolve_request(request, &self.cwd)?;
         let loaded = ws.load_request(&path, &matrix)?;
-        let (file, r, now) = (loaded.path, &loaded.request, now()?);
+        let (file, r) = (loaded.path, &loaded.request);
         // A policy set that does not load is shown as a failed decision: the reviewer
         // still sees the evidence, and the proposal counts as denied.
         Ok(match PolicySet::load(ws.root()) {
@@ -156,6 +160,53 @@ pub fn now() -> CliResult<chrono::DateTime<chrono::Utc>> {
         Ok(None) => Ok(chrono::Utc::now()),
         Err(e) => Err(CliError::new(Exit::Usage, e)),
     }
+}
+
+/// `--at TIME` of the read-only commands (`show`, `explain`, `lint`, `policy eval`):
+/// evaluate as of another instant, an auditor's "what did this look like then?".
+/// Commands that record, check or execute never take it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct At {
+    /// Evaluate as of TIME instead of now: RFC 3339 (`2026-11-27T16:00:00Z`), or
+    /// `YYYY-MM-DD[ HH:MM[:SS]]` in UTC. Read-only: nothing that records takes it.
+    #[arg(long, value_name = "TIME", value_parser = parse_at)]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl At {
+    /// The instant to evaluate at: `--at`, else the clock.
+    pub fn instant(&self) -> CliResult<chrono::DateTime<chrono::Utc>> {
+        self.at.map_or_else(now, Ok)
+    }
+
+    /// The line a table output starts with under `--at`, so a view of the past is never
+    /// mistaken for one of now.
+    pub fn note(&self) -> String {
+        self.at.map_or_else(String::new, |t| {
+            format!(
+                "as of {} (`--at`), not now\n\n",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )
+        })
+    }
+}
+
+fn parse_at(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
+            return Ok(t.and_utc());
+        }
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(d.and_time(chrono::NaiveTime::MIN).and_utc());
+    }
+    Err(format!(
+        "`{s}` is not a time: use RFC 3339 (`2026-11-27T16:00:00Z`) or `YYYY-MM-DD[ HH:MM[:SS]]` (UTC)"
+    ))
 }
 
 pub fn print_json(value: &impl serde::Serialize) -> CliResult<()> {

@@ -1,9 +1,12 @@
-//! `show`, `explain` and `lint` on the example workspace at the repository root, and the
-//! check that the faked clock really reaches the binary.
+//! `show`, `explain` and `lint` on the example workspace at the repository root, the
+//! check that the test clock really reaches the binary, and docs/matrix.md's table of
+//! the examples checked against `show --at`.
 
 use serde_json::Value;
 
-use crate::support::{NOW, ROOT, hitl_at, hitl_now, request_ids, run, snapshot, stderr, stdout};
+use crate::support::{
+    NOW, ROOT, hitl, hitl_at, hitl_now, request_ids, root, run, snapshot, stderr, stdout,
+};
 
 /// What the article says each example request must get.
 struct Expected {
@@ -254,5 +257,137 @@ fn lint_warns_about_every_expired_request_once_all_have_expired() {
             "lint: 0 error(s), {expired} warning(s) in `approval-matrix.yaml` and {expired} request(s)\n"
         )),
         "{text}"
+    );
+}
+
+/// The instant docs/matrix.md describes the examples at, from its heading.
+fn documented_instant(doc: &str) -> String {
+    let heading = doc
+        .lines()
+        .find_map(|l| l.strip_prefix("## The examples, as of "))
+        .expect("docs/matrix.md has a section `## The examples, as of TIME`");
+    heading.trim().to_owned()
+}
+
+/// One row of docs/matrix.md's examples table as `show --at` computes it: tier,
+/// workflow, eligible roles, the policy outcome and the warning codes.
+fn row_from_pack(id: &str, pack: &Value) -> String {
+    let c = &pack["classification"];
+    let d = &pack["policy_decision"];
+    let joined = |items: Vec<String>| {
+        if items.is_empty() {
+            None
+        } else {
+            Some(items.join(", "))
+        }
+    };
+    let roles = joined(
+        c["eligible_roles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["role"].as_str().unwrap().to_owned())
+            .collect(),
+    )
+    .unwrap_or_else(|| "nobody".to_owned());
+    let policy = if d["status"] != "evaluated" {
+        d["status"].as_str().unwrap().to_owned()
+    } else if d["allowed"] == false {
+        "denied".to_owned()
+    } else {
+        let mut p = "allowed".to_owned();
+        for e in d["escalate"].as_array().unwrap() {
+            p.push_str(&format!(", escalates to {}", e["role"].as_str().unwrap()));
+        }
+        if !d["warn"].as_array().unwrap().is_empty() {
+            p.push_str(", warns");
+        }
+        p
+    };
+    let mut codes: Vec<String> = pack["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["code"].as_str().unwrap().to_owned())
+        .collect();
+    codes.sort();
+    codes.dedup();
+    format!(
+        "| `{id}` | {} | {} | {roles} | {policy} | {} |",
+        c["tier"],
+        c["workflow"].as_str().unwrap_or("none"),
+        joined(codes).unwrap_or_else(|| "none".to_owned())
+    )
+}
+
+/// docs/matrix.md promises what every example shows at one instant; `show --at` that
+/// instant, with the real clock in the binary (no test clock), must show exactly that,
+/// and the table must name every example and nothing else.
+#[test]
+fn docs_matrix_describes_every_example_as_show_at_the_documented_instant_shows_it() {
+    let doc = std::fs::read_to_string(root().join("docs/matrix.md")).unwrap();
+    let at = documented_instant(&doc);
+    let section = &doc[doc.find("## The examples, as of ").unwrap()..];
+    let documented: Vec<&str> = section.lines().filter(|l| l.starts_with("| `")).collect();
+    let mut computed = Vec::new();
+    for id in request_ids() {
+        let out = run(hitl()
+            .env_remove("HITL_TEST_NOW")
+            .args(["-C", ROOT, "show", &id, "--at", &at, "--format", "json"]));
+        assert_eq!(out.status.code(), Some(0), "{id}: {}", stderr(&out));
+        let pack: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(pack["assembled_at"], at, "{id}: evaluated at `--at`");
+        computed.push(row_from_pack(&id, &pack));
+    }
+    assert_eq!(documented, computed, "docs/matrix.md's examples table");
+}
+
+/// `--at` is for looking, not for recording: the commands that record refuse it, and
+/// a table output under `--at` says which instant it shows.
+#[test]
+fn at_is_accepted_by_read_only_commands_only_and_named_in_the_output() {
+    for cmd in [
+        &["show", "refund-4711"][..],
+        &["explain", "refund-4711"],
+        &["lint"],
+        &["policy", "eval", "refund-4711"],
+    ] {
+        let out = run(hitl()
+            .args(["-C", ROOT])
+            .args(cmd)
+            .args(["--at", "2026-11-27 16:00"]));
+        assert_eq!(out.status.code(), Some(0), "{cmd:?}: {}", stderr(&out));
+        if cmd[0] != "policy" {
+            assert!(
+                stdout(&out).starts_with("as of 2026-11-27T16:00:00Z (`--at`), not now\n"),
+                "{cmd:?}: {}",
+                stdout(&out)
+            );
+        }
+    }
+    for cmd in [
+        &["propose", "refund-4711"][..],
+        &["approve", "refund-4711"],
+        &["reject", "refund-4711", "--reason-code", "x"],
+        &["verify"],
+        &["checkpoint"],
+    ] {
+        let out = run(hitl()
+            .args(["-C", ROOT])
+            .args(cmd)
+            .args(["--at", "2026-11-27 16:00"]));
+        assert_eq!(out.status.code(), Some(2), "{cmd:?} takes no `--at`");
+        assert!(
+            stderr(&out).contains("unexpected argument '--at'"),
+            "{cmd:?}: {}",
+            stderr(&out)
+        );
+    }
+    let out = run(hitl().args(["-C", ROOT, "show", "refund-4711", "--at", "yesterday"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("`yesterday` is not a time"),
+        "{}",
+        stderr(&out)
     );
 }
