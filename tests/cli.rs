@@ -22,6 +22,9 @@ mod commands;
 #[path = "cli/examples.rs"]
 mod examples;
 #[cfg(test)]
+#[path = "cli/first_run.rs"]
+mod first_run;
+#[cfg(test)]
 #[path = "cli/invalid_requests.rs"]
 mod invalid_requests;
 #[cfg(test)]

@@ -1437,17 +1437,8 @@ pub fn key_source(
     if let Some(value) = env.filter(|v| !v.is_empty()) {
         return Ok(KeySource::Env(PathBuf::from(value)));
     }
-    let (mut config, workdir) = match git2::Repository::discover(repo_dir) {
-        Ok(repo) => (repo.config()?, repo.workdir().map(Path::to_path_buf)),
-        Err(e) if e.code() == git2::ErrorCode::NotFound => (git2::Config::open_default()?, None),
-        Err(e) => return Err(e.into()),
-    };
-    let config = config.snapshot()?;
-    let get = |name: &str| match config.get_string(name) {
-        Ok(value) => Ok(Some(value)),
-        Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
-        Err(e) => Err(SigningError::Git(e)),
-    };
+    let (config, workdir) = git_config(repo_dir)?;
+    let get = |name: &str| config_string(&config, name);
     let Some(value) = get("user.signingkey")?.filter(|v| !v.trim().is_empty()) else {
         return Err(SigningError::NoKey {
             ignored_git_key: None,
@@ -1490,6 +1481,92 @@ pub fn key_source(
         }
     }
     Ok(KeySource::GitConfig(path))
+}
+
+/// git's configuration as seen from `dir` (the repository's, or the global one outside a
+/// repository), and the repository's work tree.
+fn git_config(dir: &Path) -> Result<(git2::Config, Option<PathBuf>), SigningError> {
+    let (mut config, workdir) = match git2::Repository::discover(dir) {
+        Ok(repo) => (repo.config()?, repo.workdir().map(Path::to_path_buf)),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => (git2::Config::open_default()?, None),
+        Err(e) => return Err(e.into()),
+    };
+    Ok((config.snapshot()?, workdir))
+}
+
+fn config_string(config: &git2::Config, name: &str) -> Result<Option<String>, SigningError> {
+    match config.get_string(name) {
+        Ok(value) => Ok(Some(value)),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(SigningError::Git(e)),
+    }
+}
+
+/// The signer git's configuration names from `dir`: `user.email` and the public half of
+/// `user.signingkey` (with `gpg.format=ssh`), as an `allowed_signers` line, for
+/// `hitl init` to prefill. `None` when git knows no email or no SSH signing key. The key
+/// file is read for its public half only (an encrypted key needs no passphrase for it).
+///
+/// # Errors
+/// The configured key cannot be read or is not an OpenSSH key.
+pub fn git_signer_line(dir: &Path) -> Result<Option<String>, SigningError> {
+    let (config, _) = git_config(dir)?;
+    let Some(email) = config_string(&config, "user.email")?.filter(|e| !e.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let source = match key_source(None, None, dir) {
+        Ok(s) => s,
+        Err(SigningError::NoKey { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let public = match &source {
+        KeySource::GitLiteral(value) => {
+            let text = value.strip_prefix("key::").unwrap_or(value).trim();
+            PublicKey::from_openssh(text).map_err(|e| SigningError::InvalidGitKey {
+                value: value.clone(),
+                reason: e.to_string(),
+            })?
+        }
+        other => {
+            let path = other.path().unwrap_or(Path::new(""));
+            let public_file = PathBuf::from(format!("{}.pub", path.display()));
+            let invalid = |reason: String| SigningError::InvalidKey {
+                path: path.to_path_buf(),
+                reason,
+            };
+            let read = |p: &Path| {
+                std::fs::read_to_string(p).map_err(|source| SigningError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })
+            };
+            if public_file.is_file() {
+                PublicKey::from_openssh(read(&public_file)?.trim())
+                    .map_err(|e| invalid(e.to_string()))?
+            } else {
+                let text = read(path)?;
+                match PublicKey::from_openssh(text.trim()) {
+                    Ok(k) => k,
+                    Err(_) => PrivateKey::from_openssh(text.trim())
+                        .map_err(|e| invalid(e.to_string()))?
+                        .public_key()
+                        .clone(),
+                }
+            }
+        }
+    };
+    let mut public = public;
+    public.set_comment("");
+    let key = public
+        .to_openssh()
+        .map_err(|e| SigningError::InvalidGitKey {
+            value: email.clone(),
+            reason: e.to_string(),
+        })?;
+    let line = format!("{email} namespaces=\"git,hitl\" {key}");
+    // The line must be one `allowed_signers` accepts (an email with a space is not).
+    AllowedSigners::parse(Path::new(crate::workspace::ALLOWED_SIGNERS), &line)?;
+    Ok(Some(line))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ mod approve;
 mod checkpoint;
 mod completions;
 mod decide;
+mod demo;
 mod error;
 mod explain;
 mod identity;
@@ -43,6 +44,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    Demo(demo::Args),
     Show(show::Args),
     Explain(explain::Args),
     Lint(lint::Args),
@@ -116,6 +118,7 @@ pub fn main() -> ExitCode {
         cwd,
     };
     let result = match cli.command {
+        Command::Demo(a) => demo::run(&ctx, &a),
         Command::Show(a) => show::run(&ctx, &a),
         Command::Explain(a) => explain::run(&ctx, &a),
         Command::Lint(a) => lint::run(&ctx, &a),

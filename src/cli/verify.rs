@@ -136,6 +136,15 @@ fn render(r: &Report) -> String {
         "{} events, {} decision signatures, {} audit commits checked; head: {head}",
         r.events, r.signatures, r.commits
     );
+    if let Some(root) = &r.trust_root {
+        // The one commit whose trust is not signed but pinned: an auditor compares it
+        // with the one they recorded (docs/audit.md).
+        let _ = writeln!(
+            s,
+            "trust root: commit {}, allowed_signers sha256:{}",
+            root.commit, root.allowed_signers
+        );
+    }
     if r.problems.is_empty() {
         let _ = writeln!(s, "ok: no problems");
         return s;

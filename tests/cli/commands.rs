@@ -63,11 +63,10 @@ fn man_prints_roff() {
     assert!(page.contains("\\-\\-workspace"), "documents -C/--workspace");
 }
 
-const INIT_FILES: [&str; 8] = [
+const INIT_FILES: [&str; 7] = [
     "README.md",
     "allowed_signers",
     "approval-matrix.yaml",
-    "audit/.gitkeep",
     "hitl.toml",
     "policies/limits.rego",
     "policies/data/rbac.json",
@@ -77,8 +76,11 @@ const INIT_FILES: [&str; 8] = [
 #[test]
 fn init_creates_a_workspace_that_lints_clean_and_refuses_to_run_twice() {
     let tmp = TempDir::new().expect("temp dir");
+    // No git configuration of the machine's user: `allowed_signers` stays a stub.
     hitl_now()
         .current_dir(tmp.path())
+        .env("HOME", tmp.path())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
         .args(["init", "ws"])
         .assert()
         .code(0)
@@ -89,6 +91,8 @@ fn init_creates_a_workspace_that_lints_clean_and_refuses_to_run_twice() {
         assert!(ws.join(f).is_file(), "`{f}` was not created");
     }
     assert!(ws.join(".git").is_dir(), "no git repository");
+    // Nothing under `audit/` that the audit's layout does not allow (no `.gitkeep`).
+    assert!(!ws.join("audit").exists(), "init wrote under `audit/`");
     // The scaffold is the repository's own example, byte for byte.
     for f in [
         "approval-matrix.yaml",

@@ -53,6 +53,16 @@ pub struct Head {
     pub commit: String,
 }
 
+/// The commit that brought the trust configuration without a parent's trust: the one
+/// commit whose trust comes from being pinned (by a checkpoint, or by the auditor's
+/// own record of it), not from a signature. It may be unsigned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrustRoot {
+    pub commit: String,
+    /// sha256 hex of `allowed_signers` in that commit.
+    pub allowed_signers: String,
+}
+
 /// The result of a verification.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
@@ -60,6 +70,8 @@ pub struct Report {
     pub signatures: u64,
     pub commits: u64,
     pub head: Option<Head>,
+    /// The root of trust (the first, and the only valid, one in the history).
+    pub trust_root: Option<TrustRoot>,
     pub problems: Vec<Problem>,
 }
 
@@ -942,10 +954,17 @@ struct CommitJob {
     principal: String,
     at: DateTime<Utc>,
     trust: std::sync::Arc<Trust>,
+    /// The root of trust that records no event: its trust is pinned, not signed, so it
+    /// may be unsigned (a newcomer's first commit after `hitl init`).
+    may_be_unsigned: bool,
     /// The actor keys of the events it adds: (path, seq, principal, key).
     events: Vec<(String, u64, String, String)>,
     first_path: Option<String>,
 }
+
+/// What one run of the history walk finds: commits that touched the audit, problems,
+/// roots of trust.
+type Part = (u64, Vec<Problem>, Vec<TrustRoot>);
 
 /// The fewest commits worth a thread of their own in the history walk.
 const MIN_RUN: usize = 32;
@@ -973,7 +992,7 @@ fn history(
     };
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let size = oids.len().div_ceil(threads.clamp(2, 8)).max(MIN_RUN);
-    let parts: Vec<Result<(u64, Vec<Problem>), AuditError>> = if oids.len() <= size {
+    let parts: Vec<Result<Part, AuditError>> = if oids.len() <= size {
         vec![history_part(repo, &oids, actors, &step)]
     } else {
         let root = repo.root.as_path();
@@ -1001,23 +1020,46 @@ fn history(
                 .collect()
         })
     };
+    let mut roots = Vec::new();
     for part in parts {
-        let (commits, mut problems) = part?;
+        let (commits, mut problems, mut part_roots) = part?;
         report.commits += commits;
         report.problems.append(&mut problems);
+        roots.append(&mut part_roots);
+    }
+    // The walk is oldest first: the first root is the root of trust, any other one (an
+    // orphan history brought in by a merge, `allowed_signers` deleted and brought back)
+    // would be a second source of trust nobody signed for.
+    let mut roots = roots.into_iter();
+    report.trust_root = roots.next();
+    if let Some(first) = &report.trust_root {
+        for other in roots {
+            report.problems.push(Problem {
+                seq: None,
+                file: Some(ALLOWED_SIGNERS.to_owned()),
+                commit: Some(other.commit.clone()),
+                code: "trust-root",
+                reason: format!(
+                    "a second root of trust: this commit brings `{ALLOWED_SIGNERS}` without a parent that has it; only one commit may, and {} already does",
+                    first.commit
+                ),
+            });
+        }
     }
     progress(Phase::History, total, total);
     Ok(())
 }
 
-/// Walks one run of commits (oldest first): returns how many touched the audit and the
-/// problems found, commit signatures included.
+/// Walks one run of commits (oldest first): returns how many touched the audit, the
+/// problems found (commit signatures included) and the commits that brought
+/// `allowed_signers` without a parent that has it (roots of trust), in order.
 fn history_part(
     repo: &AuditRepo,
     oids: &[Oid],
     actors: &Actors,
     step: &(dyn Fn(u64) + Sync),
-) -> Result<(u64, Vec<Problem>), AuditError> {
+) -> Result<Part, AuditError> {
+    let mut roots = Vec::new();
     let mut report = Report::default();
     let report = &mut report;
     // Trust by the ids of (allowed_signers, revoked_signers): parsed once per version.
@@ -1069,12 +1111,19 @@ fn history_part(
                 "a merge commit changes the audit; the audit must be linear".to_owned(),
             );
         }
-        // Trust comes from before the commit; the first commit that brings allowed_signers
-        // is the root of trust.
-        let trust_tree = match &parent_tree {
-            Some(p) if id_at(repo, p, ALLOWED_SIGNERS).is_some() => p,
-            _ => &tree,
+        // Trust comes from before the commit; a commit that brings allowed_signers
+        // without a parent that has it is a root of trust (there may be only one).
+        let (trust_tree, is_root) = match &parent_tree {
+            Some(p) if id_at(repo, p, ALLOWED_SIGNERS).is_some() => (p, false),
+            _ => (&tree, true),
         };
+        if is_root && let Some(id) = id_at(repo, &tree, ALLOWED_SIGNERS) {
+            let blob = repo.repo.find_blob(id)?;
+            roots.push(TrustRoot {
+                commit: short.clone(),
+                allowed_signers: sha256_hex(blob.content()),
+            });
+        }
         let key = (
             id_at(repo, trust_tree, ALLOWED_SIGNERS),
             id_at(repo, trust_tree, REVOKED_SIGNERS),
@@ -1140,6 +1189,10 @@ fn history_part(
             principal: author.email().unwrap_or_default().to_owned(),
             at: DateTime::from_timestamp(commit.time().seconds(), 0).unwrap_or_default(),
             trust,
+            may_be_unsigned: is_root
+                && !changes
+                    .iter()
+                    .any(|c| c.0 == AUDIT_DIR || c.0.starts_with(&format!("{AUDIT_DIR}/"))),
             events,
             first_path: changes.first().map(|c| c.0.clone()),
         });
@@ -1151,7 +1204,7 @@ fn history_part(
     }
     report.problems.extend(jobs.iter().flat_map(check_commit));
     step(oids.len() as u64 % 256);
-    Ok((report.commits, std::mem::take(&mut report.problems)))
+    Ok((report.commits, std::mem::take(&mut report.problems), roots))
 }
 
 fn check_commit(j: &CommitJob) -> Vec<Problem> {
@@ -1164,6 +1217,9 @@ fn check_commit(j: &CommitJob) -> Vec<Problem> {
         reason,
     };
     let Some((sig, data)) = &j.signed else {
+        if j.may_be_unsigned {
+            return out;
+        }
         out.push(fail(
             "commit-unsigned",
             j.first_path.as_deref(),
