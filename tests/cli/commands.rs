@@ -63,6 +63,106 @@ fn man_prints_roff() {
     assert!(page.contains("\\-\\-workspace"), "documents -C/--workspace");
 }
 
+/// The `hitl...(N)` page names a roff page refers to, unescaped (`hitl-show(1)`).
+fn man_references(page: &str) -> Vec<String> {
+    let text = page.replace("\\-", "-");
+    let mut out = Vec::new();
+    for (i, _) in text.match_indices('(') {
+        let Some(section) = text[i + 1..].split(')').next() else {
+            continue;
+        };
+        if section.is_empty() || !section.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let name: String = text[..i]
+            .chars()
+            .rev()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        if name == "hitl" || name.starts_with("hitl-") {
+            out.push(format!("{name}({section})"));
+        }
+    }
+    out
+}
+
+/// Every page a man page names (`hitl-show(1)`, `hitl-policy-test(1)`) is one `hitl man`
+/// produces: `hitl man show`, `hitl man policy test`; no page names one that does not
+/// exist (clap's `help` subcommand has none).
+#[test]
+fn man_pages_name_only_pages_hitl_man_produces() {
+    let mut todo = vec!["hitl(1)".to_owned()];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(name) = todo.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        let (stem, section) = name.trim_end_matches(')').split_once('(').unwrap();
+        assert_eq!(section, "1", "{name}: hitl's pages are in section 1");
+        let words: Vec<&str> = stem.split('-').skip(1).collect();
+        let out = run(hitl().arg("man").args(&words));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "a page names {name}, but `hitl man {}` fails: {}",
+            words.join(" "),
+            stderr(&out)
+        );
+        let page = stdout(&out);
+        assert!(
+            page.contains(&format!(".TH {stem} 1 ")),
+            "`hitl man {}` is not {name}:\n{page}",
+            words.join(" ")
+        );
+        assert!(!page.contains("hitl\\-help"), "{name} names a help page");
+        todo.extend(man_references(&page));
+    }
+    // hitl(1) and one page per command `hitl --help` lists (but `help`), and the pages
+    // of `policy`'s own commands.
+    let help = stdout(&run(hitl().arg("--help")));
+    let commands: Vec<&str> = help
+        .split("Commands:\n")
+        .nth(1)
+        .and_then(|s| s.split("\n\n").next())
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .collect();
+    assert!(commands.len() >= 14, "{commands:?}");
+    let mut expected: std::collections::BTreeSet<String> =
+        commands.iter().map(|c| format!("hitl-{c}(1)")).collect();
+    expected.insert("hitl(1)".to_owned());
+    for sub in ["test", "eval", "input"] {
+        expected.insert(format!("hitl-policy-{sub}(1)"));
+    }
+    assert_eq!(seen, expected);
+
+    let out = run(hitl().args(["man", "nope"]));
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(
+            "error: there is no man page for `hitl nope`\n  = hint: the commands of `hitl` are `"
+        ),
+        "{err}"
+    );
+    for c in &commands {
+        assert!(err.contains(&format!("`{c}`")), "{c} not named: {err}");
+    }
+    let out = run(hitl().args(["man", "show", "extra"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("its page is `hitl man show`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 const INIT_FILES: [&str; 7] = [
     "README.md",
     "allowed_signers",
