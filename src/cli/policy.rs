@@ -6,7 +6,7 @@ use hitl_lib::classify::classify;
 use hitl_lib::policy::{self, PolicySet};
 use serde::Serialize;
 
-use super::{CliError, CliResult, Ctx, Exit, emit, now, print_json};
+use super::{CliError, CliResult, Ctx, Exit, Format, emit, now, print_json};
 
 /// Work with the workspace's Rego policies (`policies/*.rego`, `package hitl`).
 #[derive(Debug, clap::Subcommand)]
@@ -21,15 +21,26 @@ pub enum Command {
 
 #[derive(Debug, clap::Args)]
 pub struct TestArgs {
-    /// Print the results as JSON.
-    #[arg(long)]
-    pub json: bool,
+    /// Output format (`markdown` prints the same as `table`).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct RequestArgs {
     /// A request id (from `requests/`) or a path to a proposal file.
     pub request: String,
+    /// Output format: JSON only (accepted so that scripts can pass `--format json` to
+    /// every command that prints data).
+    #[arg(long, value_enum, default_value_t = JsonOnly::Json)]
+    pub format: JsonOnly,
+}
+
+/// The one format of `policy eval` and `policy input`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum JsonOnly {
+    /// Machine-readable JSON.
+    Json,
 }
 
 pub fn run(ctx: &Ctx, cmd: &Command) -> CliResult {
@@ -48,6 +59,7 @@ pub fn run(ctx: &Ctx, cmd: &Command) -> CliResult {
         Command::Eval(args) | Command::Input(args) => {
             let matrix = ws.load_matrix()?;
             let path = ws.resolve_request(&args.request, ctx.cwd())?;
+            let JsonOnly::Json = args.format;
             let loaded = ws.load_request(&path, &matrix)?;
             let c = classify(&matrix, &loaded.request);
             let input = policy::input(&matrix, &loaded.request, &c, None, now()?);
@@ -75,7 +87,7 @@ fn test(set: &PolicySet, args: &TestArgs) -> CliResult {
     let results = set.run_tests()?;
     let failed = results.iter().filter(|r| !r.passed).count();
     let passed = results.len() - failed;
-    if args.json {
+    if args.format == Format::Json {
         print_json(&Report {
             passed,
             failed,

@@ -145,6 +145,53 @@ fn policy_test_passes_on_the_example_and_lists_every_test() {
     assert!(summary.ends_with(" passed, 0 failed"), "{summary}");
 }
 
+/// `policy test` takes `--format` like every other command that prints data (no
+/// `--json` of its own); `policy eval` and `policy input` print JSON and accept
+/// `--format json` too.
+#[test]
+fn policy_commands_take_format_json_like_the_others() {
+    let out = run(hitl_now().args(["-C", ROOT, "policy", "test", "--format", "json"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let tests = report["tests"].as_array().expect("tests");
+    assert!(!tests.is_empty(), "{report}");
+    assert_eq!(report["passed"].as_u64(), Some(tests.len() as u64));
+    assert_eq!(report["failed"], 0);
+    assert!(
+        report["policy_digest"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("sha256:")),
+        "{report}"
+    );
+    // `table` and `markdown` print the text form.
+    let table = stdout(&run(hitl_now().args(["-C", ROOT, "policy", "test"])));
+    for format in ["table", "markdown"] {
+        let out = run(hitl_now().args(["-C", ROOT, "policy", "test", "--format", format]));
+        assert_eq!(stdout(&out), table, "--format {format}");
+    }
+    let out = run(hitl_now().args(["-C", ROOT, "policy", "test", "--json"]));
+    assert_eq!(out.status.code(), Some(2), "`--json` is gone");
+
+    for sub in ["eval", "input"] {
+        let plain = run(hitl_now().args(["-C", ROOT, "policy", sub, "refund-4712"]));
+        let json =
+            run(hitl_now().args(["-C", ROOT, "policy", sub, "refund-4712", "--format", "json"]));
+        assert_eq!(json.status.code(), Some(0), "{sub}: {}", stderr(&json));
+        assert_eq!(json.stdout, plain.stdout, "{sub}");
+        serde_json::from_slice::<Value>(&json.stdout).expect("JSON");
+        let table = run(hitl_now().args([
+            "-C",
+            ROOT,
+            "policy",
+            sub,
+            "refund-4712",
+            "--format",
+            "table",
+        ]));
+        assert_eq!(table.status.code(), Some(2), "{sub} prints JSON only");
+    }
+}
+
 /// A temporary copy of the example workspace with its policies, plus `extra` files.
 fn with_policies(extra: &[(&str, &str)]) -> tempfile::TempDir {
     let ws = example_workspace(&["refund-4711", "email-contract-terms"]);
