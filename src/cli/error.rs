@@ -20,8 +20,9 @@ pub enum Exit {
     NotFound = 4,
     /// Reading or writing failed, or a file would be overwritten.
     Io = 5,
-    /// Refused: an unknown or untrusted key, or a workflow rule (not eligible, own
-    /// request, already decided, expired). Nothing was recorded.
+    /// Refused: no usable signing key (none configured, not a private key, a wrong
+    /// passphrase, not in ssh-agent), an unknown or untrusted key, or a workflow rule
+    /// (not eligible, own request, already decided, expired). Nothing was recorded.
     Refused = 6,
 }
 
@@ -114,17 +115,12 @@ pub type CliResult<T = Exit> = Result<T, CliError>;
 impl From<hitl_lib::signing::SigningError> for CliError {
     fn from(e: hitl_lib::signing::SigningError) -> Self {
         use hitl_lib::signing::SigningError as S;
+        // A key hitl cannot use (none configured, not a private key, a passphrase it
+        // cannot ask for or that is wrong, an agent without it) refuses the command like
+        // an untrusted key does: the command line itself was fine. A file that cannot
+        // be read at all is an I/O failure.
         let exit = match &e {
-            S::Read { .. } => Exit::Io,
-            S::NoKey { .. }
-            | S::PublicKeyOnly { .. }
-            | S::AgentUnavailable { .. }
-            | S::NotInAgent { .. }
-            | S::InvalidKey { .. }
-            | S::InvalidGitKey { .. }
-            | S::PassphraseRequired { .. }
-            | S::WrongPassphrase { .. }
-            | S::UnsupportedAlgorithm { .. } => Exit::Usage,
+            S::Read { .. } | S::Git(_) => Exit::Io,
             S::Parse { .. } | S::MalformedSignature { .. } => Exit::InvalidInput,
             _ => Exit::Refused,
         };

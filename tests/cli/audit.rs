@@ -1255,3 +1255,142 @@ fn verify_shows_a_progress_bar_on_a_terminal_only() {
     assert!(ok(&o).starts_with("6 events"), "{}", stdout(&o));
     assert_eq!(stderr(&o), "");
 }
+
+/// Every way a signing key can be unusable refuses the command with exit 6 (the
+/// documented refusal code, not 2, which means a bad command line), and records
+/// nothing; a key file that cannot be read at all is an I/O failure (5).
+#[test]
+fn key_problems_exit_with_the_refusal_code() {
+    let w = AuditWs::new();
+    let pp = w.keys.join("protected");
+    ok(&sh(
+        w.dir.path(),
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "secret",
+            "-f",
+            pp.to_str().unwrap(),
+        ],
+    ));
+    let garbage = w.keys.join("garbage");
+    std::fs::write(&garbage, "not a key\n").unwrap();
+    let lea_pub = w.keys.join(format!("{LEA}.pub"));
+    let head = w.git(&["rev-parse", "HEAD"]);
+    let propose_with = |key: Option<&Path>| {
+        let mut cmd = w
+            .command(NOW)
+            .env_remove("HITL_SIGNING_KEY")
+            .env_remove("SSH_AUTH_SOCK")
+            .args(["propose", "refund-4711"]);
+        if let Some(k) = key {
+            cmd = cmd.arg("--key").arg(k);
+        }
+        run(cmd)
+    };
+    let missing = w.keys.join("no-such-key");
+    let mallory = w.key(MALLORY);
+    let cases: [(&str, Option<&Path>, i32, &str); 6] = [
+        (
+            "no key configured",
+            None,
+            6,
+            "no signing key: pass `--key FILE`",
+        ),
+        (
+            "not a key file",
+            Some(&garbage),
+            6,
+            "is not a usable OpenSSH private key",
+        ),
+        (
+            "a passphrase and no terminal",
+            Some(&pp),
+            6,
+            "is protected by a passphrase",
+        ),
+        (
+            "a public key and no agent",
+            Some(&lea_pub),
+            6,
+            "needs ssh-agent",
+        ),
+        (
+            "a key not in allowed_signers",
+            Some(&mallory),
+            6,
+            "allowed_signers`; add a line",
+        ),
+        (
+            "a key file that is not there",
+            Some(&missing),
+            5,
+            "cannot read",
+        ),
+    ];
+    for (name, key, code, message) in cases {
+        let o = propose_with(key);
+        assert_eq!(o.status.code(), Some(code), "{name}: {}", stderr(&o));
+        assert!(stderr(&o).contains(message), "{name}: {}", stderr(&o));
+        assert!(stderr(&o).starts_with("error: "), "{name}: {}", stderr(&o));
+    }
+    assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing was recorded");
+
+    // A wrong passphrase, typed at the prompt on a (pseudo-)terminal.
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    let (o, tty) = w.on_terminal(
+        &format!("checkpoint --key '{}'", pp.display()),
+        "passphrase for",
+        "wrong\n",
+    );
+    assert_eq!(o.code(), Some(6), "{tty}");
+    assert!(tty.contains("wrong passphrase for key"), "{tty}");
+}
+
+impl AuditWs {
+    /// Runs `hitl ARGS` on a pseudo-terminal (`script`) in the workspace at [`NOW`];
+    /// types `input` once `prompt` shows. Returns the status and what the terminal
+    /// showed.
+    fn on_terminal(
+        &self,
+        args: &str,
+        prompt: &str,
+        input: &str,
+    ) -> (std::process::ExitStatus, String) {
+        use std::io::{Read as _, Write as _};
+        let bin = snapbox::cmd::cargo_bin!("hitl");
+        let mut child = Proc::new("script")
+            .args(["-qec", &format!("'{}' {args}", bin.display()), "/dev/null"])
+            .current_dir(self.ws())
+            .env("HITL_TEST_NOW", NOW)
+            .env("HOME", self.dir.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env_remove("HITL_SIGNING_KEY")
+            .env_remove("SSH_AUTH_SOCK")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // `script` ends the session when its input closes: keep it open until the end.
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut shown = Vec::new();
+        let mut buf = [0u8; 256];
+        while !String::from_utf8_lossy(&shown).contains(prompt) {
+            let n = stdout.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            shown.extend_from_slice(&buf[..n]);
+        }
+        stdin.write_all(input.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        stdout.read_to_end(&mut shown).unwrap();
+        let status = child.wait().unwrap();
+        drop(stdin);
+        (status, String::from_utf8_lossy(&shown).into_owned())
+    }
+}
