@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use hitl_lib::audit::store::parse_event;
-use hitl_lib::audit::{AuditError, AuditRepo, Event};
+use hitl_lib::audit::{AUDIT_DIR, AuditError, AuditRepo, Event};
 use hitl_lib::workflow::types;
 
 use super::{CliError, CliResult, Ctx, Exit, emit, print_json};
@@ -44,21 +44,30 @@ fn parse_since(s: &str) -> Result<DateTime<Utc>, String> {
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     let ws = ctx.workspace()?;
     let repo = AuditRepo::open(ws.root())?;
-    let Some(head) = repo.head_for_reading()? else {
-        return finish(args, &[]);
-    };
-    let tree = head.tree().map_err(AuditError::from)?;
-    let events: Vec<Event> = match &args.request {
-        Some(id) => repo.request_events(&tree, id)?,
-        None => {
-            let mut all = Vec::new();
-            for (path, _, oid) in repo.event_files(&tree)? {
-                let blob = repo.repo.find_blob(oid).map_err(AuditError::from)?;
-                all.push(parse_event(&path, blob.content())?);
+    let events: Vec<Event> = match repo.head_for_reading()? {
+        None => Vec::new(),
+        Some(head) => {
+            let tree = head.tree().map_err(AuditError::from)?;
+            match &args.request {
+                Some(id) => repo.request_events(&tree, id)?,
+                None => {
+                    let mut all = Vec::new();
+                    for (path, _, oid) in repo.event_files(&tree)? {
+                        let blob = repo.repo.find_blob(oid).map_err(AuditError::from)?;
+                        all.push(parse_event(&path, blob.content())?);
+                    }
+                    all
+                }
             }
-            all
         }
     };
+    if let (Some(id), true) = (&args.request, events.is_empty()) {
+        return Err(CliError::new(
+            Exit::NotFound,
+            format!("no events for request `{id}` in the audit"),
+        ));
+    }
+    let total = events.len();
     let keep: Vec<Event> = events
         .into_iter()
         .filter(|e| args.kind.as_ref().is_none_or(|k| &e.kind == k))
@@ -68,16 +77,40 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
             })
         })
         .collect();
-    if keep.is_empty() && args.request.is_some() && args.kind.is_none() && args.since.is_none() {
-        return Err(CliError::new(
-            Exit::NotFound,
-            format!(
-                "no events for request `{}` in the audit",
-                args.request.as_deref().unwrap_or_default()
-            ),
-        ));
+    // Nothing to list is said, in words, on stderr: stdout stays the list (empty), so
+    // `hitl log | wc -l` still counts events. JSON's empty list says it by itself.
+    if keep.is_empty() && args.format == LogFormat::Table {
+        eprintln!("{}", nothing_to_list(args, total));
     }
     finish(args, &keep)
+}
+
+/// Why the list is empty: no events at all, or none that the filters let through.
+fn nothing_to_list(args: &Args, total: usize) -> String {
+    if total == 0 {
+        return format!(
+            "no events recorded yet in `{AUDIT_DIR}/`\n  = hint: `hitl propose REQUEST` records the first"
+        );
+    }
+    let mut filters = Vec::new();
+    if let Some(k) = &args.kind {
+        filters.push(format!("--type {k}"));
+    }
+    if let Some(t) = args.since {
+        filters.push(format!(
+            "--since {}",
+            t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
+    }
+    let whose = match &args.request {
+        Some(id) => format!("request `{id}` has"),
+        None => "the audit has".to_owned(),
+    };
+    format!(
+        "no events match `{}` ({whose} {total} event{})",
+        filters.join(" "),
+        if total == 1 { "" } else { "s" }
+    )
 }
 
 fn finish(args: &Args, events: &[Event]) -> CliResult {

@@ -1394,3 +1394,61 @@ impl AuditWs {
         (status, String::from_utf8_lossy(&shown).into_owned())
     }
 }
+
+/// An empty audit, and filters that match nothing, are said in words on stderr (stdout
+/// stays the list, empty); JSON prints the empty list.
+#[test]
+fn log_says_when_there_is_nothing_to_list() {
+    let w = AuditWs::new();
+    let o = w.read(&["log"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    assert_eq!(
+        stderr(&o),
+        "no events recorded yet in `audit/`\n  = hint: `hitl propose REQUEST` records the first\n"
+    );
+    let o = w.read(&["log", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stdout(&o), "[]\n");
+    assert_eq!(stderr(&o), "");
+    let o = w.read(&["log", "--request", "refund-4711"]);
+    assert_eq!(o.status.code(), Some(4));
+    assert!(
+        stderr(&o).contains("no events for request `refund-4711` in the audit"),
+        "{}",
+        stderr(&o)
+    );
+
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    let o = w.read(&["log", "--type", "decision"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "");
+    assert_eq!(
+        stderr(&o),
+        "no events match `--type decision` (the audit has 5 events)\n"
+    );
+    let o = w.read(&[
+        "log",
+        "--request",
+        "refund-4711",
+        "--type",
+        "decision",
+        "--since",
+        "2026-11-01",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "no events match `--type decision --since 2026-11-01T00:00:00Z` (request `refund-4711` has 5 events)\n"
+    );
+    let o = w.read(&["log", "--type", "decision", "--format", "json"]);
+    assert_eq!(stdout(&o), "[]\n");
+    assert_eq!(stderr(&o), "");
+    // A request the audit does not know is not found, whatever the filters.
+    let o = w.read(&["log", "--request", "refund-9999", "--type", "decision"]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    // Events listed: nothing on stderr.
+    let o = w.read(&["log"]);
+    assert_eq!(stdout(&o).lines().count(), 5);
+    assert_eq!(stderr(&o), "");
+}
