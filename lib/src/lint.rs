@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::audit::{AuditError, AuditRepo};
 use crate::classify::classify;
 use crate::diag::{Diagnostic, Pos};
 use crate::matrix::{Execution, Matrix, OnTimeout};
 use crate::request::ActionType;
 use crate::request::LoadedRequest;
+use crate::workflow::{self, Closed};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -298,9 +300,83 @@ fn unknown_window(file: &Path, pos: Pos, w: &str, what: &str) -> Finding {
     .hint("define it under `change_windows`")
 }
 
-/// Checks that make a loaded request unapprovable, or worth a second look.
+/// The requests among `requests` that the audit of the workspace at `root` had closed
+/// (blocked, approved or rejected) at `now`, by id: events recorded after `now` do not
+/// count, so linting as of an earlier instant (`lint --at`) shows what was open then. A
+/// workspace outside git, a repository without commits and one without an audit have
+/// none.
+///
+/// # Errors
+/// The audit cannot be read (a corrupt event or index, an unreadable repository).
+pub fn closed_in_audit(
+    root: &Path,
+    requests: &[LoadedRequest],
+    now: DateTime<Utc>,
+) -> Result<HashMap<String, Closed>, AuditError> {
+    let mut out = HashMap::new();
+    let repo = match AuditRepo::open(root) {
+        Ok(repo) => repo,
+        Err(AuditError::NoRepository(_)) => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    let Some(head) = repo.head_for_reading()? else {
+        return Ok(out);
+    };
+    let tree = head.tree()?;
+    for lr in requests {
+        let id = &lr.request.id;
+        if out.contains_key(id) {
+            continue;
+        }
+        let mut events = repo.request_events(&tree, id)?;
+        events.retain(|e| DateTime::parse_from_rfc3339(&e.at).is_ok_and(|at| at <= now));
+        if let Some(c) = workflow::closed(&events) {
+            out.insert(id.clone(), c);
+        }
+    }
+    Ok(out)
+}
+
+/// [`lint_requests`] with what the audit at `root` records: a request it had closed at
+/// `now` gets no `expired` warning (its expiry no longer matters). An audit that cannot
+/// be read is a warning of its own, and then every expired request is reported.
 #[must_use]
-pub fn lint_requests(m: &Matrix, requests: &[LoadedRequest], now: DateTime<Utc>) -> Vec<Finding> {
+pub fn lint_requests_in(
+    root: &Path,
+    m: &Matrix,
+    requests: &[LoadedRequest],
+    now: DateTime<Utc>,
+) -> Vec<Finding> {
+    match closed_in_audit(root, requests, now) {
+        Ok(closed) => lint_requests(m, requests, &closed, now),
+        Err(e) => {
+            let mut out = vec![
+                Finding::new(
+                    Severity::Warning,
+                    "audit",
+                    Path::new(crate::audit::AUDIT_DIR),
+                    Pos::new(1, 1),
+                    format!(
+                        "cannot read the audit, so requests it closed may be reported as expired: {e}"
+                    ),
+                )
+                .hint("run `hitl verify` to see what is wrong with it"),
+            ];
+            out.extend(lint_requests(m, requests, &HashMap::new(), now));
+            out
+        }
+    }
+}
+
+/// Checks that make a loaded request unapprovable, or worth a second look. `closed`
+/// holds the requests the audit has closed (by id): they are not reported as expired.
+#[must_use]
+pub fn lint_requests(
+    m: &Matrix,
+    requests: &[LoadedRequest],
+    closed: &HashMap<String, Closed>,
+    now: DateTime<Utc>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut ids: HashMap<&str, &Path> = HashMap::new();
     let at = Pos::new(1, 1);
@@ -357,7 +433,7 @@ pub fn lint_requests(m: &Matrix, requests: &[LoadedRequest], now: DateTime<Utc>)
                 p.message.clone(),
             ));
         }
-        if now >= r.expires_at {
+        if now >= r.expires_at && !closed.contains_key(&r.id) {
             out.push(Finding::new(
                 Severity::Warning,
                 "expired",

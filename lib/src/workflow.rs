@@ -232,6 +232,36 @@ pub struct RequestState {
     pub evidence_pack: String,
 }
 
+/// Why a request takes no more decisions: what its recorded events closed it with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closed {
+    /// A policy denied it when it was proposed.
+    Blocked,
+    /// It was approved or rejected.
+    Decided {
+        /// `approved` or `rejected`.
+        decision: String,
+        /// The principal who decided.
+        by: String,
+    },
+}
+
+/// Whether a request's events closed it (blocked, or decided once; quorum comes with the
+/// workflow issue): then it can no longer be decided, nor expire.
+#[must_use]
+pub fn closed(events: &[Event]) -> Option<Closed> {
+    if events.iter().any(|e| e.kind == types::BLOCKED) {
+        return Some(Closed::Blocked);
+    }
+    events
+        .iter()
+        .find(|e| e.kind == types::DECISION)
+        .map(|d| Closed::Decided {
+            decision: d.field_str("decision").unwrap_or("?").to_owned(),
+            by: d.actor.principal.clone(),
+        })
+}
+
 /// Checks that `request` awaits a decision and returns what the decision needs.
 ///
 /// # Errors
@@ -244,15 +274,16 @@ pub fn awaiting_decision(request: &str, events: &[Event]) -> Result<RequestState
         request: request.to_owned(),
         message: message.to_owned(),
     };
-    if events.iter().any(|e| e.kind == types::BLOCKED) {
-        return Err(WorkflowError::Blocked(request.to_owned()));
-    }
-    if let Some(d) = events.iter().find(|e| e.kind == types::DECISION) {
-        return Err(WorkflowError::AlreadyDecided {
-            request: request.to_owned(),
-            decision: d.field_str("decision").unwrap_or("?").to_owned(),
-            by: d.actor.principal.clone(),
-        });
+    match closed(events) {
+        Some(Closed::Blocked) => return Err(WorkflowError::Blocked(request.to_owned())),
+        Some(Closed::Decided { decision, by }) => {
+            return Err(WorkflowError::AlreadyDecided {
+                request: request.to_owned(),
+                decision,
+                by,
+            });
+        }
+        None => {}
     }
     let proposed = events
         .iter()

@@ -94,7 +94,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
             }
         }
         let now = args.at.instant()?;
-        findings.extend(lint::lint_requests(matrix, &loaded, now));
+        findings.extend(lint::lint_requests_in(ws.root(), matrix, &loaded, now));
         findings.extend(lint_policies(ws.root(), matrix, &loaded, now));
     }
     let errors = findings

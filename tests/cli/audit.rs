@@ -1452,3 +1452,111 @@ fn log_says_when_there_is_nothing_to_list() {
     assert_eq!(stdout(&o).lines().count(), 5);
     assert_eq!(stderr(&o), "");
 }
+
+/// `lint` does not warn that a request the audit has closed (approved, rejected or
+/// blocked) has expired; an open one still gets the warning, and so does a closed one
+/// linted as of an instant before it was closed.
+#[test]
+fn lint_does_not_warn_that_decided_requests_expired() {
+    let w = AuditWs::new();
+    w.propose_and_approve(); // refund-4711, expires 2026-11-28T09:00Z
+    ok(&w.hitl(AGENT, &["propose", "refund-4712"])); // left open, expires 09:10
+    ok(&w.hitl(AGENT, &["propose", "crm-stage-acme"])); // rejected below, expires 10:00
+    ok(&w.hitl(
+        RAVI,
+        &[
+            "reject",
+            "crm-stage-acme",
+            "--reason-code",
+            "insufficient-evidence",
+        ],
+    ));
+    // Blocked by policy the next morning, after it had expired (23:30).
+    let o = w.hitl_at(
+        "2026-11-28 08:00:00",
+        AGENT,
+        &["propose", "email-contract-terms"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+
+    let expired = |o: &Output| -> Vec<String> {
+        let report: serde_json::Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(o)));
+        let mut ids: Vec<String> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["code"] == "expired")
+            .map(|f| {
+                let file = f["file"].as_str().unwrap();
+                file.trim_start_matches("requests/")
+                    .trim_end_matches(".yaml")
+                    .to_owned()
+            })
+            .collect();
+        ids.sort();
+        ids
+    };
+    let all: Vec<String> = super::support::request_ids();
+    let open_and_expired = |at: &str| -> Vec<String> {
+        // What lint said before this change: every request expired at `at`.
+        let t = chrono::NaiveDateTime::parse_from_str(at, "%Y-%m-%d %H:%M:%S")
+            .unwrap()
+            .and_utc();
+        all.iter()
+            .filter(|id| {
+                let text =
+                    std::fs::read_to_string(w.ws().join(format!("requests/{id}.yaml"))).unwrap();
+                let line = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("expires_at: "))
+                    .unwrap();
+                chrono::DateTime::parse_from_rfc3339(line.trim()).unwrap() <= t
+            })
+            .cloned()
+            .collect()
+    };
+
+    // At noon on the 28th: 4711 (approved), crm-stage-acme (rejected) and
+    // email-contract-terms (blocked) have no warning; 4712 (open) has.
+    let noon = "2026-11-28 12:00:00";
+    let o = run(w.command(noon).args(["lint", "--format", "json"]));
+    let found = expired(&o);
+    let mut want = open_and_expired(noon);
+    want.retain(|id| {
+        !["refund-4711", "crm-stage-acme", "email-contract-terms"].contains(&id.as_str())
+    });
+    assert!(want.contains(&"refund-4712".to_owned()), "{want:?}");
+    assert_eq!(found, want);
+
+    // As of 07:00, before email-contract-terms was blocked, it was expired and open.
+    let o = run(w
+        .command(noon)
+        .args(["lint", "--format", "json", "--at", "2026-11-28T07:00:00Z"]));
+    let found = expired(&o);
+    assert!(
+        found.contains(&"email-contract-terms".to_owned()),
+        "{found:?}"
+    );
+    assert!(!found.contains(&"refund-4711".to_owned()), "{found:?}");
+
+    // The table says the same.
+    let table = stdout(&run(w.command(noon).args(["lint"])));
+    assert!(table.contains("request `refund-4712` expired"), "{table}");
+    assert!(!table.contains("request `refund-4711` expired"), "{table}");
+
+    // An audit lint cannot read is a warning, and then expiry is reported for all.
+    let index = w
+        .ws()
+        .join(hitl_lib::audit::request_index_path("refund-4711"));
+    std::fs::write(index, "not a seq\n").unwrap();
+    w.commit_all(None, "break the index");
+    let o = run(w.command(noon).args(["lint"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let table = stdout(&o);
+    assert!(
+        table.contains("warning[audit]: audit:1:1: cannot read the audit, so requests it closed may be reported as expired: "),
+        "{table}"
+    );
+    assert!(table.contains("request `refund-4711` expired"), "{table}");
+}
