@@ -433,3 +433,213 @@ pub fn pack_markdown(p: &EvidencePack) -> String {
     }
     out
 }
+
+/// Untrusted text for a terminal: characters that must never reach one (control and
+/// invisible format characters) shown as `\u{..}` escapes.
+pub fn safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if hitl_lib::decode::is_forbidden_char(c) {
+                format!("\\u{{{:04x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// A JSON field name as a table label: `requesting_identity` is `Requesting identity`.
+fn label(key: &str) -> String {
+    let words = key.replace('_', " ");
+    let mut chars = words.chars();
+    let s = chars.next().map_or_else(String::new, |c| {
+        c.to_uppercase().collect::<String>() + chars.as_str()
+    });
+    match s.strip_prefix("Ai ") {
+        Some(rest) => format!("AI {rest}"),
+        None => safe(&s),
+    }
+}
+
+/// A JSON value on one line: objects as `key: value, ...` (in parentheses when inside
+/// another), lists as `a, b`, null and empty lists as `none`.
+fn inline(v: &serde_json::Value, nested: bool) -> String {
+    use serde_json::Value as J;
+    match v {
+        J::Null => "none".to_owned(),
+        J::String(s) => safe(s),
+        J::Array(a) if a.is_empty() => "none".to_owned(),
+        J::Array(a) => a
+            .iter()
+            .map(|x| inline(x, true))
+            .collect::<Vec<_>>()
+            .join(", "),
+        J::Object(m) if m.is_empty() => "none".to_owned(),
+        J::Object(m) => {
+            let s = m
+                .iter()
+                .map(|(k, x)| format!("{}: {}", safe(k), inline(x, true)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if nested { format!("({s})") } else { s }
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A JSON value as the text of a table cell: an object one `key: value` a line, a list
+/// one item a line, anything else as [`inline`].
+fn cell(v: &serde_json::Value) -> String {
+    use serde_json::Value as J;
+    match v {
+        J::Object(m) if !m.is_empty() => m
+            .iter()
+            .map(|(k, x)| format!("{}: {}", safe(k), inline(x, false)))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        J::Array(a) if a.len() > 1 => a
+            .iter()
+            .map(|x| format!("• {}", inline(x, false)))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        J::Array(a) if a.len() == 1 => inline(&a[0], false),
+        other => inline(other, false),
+    }
+}
+
+/// A JSON object as a Field/Value table.
+fn object_table(m: &serde_json::Map<String, serde_json::Value>, skip: &[&str]) -> String {
+    let mut t = table(&["Field", "Value"]);
+    for (k, v) in m.iter().filter(|(k, _)| !skip.contains(&k.as_str())) {
+        t.add_row(vec![label(k), cell(v)]);
+    }
+    t.to_string()
+}
+
+/// A list of JSON objects as a table whose columns are their fields (in the order they
+/// first appear); other items as one column.
+fn rows_table(items: &[serde_json::Value]) -> String {
+    let mut columns: Vec<&str> = Vec::new();
+    for item in items {
+        for k in item.as_object().into_iter().flat_map(|m| m.keys()) {
+            if !columns.contains(&k.as_str()) {
+                columns.push(k);
+            }
+        }
+    }
+    if columns.is_empty() {
+        let mut t = table(&["Value"]);
+        for item in items {
+            t.add_row(vec![cell(item)]);
+        }
+        return t.to_string();
+    }
+    let header: Vec<String> = columns.iter().map(|c| label(c)).collect();
+    let mut t = table(&header.iter().map(String::as_str).collect::<Vec<_>>());
+    for item in items {
+        t.add_row(
+            columns
+                .iter()
+                .map(|c| item.get(c).map_or_else(String::new, |v| inline(v, false)))
+                .collect::<Vec<_>>(),
+        );
+    }
+    t.to_string()
+}
+
+/// An evidence pack as recorded in the audit (JSON, of whatever version recorded it),
+/// as tables: the pack's fields, its sources, its diff, the approval it asked for and
+/// its warnings, in the order of `show`.
+pub fn recorded_pack_table(pack: &serde_json::Value) -> String {
+    const APART: [&str; 4] = ["sources", "diff", "classification", "warnings"];
+    let Some(m) = pack.as_object() else {
+        return format!("{}\n", cell(pack));
+    };
+    let mut out = format!("Evidence pack\n{}\n\n", object_table(m, &APART));
+    if let Some(sources) = m.get("sources").and_then(|s| s.as_array())
+        && !sources.is_empty()
+    {
+        let _ = writeln!(out, "Retrieved sources\n{}\n", rows_table(sources));
+    }
+    if let Some(diff) = m.get("diff").and_then(|d| d.as_array())
+        && !diff.is_empty()
+    {
+        let lines: Option<Vec<String>> = diff
+            .iter()
+            .map(|l| {
+                let (op, path, value) = (l.get("op")?, l.get("path")?, l.get("value")?);
+                Some(format!(
+                    "{} {}: {}",
+                    inline(op, false),
+                    inline(path, false),
+                    inline(value, false)
+                ))
+            })
+            .collect();
+        match lines {
+            Some(lines) => {
+                let _ = writeln!(out, "Before/after diff\n{}\n", lines.join("\n"));
+            }
+            None => {
+                let _ = writeln!(out, "Before/after diff\n{}\n", rows_table(diff));
+            }
+        }
+    }
+    if let Some(c) = m.get("classification").and_then(|c| c.as_object()) {
+        let _ = writeln!(out, "Approval\n{}\n", object_table(c, &[]));
+    }
+    match m.get("warnings").and_then(|w| w.as_array()) {
+        Some(ws) => {
+            let pairs: Vec<(String, String)> = ws
+                .iter()
+                .map(|w| {
+                    (
+                        w.get("code").map_or_else(String::new, |c| inline(c, false)),
+                        w.get("message")
+                            .map_or_else(|| inline(w, false), |m| inline(m, false)),
+                    )
+                })
+                .collect();
+            out.push_str(&warnings_text(
+                pairs.iter().map(|(c, m)| (c.as_str(), m.as_str())),
+            ));
+        }
+        None => out.push_str("Warnings: none recorded\n"),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recorded_pack_renders_as_tables_without_json_or_terminal_escapes() {
+        let pack = serde_json::json!({
+            "request": "r-1",
+            "action": {"tool": "t", "parameters": {"a": {"b": 1}, "list": [1, 2]}},
+            "input_summary": "evil \u{1b}[2J text\u{202e}",
+            "sources": [{"id": "s1", "uri": "u"}, {"id": "s2", "extra": true}],
+            "diff": [{"op": "+", "path": "x", "value": "1"}],
+            "classification": {"tier": 2},
+            "warnings": [{"code": "stale-source", "message": "old"}],
+            "future_field": null,
+        });
+        let out = recorded_pack_table(&pack);
+        assert!(!out.contains(['\u{1b}', '\u{202e}']), "{out}");
+        assert!(!out.contains("{\"") && !out.contains('"'), "{out}");
+        for needle in [
+            "Input summary",
+            "evil \\u{001b}[2J text\\u{202e}",
+            "parameters: a: (b: 1), list: 1, 2",
+            "Future field",
+            "+ x: 1",
+            "! old [stale-source]",
+            "Extra",
+        ] {
+            assert!(out.contains(needle), "`{needle}` missing in:\n{out}");
+        }
+        // Not an object (a pack of some other shape): still printed, as text.
+        assert_eq!(recorded_pack_table(&serde_json::json!("x")), "x\n");
+    }
+}

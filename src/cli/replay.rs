@@ -13,7 +13,7 @@ use hitl_lib::workspace::Workspace;
 use hitl_lib::{evidence, request};
 use serde_json::{Value as Json, json};
 
-use super::{CliError, CliResult, Ctx, Exit, emit, print_json};
+use super::{CliError, CliResult, Ctx, Exit, emit, present, print_json};
 
 /// Replay a request from the audit: who asked, which agent and model, the evidence pack
 /// as the approver saw it, the policy decision, each decision with its signer; then
@@ -256,11 +256,16 @@ fn render(
         agent["model"].as_str().unwrap_or_default(),
         agent["prompt_template"].as_str().unwrap_or("none")
     );
+    let target = f("target");
+    let target = match (target["system"].as_str(), target["object"].as_str()) {
+        (Some(system), Some(object)) => format!("{system} ({object})"),
+        _ => present::safe(&target.to_string()),
+    };
     let _ = writeln!(
         s,
         "  tool           {} on {}",
-        f("tool").as_str().unwrap_or_default(),
-        f("target")
+        present::safe(f("tool").as_str().unwrap_or_default()),
+        present::safe(&target)
     );
     let _ = writeln!(
         s,
@@ -291,16 +296,27 @@ fn render(
             d["signature"].as_str().unwrap_or_default()
         );
         if let Some(c) = d["comment"].as_str() {
-            let _ = writeln!(s, "    comment: {c}");
+            let _ = writeln!(s, "    comment: {}", present::safe(c));
         }
     }
+    let list = |rules: &[String]| {
+        if rules.is_empty() {
+            "none".to_owned()
+        } else {
+            present::safe(&rules.join(", "))
+        }
+    };
     let show = |o: Option<&Outcome>| {
         o.map_or_else(
             || "unknown".to_owned(),
             |o| {
                 format!(
-                    "tier {}, policy {}, deny {:?}, warn {:?}, escalate {:?}",
-                    o.tier, o.policy, o.deny, o.warn, o.escalate
+                    "tier {}, policy {}, deny {}, warn {}, escalate {}",
+                    o.tier,
+                    o.policy,
+                    list(&o.deny),
+                    list(&o.warn),
+                    list(&o.escalate)
                 )
             },
         )
@@ -320,9 +336,7 @@ fn render(
     );
     let _ = writeln!(s, "\nevidence pack as shown to the approver");
     match pack {
-        Some(p) => {
-            let _ = writeln!(s, "{}", serde_json::to_string_pretty(p).unwrap_or_default());
-        }
+        Some(p) => s.push_str(&present::recorded_pack_table(p)),
         None => {
             let _ = writeln!(s, "  missing; run `hitl verify`");
         }

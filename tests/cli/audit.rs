@@ -1000,12 +1000,30 @@ fn replay_tells_the_story_and_recomputes_with_the_recorded_versions() {
         "agent          support-copilot (model gpt-support-2026-10, prompt template refund-v3)",
         "approved by lea@example.com as support-lead",
         "signature good",
-        "recorded       tier 3, policy allowed",
+        "tool           payments.refund on payments (charge/ch_981)",
+        "\ntimeline\n",
+        "     6  2026-11-27T16:00:00Z  decision            lea@example.com",
+        "recorded       tier 3, policy allowed, deny none, warn none, escalate none",
         "same outcome",
-        "\"risk_tier\": 3",
+        // The recorded evidence pack, as tables.
+        "evidence pack as shown to the approver\nEvidence pack\n",
+        "│ Risk tier           ┆ 3 ",
+        "│ Requesting identity ┆ requested_by: maria@example.com ",
+        "Retrieved sources\n",
+        "ticket-5531",
+        "Before/after diff\n  charge: ch_981\n- status: captured\n+ status: refunded\n",
+        "Approval\n",
+        "│ Workflow           ┆ customer-refund ",
+        "Warnings: none\n",
     ] {
         assert!(out.contains(needle), "`{needle}` missing in:\n{out}");
     }
+    // No raw JSON: no braces, no quoted keys.
+    assert!(
+        !out.contains(['{', '}']),
+        "JSON in the table output:\n{out}"
+    );
+    assert!(!out.contains("\"risk_tier\""), "{out}");
     let json: serde_json::Value = serde_json::from_slice(
         &w.read(&["replay", "refund-4711", "--format", "json"])
             .stdout,
@@ -1013,6 +1031,9 @@ fn replay_tells_the_story_and_recomputes_with_the_recorded_versions() {
     .unwrap();
     assert_eq!(json["same_outcome"], true);
     assert_eq!(json["events"].as_array().unwrap().len(), 6);
+    // The raw pack is in the JSON form.
+    assert_eq!(json["evidence_pack"]["risk_tier"], 3);
+    assert_eq!(json["evidence_pack"]["sources"][0]["id"], "ticket-5531");
 
     // A proposal is never recorded under a matrix that is not committed: replay must be
     // able to find every version it rests on.
