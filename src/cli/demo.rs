@@ -13,8 +13,10 @@ use hitl_lib::scaffold;
 
 use super::{CliError, CliResult, Ctx, Exit, emit, now};
 
-/// Run the approval lifecycle in a scratch workspace: the example matrix, policies and
-/// requests moved to today, demo keys for the example people, a first commit; then an
+/// Run the approval lifecycle, narrated, in a scratch workspace
+///
+/// The workspace holds the example matrix, policies and requests moved to today, demo
+/// keys for the example people and a first commit; then an
 /// agent proposes a refund, the evidence pack is shown, a self-approval is refused, the
 /// support lead approves, a second refund is rejected with a reason code, and `verify`
 /// and `replay` check it all from the audit.

@@ -6,8 +6,10 @@ use std::fmt::Write as _;
 
 use super::{CliResult, Ctx, Exit, emit, now};
 
-/// Create a workspace: approval matrix, example policies with their tests, an example
-/// request made at the current time, `allowed_signers` (with you in it when git knows
+/// Create a workspace (matrix, policies, an example request) and `git init` it
+///
+/// It holds the approval matrix, example policies with their tests, an example request
+/// made at the current time, `allowed_signers` (with you in it when git knows
 /// your SSH signing key), `hitl.toml` and a README; runs `git init` unless DIR is
 /// already in a git repository. Refuses, writing nothing, when any of these files exist.
 #[derive(Debug, clap::Args)]

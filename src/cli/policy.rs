@@ -6,7 +6,7 @@ use hitl_lib::classify::classify;
 use hitl_lib::policy::{self, PolicySet};
 use serde::Serialize;
 
-use super::{CliError, CliResult, Ctx, Exit, Format, emit, now, print_json};
+use super::{At, CliError, CliResult, Ctx, Exit, Format, emit, print_json};
 
 /// Work with the workspace's Rego policies (`policies/*.rego`, `package hitl`).
 #[derive(Debug, clap::Subcommand)]
@@ -30,6 +30,8 @@ pub struct TestArgs {
 pub struct RequestArgs {
     /// A request id (from `requests/`) or a path to a proposal file.
     pub request: String,
+    #[command(flatten)]
+    pub at: At,
     /// Output format: JSON only (accepted so that scripts can pass `--format json` to
     /// every command that prints data).
     #[arg(long, value_enum, default_value_t = JsonOnly::Json)]
@@ -62,7 +64,7 @@ pub fn run(ctx: &Ctx, cmd: &Command) -> CliResult {
             let JsonOnly::Json = args.format;
             let loaded = ws.load_request(&path, &matrix)?;
             let c = classify(&matrix, &loaded.request);
-            let input = policy::input(&matrix, &loaded.request, &c, None, now()?);
+            let input = policy::input(&matrix, &loaded.request, &c, None, args.at.instant()?);
             if matches!(cmd, Command::Input(_)) {
                 print_json(&input)?;
                 return Ok(Exit::Ok);
