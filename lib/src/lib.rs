@@ -62,6 +62,7 @@ pub mod request;
 pub mod scaffold;
 pub mod signing;
 pub mod test_clock;
+pub mod text;
 pub mod workflow;
 pub mod workspace;
 pub mod yaml;

@@ -4,12 +4,15 @@ use std::fmt::Write as _;
 
 use hitl_lib::classify::EligibleRole;
 use hitl_lib::evidence::Warning;
+use hitl_lib::workspace::Recorded;
 use serde::Serialize;
 
 use super::{At, CliResult, Ctx, Exit, Format, emit, present, print_json};
 
 /// Explain a request's classification: the rules that set its tier, the route, who is
 /// eligible to approve and what evidence is missing.
+///
+/// Once a request is proposed, its id explains the proposal recorded in the audit.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// A request id (from `requests/`) or a path to a proposal file.
@@ -41,10 +44,13 @@ struct Explanation<'a> {
     missing_evidence: &'a [String],
     policy_decision: &'a hitl_lib::evidence::PolicyDecision,
     warnings: &'a [Warning],
+    /// What the audit holds under the id, when it holds anything.
+    #[serde(flatten)]
+    recorded: Option<&'a Recorded>,
 }
 
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
-    let pack = ctx.evidence_pack(&args.request, args.at.instant()?)?;
+    let (pack, recorded) = ctx.evidence_pack(&args.request, args.at.instant()?)?;
     let c = &pack.classification;
     let e = Explanation {
         request: &pack.request,
@@ -64,16 +70,25 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         missing_evidence: &c.missing_evidence,
         policy_decision: &pack.policy_decision,
         warnings: &pack.warnings,
+        recorded: recorded.as_ref(),
     };
     match args.format {
         Format::Json => print_json(&e)?,
         Format::Markdown | Format::Table => {
-            let mut out = args.at.note();
-            let _ = writeln!(out, "{}: tier {} ({})", e.request, e.tier, e.tier_name);
+            let mut out = present::recorded_note_text(e.request, e.recorded) + &args.at.note();
+            let _ = writeln!(
+                out,
+                "{}: tier {} ({})",
+                present::safe_line(e.request),
+                e.tier,
+                present::safe_line(e.tier_name)
+            );
             let why = if c.default_applied {
                 format!(
                     "no classification rule matches {} on {}, so the matrix's conservative default tier {} applies",
-                    pack.action.kind, pack.action.target_system, c.tier
+                    present::safe_line(&pack.action.kind),
+                    present::safe_line(&pack.action.target_system),
+                    c.tier
                 )
             } else {
                 let top: Vec<&str> = c
@@ -86,19 +101,17 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
                     "the highest tier of the {} matching rule(s) is {}, from {}",
                     c.rules.len(),
                     c.tier,
-                    top.join(", ")
+                    present::safe_line(&top.join(", "))
                 )
             };
             let _ = writeln!(out, "why: {why}");
             let requester = &pack.requesting_identity.requested_by;
             for (k, v) in present::approval_rows(c, requester, pack.change_window.as_ref()) {
-                let v = v.replace('\n', &format!("\n{:22}", ""));
+                let v = present::safe(&v).replace('\n', &format!("\n{:22}", ""));
                 let _ = writeln!(out, "{:22}{v}", format!("{}:", k.to_lowercase()));
             }
             let _ = writeln!(out, "{:22}{}", "execution:", c.execution);
-            let policy = pack
-                .policy_decision
-                .summary()
+            let policy = present::safe(&pack.policy_decision.summary())
                 .replace('\n', &format!("\n{:22}", ""));
             let _ = writeln!(out, "{:22}{policy}", "policy decision:");
             out.push_str(&present::warnings_text(

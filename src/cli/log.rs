@@ -5,7 +5,7 @@ use hitl_lib::audit::store::parse_event;
 use hitl_lib::audit::{AUDIT_DIR, AuditError, AuditRepo, Event};
 use hitl_lib::workflow::types;
 
-use super::{CliError, CliResult, Ctx, Exit, emit, print_json};
+use super::{CliError, CliResult, Ctx, Exit, emit, present, print_json};
 
 /// List audit events, oldest first.
 #[derive(Debug, clap::Args)]
@@ -117,26 +117,29 @@ fn finish(args: &Args, events: &[Event]) -> CliResult {
     match args.format {
         LogFormat::Json => print_json(&events)?,
         LogFormat::Table => {
+            // Every recorded string is escaped, newlines too: an event made by hand with
+            // git plumbing may hold anything, and one event is one line.
+            let line = |s: &str| present::safe_line(s);
             let mut s = String::new();
             for e in events {
                 let detail = match e.kind.as_str() {
                     types::DECISION => format!(
                         " {} {}",
-                        e.field_str("decision").unwrap_or_default(),
-                        e.field_str("reason_code").unwrap_or_default()
+                        line(e.field_str("decision").unwrap_or_default()),
+                        line(e.field_str("reason_code").unwrap_or_default())
                     ),
                     types::POLICY_CHECKED => {
-                        format!(" {}", e.field_str("decision").unwrap_or_default())
+                        format!(" {}", line(e.field_str("decision").unwrap_or_default()))
                     }
                     _ => String::new(),
                 };
                 s.push_str(&format!(
                     "{:>6}  {}  {:<19} {:<24} {}{}\n",
                     e.seq,
-                    e.at,
-                    e.kind,
-                    e.request,
-                    e.actor.principal,
+                    line(&e.at),
+                    line(&e.kind),
+                    line(&e.request),
+                    line(&e.actor.principal),
                     detail.trim_end()
                 ));
             }

@@ -82,25 +82,36 @@ impl Ctx {
     }
 
     /// Loads the matrix and one request (an id or a path) and assembles its evidence
-    /// pack as of `now`: what `show` and `explain` both start from.
+    /// pack as of `now`: what `show` and `explain` both start from. Once an id is
+    /// proposed, the proposal is the one recorded in the audit
+    /// ([`Workspace::load_for_review`]); the second value says what the audit holds.
     pub fn evidence_pack(
         &self,
         request: &str,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> CliResult<hitl_lib::evidence::EvidencePack> {
+    ) -> CliResult<(
+        hitl_lib::evidence::EvidencePack,
+        Option<hitl_lib::workspace::Recorded>,
+    )> {
         use hitl_lib::evidence;
+        use hitl_lib::workspace::ReviewError;
         let ws = self.workspace()?;
         let matrix = ws.load_matrix()?;
-        let path = ws.resolve_request(request, &self.cwd)?;
-        let loaded = ws.load_request(&path, &matrix)?;
-        let (file, r) = (loaded.path, &loaded.request);
+        let review = ws
+            .load_for_review(request, &self.cwd, &matrix)
+            .map_err(|e| match e {
+                ReviewError::Load(e) => CliError::from(e),
+                ReviewError::Audit(e) => CliError::from(e),
+            })?;
+        let (file, r) = (review.loaded.path, &review.loaded.request);
         // A policy set that does not load is shown as a failed decision: the reviewer
         // still sees the evidence, and the proposal counts as denied.
-        Ok(match PolicySet::load(ws.root()) {
+        let pack = match PolicySet::load(ws.root()) {
             Ok(Some(mut set)) => evidence::assemble_with_policies(&matrix, &mut set, file, r, now),
             Ok(None) => evidence::assemble(&matrix, file, r, now),
             Err(e) => evidence::assemble_with_policy_error(&matrix, e.to_string(), file, r, now),
-        })
+        };
+        Ok((pack, review.recorded))
     }
 }
 

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use comfy_table::{ContentArrangement, Table, presets};
 use hitl_lib::classify::Classification;
 use hitl_lib::evidence::{DiffLine, EvidencePack, WindowStatus, human_age};
+use hitl_lib::workspace::{Recorded, Source, WorkingCopy};
 
 /// Width used when standard output is not a terminal, so output is stable in CI logs.
 const PIPE_WIDTH: u16 = 100;
@@ -241,10 +242,11 @@ pub fn approval_rows(
     ]
 }
 
+/// Rows of (field, value) as a table; values are escaped ([`safe`]).
 fn two_columns(rows: &[(&str, String)]) -> String {
     let mut t = table(&["Field", "Value"]);
     for (k, v) in rows {
-        t.add_row(vec![(*k).to_owned(), v.clone()]);
+        t.add_row(vec![(*k).to_owned(), safe(v)]);
     }
     t.to_string()
 }
@@ -254,9 +256,10 @@ fn diff_text(lines: &[DiffLine]) -> String {
     for l in lines {
         let mut value_lines = l.value.lines();
         let first = value_lines.next().unwrap_or("");
-        let _ = writeln!(s, "{} {}: {first}", l.op, l.path);
+        let (op, path) = (l.op, safe_line(&l.path));
+        let _ = writeln!(s, "{op} {path}: {}", safe_line(first));
         for more in value_lines {
-            let _ = writeln!(s, "{}   {more}", l.op);
+            let _ = writeln!(s, "{op}   {}", safe_line(more));
         }
     }
     s
@@ -268,9 +271,9 @@ pub fn pack_table(p: &EvidencePack) -> String {
     let _ = writeln!(
         out,
         "{} · tier {} ({}) · {}\n",
-        p.request,
+        safe_line(&p.request),
         p.risk_tier,
-        p.risk_tier_name,
+        safe_line(&p.risk_tier_name),
         hitl_lib::decode::safe_path(&p.file)
     );
     let _ = writeln!(out, "Evidence pack\n{}\n", two_columns(&pack_rows(p)));
@@ -284,12 +287,12 @@ pub fn pack_table(p: &EvidencePack) -> String {
                 format!("in {}", human_age(age))
             };
             t.add_row(vec![
-                s.source.id.clone(),
+                safe(&s.source.id),
                 s.source.authority.to_string(),
                 s.source.classification.to_string(),
                 when,
-                s.flags.join(", "),
-                s.source.uri.clone(),
+                safe(&s.flags.join(", ")),
+                safe(&s.source.uri),
             ]);
         }
         let _ = writeln!(out, "Retrieved sources\n{t}\n");
@@ -314,7 +317,10 @@ pub fn pack_table(p: &EvidencePack) -> String {
 
 pub fn warnings_text<'a>(ws: impl Iterator<Item = (&'a str, &'a str)>) -> String {
     let lines: Vec<String> = ws
-        .map(|(code, msg)| format!("  ! {msg} [{code}]"))
+        .map(|(code, msg)| {
+            let msg = safe(msg).replace('\n', "\n    ");
+            format!("  ! {msg} [{}]", safe_line(code))
+        })
         .collect();
     if lines.is_empty() {
         "Warnings: none\n".to_owned()
@@ -328,6 +334,9 @@ pub fn warnings_text<'a>(ws: impl Iterator<Item = (&'a str, &'a str)>) -> String
 /// images, links, emphasis or table cells into a PR comment. (Bare URLs may still be
 /// auto-linked by the forge; they are shown as text, never as a link we wrote.)
 fn md(s: &str) -> String {
+    // Control and invisible characters first (as `\u{..}`, whose backslash and braces
+    // are then escaped for markdown like any other).
+    let s = safe(s);
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -437,15 +446,53 @@ pub fn pack_markdown(p: &EvidencePack) -> String {
 /// Untrusted text for a terminal: characters that must never reach one (control and
 /// invisible format characters) shown as `\u{..}` escapes.
 pub fn safe(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if hitl_lib::decode::is_forbidden_char(c) {
-                format!("\\u{{{:04x}}}", u32::from(c))
-            } else {
-                c.to_string()
-            }
+    hitl_lib::text::escape(s)
+}
+
+/// [`safe`] for a one-line field: newlines and tabs escaped too, so a recorded value
+/// cannot forge the next line of the output.
+pub fn safe_line(s: &str) -> String {
+    hitl_lib::text::escape_line(s)
+}
+
+/// The line `show` and `explain` start with when the audit holds a proposal under the
+/// id and what is shown is not simply that same file: the recorded one shown instead of
+/// a file that differs (or is missing, or unreadable), or a file that is not the
+/// recorded one. `None` when the file is the recorded proposal.
+pub fn recorded_note(id: &str, r: &Recorded) -> Option<String> {
+    let file = format!("`{}`", hitl_lib::decode::safe_path(&r.file));
+    let (digest, id) = (safe_line(&r.digest), safe_line(id));
+    Some(match (r.source, r.working_copy) {
+        (Source::Audit, WorkingCopy::Same) => return None,
+        (Source::Audit, WorkingCopy::Differs) => format!(
+            "warning: {file} differs from the proposal recorded in the audit ({digest}); showing the recorded one"
+        ),
+        (Source::Audit, WorkingCopy::Unreadable) => format!(
+            "warning: {file} is not a file hitl reads; showing the proposal recorded in the audit ({digest})"
+        ),
+        (Source::Audit, WorkingCopy::Missing) => format!(
+            "note: there is no {file}; showing the proposal recorded in the audit ({digest})"
+        ),
+        (Source::File, _) => format!(
+            "warning: the audit holds another proposal under the id `{id}` ({digest}); this is {file}, not what a decision on `{id}` decides on: `hitl show {id}` shows the recorded one"
+        ),
+    })
+}
+
+/// [`recorded_note`] as the first lines of a table output (with a blank line after).
+pub fn recorded_note_text(id: &str, r: Option<&Recorded>) -> String {
+    r.and_then(|r| recorded_note(id, r))
+        .map_or_else(String::new, |n| format!("{n}\n\n"))
+}
+
+/// [`recorded_note`] as a markdown quote, for the top of a PR comment.
+pub fn recorded_note_markdown(id: &str, r: Option<&Recorded>) -> String {
+    r.and_then(|r| recorded_note(id, r))
+        .map_or_else(String::new, |n| {
+            let (word, rest) = n.split_once(": ").unwrap_or(("note", &n));
+            let word = if word == "warning" { "Warning" } else { "Note" };
+            format!("> **{word}:** {}\n\n", md(rest))
         })
-        .collect()
 }
 
 /// A JSON field name as a table label: `requesting_identity` is `Requesting identity`.
@@ -612,6 +659,45 @@ pub fn recorded_pack_table(pack: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The example refund's pack with hostile text in every kind of field (as a pack
+    /// assembled from a hand-made recorded proposal might hold): neither renderer lets a
+    /// control or invisible character through.
+    #[test]
+    fn packs_render_escaped_for_the_terminal_and_for_markdown() {
+        let path = std::path::Path::new("x");
+        let m =
+            hitl_lib::matrix::parse(path, include_bytes!("../../approval-matrix.yaml")).unwrap();
+        let r = hitl_lib::request::parse(
+            path,
+            include_bytes!("../../requests/refund-4711.yaml"),
+            &m.systems,
+            1 << 20,
+        )
+        .unwrap();
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-27T16:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let mut p = hitl_lib::evidence::assemble(&m, path.into(), &r, now);
+        let evil = "a\u{1b}[2J\u{1b}]8;;https://evil.example/\u{7}b\u{202e}c\u{200b}d";
+        p.input_summary = evil.to_owned();
+        p.requesting_identity.requested_by = evil.to_owned();
+        p.sources[0].source.uri = evil.to_owned();
+        p.diff[0].value = format!("{evil}\nsecond {evil}");
+        p.alternatives.push(evil.to_owned());
+        p.warnings.push(hitl_lib::evidence::Warning {
+            code: "policy-warn",
+            message: evil.to_owned(),
+        });
+        for out in [pack_table(&p), pack_markdown(&p)] {
+            assert!(
+                !out.contains(['\u{1b}', '\u{7}', '\u{202e}', '\u{200b}']),
+                "{out}"
+            );
+            assert!(out.contains("u{001b}") && out.contains("u{202e}"), "{out}");
+        }
+        assert_eq!(md("x\u{1b}[1m"), "x\\\\u\\{001b\\}\\[1m");
+    }
 
     #[test]
     fn a_recorded_pack_renders_as_tables_without_json_or_terminal_escapes() {

@@ -235,49 +235,58 @@ fn render(
     note: &str,
     same: bool,
 ) -> String {
+    // Everything recorded is escaped for the terminal, newlines too (one fact a line):
+    // the audit may hold events made by hand with git plumbing, which no check saw.
+    let line = |v: &str| present::safe_line(v);
     let mut s = String::new();
     let f = |k: &str| proposed.fields.get(k).cloned().unwrap_or(Json::Null);
-    let _ = writeln!(s, "request {id}");
+    let _ = writeln!(s, "request {}", line(id));
     let _ = writeln!(
         s,
         "  requested by   {}",
-        f("requested_by").as_str().unwrap_or_default()
+        line(f("requested_by").as_str().unwrap_or_default())
     );
     let _ = writeln!(
         s,
         "  submitted by   {} (key {})",
-        proposed.actor.principal, proposed.actor.key
+        line(&proposed.actor.principal),
+        line(&proposed.actor.key)
     );
     let agent = f("agent");
     let _ = writeln!(
         s,
         "  agent          {} (model {}, prompt template {})",
-        agent["id"].as_str().unwrap_or_default(),
-        agent["model"].as_str().unwrap_or_default(),
-        agent["prompt_template"].as_str().unwrap_or("none")
+        line(agent["id"].as_str().unwrap_or_default()),
+        line(agent["model"].as_str().unwrap_or_default()),
+        line(agent["prompt_template"].as_str().unwrap_or("none"))
     );
     let target = f("target");
     let target = match (target["system"].as_str(), target["object"].as_str()) {
         (Some(system), Some(object)) => format!("{system} ({object})"),
-        _ => present::safe(&target.to_string()),
+        _ => target.to_string(),
     };
     let _ = writeln!(
         s,
         "  tool           {} on {}",
-        present::safe(f("tool").as_str().unwrap_or_default()),
-        present::safe(&target)
+        line(f("tool").as_str().unwrap_or_default()),
+        line(&target)
     );
     let _ = writeln!(
         s,
         "  versions       matrix {}, policies {}, {}",
-        proposed.config.matrix, proposed.config.policies, proposed.config.tool
+        line(&proposed.config.matrix),
+        line(&proposed.config.policies),
+        line(&proposed.config.tool)
     );
     let _ = writeln!(s, "\ntimeline");
     for e in events {
         let _ = writeln!(
             s,
             "  {:>6}  {}  {:<19} {}",
-            e.seq, e.at, e.kind, e.actor.principal
+            e.seq,
+            line(&e.at),
+            line(&e.kind),
+            line(&e.actor.principal)
         );
     }
     let _ = writeln!(s, "\ndecisions");
@@ -288,22 +297,25 @@ fn render(
         let _ = writeln!(
             s,
             "  {} by {} as {} ({}), reason {}, signature {}",
-            d["decision"].as_str().unwrap_or_default(),
-            d["approver"].as_str().unwrap_or_default(),
-            d["role"].as_str().unwrap_or_default(),
-            d["key"].as_str().unwrap_or_default(),
-            d["reason_code"].as_str().unwrap_or("none"),
-            d["signature"].as_str().unwrap_or_default()
+            line(d["decision"].as_str().unwrap_or_default()),
+            line(d["approver"].as_str().unwrap_or_default()),
+            line(d["role"].as_str().unwrap_or_default()),
+            line(d["key"].as_str().unwrap_or_default()),
+            line(d["reason_code"].as_str().unwrap_or("none")),
+            line(d["signature"].as_str().unwrap_or_default())
         );
         if let Some(c) = d["comment"].as_str() {
-            let _ = writeln!(s, "    comment: {}", present::safe(c));
+            // A comment may span lines (`\n` is allowed): each continues indented, so no
+            // line of it can pass for a line of hitl's own.
+            let c = present::safe(c).replace('\t', "\\t");
+            let _ = writeln!(s, "    comment: {}", c.replace('\n', "\n             "));
         }
     }
     let list = |rules: &[String]| {
         if rules.is_empty() {
             "none".to_owned()
         } else {
-            present::safe(&rules.join(", "))
+            present::safe_line(&rules.join(", "))
         }
     };
     let show = |o: Option<&Outcome>| {
@@ -313,7 +325,7 @@ fn render(
                 format!(
                     "tier {}, policy {}, deny {}, warn {}, escalate {}",
                     o.tier,
-                    o.policy,
+                    line(&o.policy),
                     list(&o.deny),
                     list(&o.warn),
                     list(&o.escalate)
@@ -324,7 +336,7 @@ fn render(
     let _ = writeln!(s, "\noutcome");
     let _ = writeln!(s, "  recorded       {}", show(recorded));
     let _ = writeln!(s, "  recomputed     {}", show(reeval));
-    let _ = writeln!(s, "  {note}");
+    let _ = writeln!(s, "  {}", line(note));
     let _ = writeln!(
         s,
         "  {}",

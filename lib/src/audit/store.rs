@@ -360,7 +360,67 @@ impl AuditRepo {
     }
 }
 
+/// The proposal the audit holds for a request: the exact bytes its `proposed` event
+/// names, checked against their digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedProposal {
+    /// `sha256:<hex>`, as the `proposed` event's `proposal` field holds it.
+    pub digest: String,
+    /// Its blob, relative to the workspace (`audit/blobs/ab/ab...`).
+    pub path: String,
+    pub bytes: Vec<u8>,
+}
+
 impl AuditRepo {
+    /// The proposal recorded for `request` in `tree` (its `proposed` event's `proposal`
+    /// blob), read through the request's index: a few lookups however long the log is.
+    /// `None` when the request was never proposed.
+    ///
+    /// # Errors
+    /// An unreadable object; a `proposed` event without a `proposal` digest, a blob
+    /// that is missing or whose bytes do not match the digest (`Corrupt`: what is shown
+    /// must be what was recorded, or nothing).
+    pub fn recorded_proposal(
+        &self,
+        tree: &Tree<'_>,
+        request: &str,
+    ) -> Result<Option<RecordedProposal>, AuditError> {
+        let events = self.request_events(tree, request)?;
+        let Some(proposed) = events.iter().find(|e| e.kind == "proposed") else {
+            return Ok(None);
+        };
+        let corrupt = |message: String| AuditError::Corrupt {
+            path: event_path(proposed.seq),
+            message,
+        };
+        let digest = proposed
+            .field_str("proposal")
+            .ok_or_else(|| corrupt("the `proposed` event names no `proposal`".to_owned()))?;
+        let hex = digest
+            .strip_prefix("sha256:")
+            .filter(|h| {
+                h.len() == 64
+                    && h.bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            })
+            .ok_or_else(|| corrupt(format!("`{digest}` is not a sha256 digest")))?;
+        let path = super::blob_path(hex);
+        let bytes = self
+            .read(tree, &path)?
+            .ok_or_else(|| corrupt(format!("the proposal's blob `{path}` is missing")))?;
+        if super::sha256_hex(&bytes) != hex {
+            return Err(AuditError::Corrupt {
+                path,
+                message: "the proposal's bytes do not match their digest".to_owned(),
+            });
+        }
+        Ok(Some(RecordedProposal {
+            digest: digest.to_owned(),
+            path,
+            bytes,
+        }))
+    }
+
     /// The detached signatures in `tree`: seq → blob id.
     ///
     /// # Errors
