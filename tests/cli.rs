@@ -19,11 +19,23 @@ mod audit;
 #[path = "cli/commands.rs"]
 mod commands;
 #[cfg(test)]
+#[path = "cli/concurrency.rs"]
+mod concurrency;
+#[cfg(test)]
+#[path = "cli/engine.rs"]
+mod engine;
+#[cfg(test)]
 #[path = "cli/examples.rs"]
 mod examples;
 #[cfg(test)]
 #[path = "cli/first_run.rs"]
 mod first_run;
+#[cfg(test)]
+#[path = "cli/history.rs"]
+mod history;
+#[cfg(test)]
+#[path = "cli/inert.rs"]
+mod inert;
 #[cfg(test)]
 #[path = "cli/invalid_requests.rs"]
 mod invalid_requests;

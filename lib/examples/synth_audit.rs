@@ -125,7 +125,7 @@ fn main() {
                 key: key.fingerprint(),
             },
             config: config.clone(),
-            now,
+            clock: &move || Ok(now),
             subject: format!("propose {id} (tier 3) by bench@example.com"),
             trailers: vec![("Hitl-Tier".to_owned(), "3".to_owned())],
         };
@@ -168,7 +168,7 @@ fn main() {
             })
             .collect();
         let blobs = vec![proposal.into_bytes()];
-        repo.append(&how, |_, _| {
+        repo.append(&how, |_, _, _| {
             Ok::<_, hitl_lib::audit::AuditError>((events, blobs))
         })
         .unwrap();
@@ -193,7 +193,7 @@ fn main() {
                 ),
                 sign: true,
             };
-            repo.append(&how, |_, _| {
+            repo.append(&how, |_, _, _| {
                 Ok::<_, hitl_lib::audit::AuditError>((vec![decision], Vec::new()))
             })
             .unwrap();

@@ -106,6 +106,33 @@ impl fmt::Display for Finding {
 pub fn lint_matrix(m: &Matrix, file: &Path) -> Vec<Finding> {
     use Severity::Error;
     let mut out = Vec::new();
+    // Who submits never decides: an agent in a role could approve its own proposals.
+    for agent in &m.governance.agents {
+        for role in m.roles_of(agent) {
+            out.push(
+                Finding::new(
+                    Error,
+                    "agent-approver",
+                    file,
+                    role.pos,
+                    format!("agent `{agent}` is a member of role `{}`", role.name),
+                )
+                .hint("a principal that submits proposals never approves: take it out of the role, or out of `governance.agents`"),
+            );
+        }
+    }
+    if m.governance.admins.is_empty() {
+        out.push(
+            Finding::new(
+                Severity::Warning,
+                "no-admins",
+                file,
+                m.governance.pos,
+                "the matrix names no `governance.admins`: after the first commit, nobody may change the trust configuration".to_owned(),
+            )
+            .hint("list the principals whose signed commits may change the matrix, the policies, `hitl.toml` and the signer files"),
+        );
+    }
     let role_exists = |name: &str| m.role(name).is_some();
     for t in &m.tiers {
         let n = t.tier;

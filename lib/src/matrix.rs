@@ -175,6 +175,44 @@ pub struct ReasonCodes {
     pub request_changes: Vec<String>,
 }
 
+/// Who governs the trust configuration (this matrix, `policies/`, `hitl.toml`,
+/// `allowed_signers`, `revoked_signers`) and who submits proposals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Governance {
+    /// The principals whose signed commits may change the trust configuration. Without
+    /// any, the configuration is fixed by the root of trust: every later change is a
+    /// `config-unauthorized` problem.
+    pub admins: Vec<String>,
+    /// The principals that submit proposals (agents). They may never approve, reject
+    /// or administer.
+    pub agents: Vec<String>,
+    /// Where the section starts (1:1 without one).
+    #[serde(skip)]
+    pub pos: Pos,
+}
+
+impl Default for Governance {
+    fn default() -> Self {
+        Self {
+            admins: Vec::new(),
+            agents: Vec::new(),
+            pos: Pos::new(1, 1),
+        }
+    }
+}
+
+impl Governance {
+    #[must_use]
+    pub fn is_admin(&self, principal: &str) -> bool {
+        self.admins.iter().any(|a| a == principal)
+    }
+
+    #[must_use]
+    pub fn is_agent(&self, principal: &str) -> bool {
+        self.agents.iter().any(|a| a == principal)
+    }
+}
+
 /// The whole approval matrix.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Matrix {
@@ -189,6 +227,7 @@ pub struct Matrix {
     pub roles: Vec<Role>,
     pub change_windows: Vec<ChangeWindow>,
     pub reason_codes: ReasonCodes,
+    pub governance: Governance,
 }
 
 impl Matrix {
@@ -253,7 +292,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Matrix, Diagnostics> {
     d.finish(m)
 }
 
-const TOP: [&str; 11] = [
+const TOP: [&str; 12] = [
     "version",
     "systems",
     "default_tier",
@@ -264,6 +303,7 @@ const TOP: [&str; 11] = [
     "roles",
     "change_windows",
     "reason_codes",
+    "governance",
     "$schema",
 ];
 
@@ -358,6 +398,10 @@ fn decode_matrix(d: &mut Decoder<'_>, root: &Node) -> Option<Matrix> {
             request_changes: request_changes?,
         })
     });
+    let governance = match m.optional("governance") {
+        Some(n) => decode_governance(d, n),
+        None => Some(Governance::default()),
+    };
     m.deny_unknown(d, &TOP);
     Some(Matrix {
         version: version?,
@@ -370,6 +414,42 @@ fn decode_matrix(d: &mut Decoder<'_>, root: &Node) -> Option<Matrix> {
         roles: roles?,
         change_windows: change_windows?,
         reason_codes: reason_codes?,
+        governance: governance?,
+    })
+}
+
+fn decode_governance(d: &mut Decoder<'_>, node: &Node) -> Option<Governance> {
+    let mut m = d.map(node, "governance")?;
+    let principals = |d: &mut Decoder<'_>, m: &mut MapReader<'_>, key: &str| {
+        let p = m.field(key);
+        match m.optional(key) {
+            Some(n) => d.list(n, &p, |d, n, p| {
+                d.token(
+                    n,
+                    p,
+                    "a principal (no spaces, commas or quotes)",
+                    is_valid_principal,
+                )
+            }),
+            None => Some(Vec::new()),
+        }
+    };
+    let admins = principals(d, &mut m, "admins");
+    let agents = principals(d, &mut m, "agents");
+    m.deny_unknown(d, &["admins", "agents"]);
+    let (admins, agents) = (admins?, agents?);
+    if let Some(both) = admins.iter().find(|a| agents.contains(a)) {
+        d.error(
+            node.pos,
+            "governance",
+            format!("`{both}` is both an admin and an agent; a principal that submits proposals never administers"),
+        );
+        return None;
+    }
+    Some(Governance {
+        admins,
+        agents,
+        pos: node.pos,
     })
 }
 

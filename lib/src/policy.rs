@@ -318,28 +318,90 @@ impl PolicySet {
     /// the analyser can see fails here, not at the first evaluation.
     pub fn load(root: &Path) -> Result<Option<Self>, PolicyError> {
         let dir = root.join(crate::workspace::POLICIES_DIR);
-        let mut files = Vec::new();
-        let mut tests = Vec::new();
+        let mut sources = Vec::new();
         for path in list(&dir, &["rego"])? {
             let rel = rel_name(root, &path);
             let text = read_text(&path, &rel)?;
-            let src = SourceFile { rel, text };
-            if is_test_file(&src.rel) {
-                tests.push(src);
+            sources.push((rel, text));
+        }
+        for path in list(&dir.join("data"), &["json", "yaml", "yml"])? {
+            let rel = rel_name(root, &path);
+            let text = read_text(&path, &rel)?;
+            sources.push((rel, text));
+        }
+        Self::from_sources(sources)
+    }
+
+    /// Reads the policy files of `policies/` from a listing of (path relative to the
+    /// workspace, bytes): the configuration recorded in a git tree, as the workflow
+    /// engine reads it. The same files are taken as [`PolicySet::load`] takes: `*.rego`
+    /// directly in `policies/` and `*.json`, `*.yaml`, `*.yml` in `policies/data/`;
+    /// anything else is ignored.
+    ///
+    /// # Errors
+    /// As [`PolicySet::load`].
+    pub fn from_files(files: Vec<(String, Vec<u8>)>) -> Result<Option<Self>, PolicyError> {
+        let dir = crate::workspace::POLICIES_DIR;
+        let mut sources = Vec::new();
+        for (rel, bytes) in files {
+            let Some(rest) = rel.strip_prefix(dir).and_then(|r| r.strip_prefix('/')) else {
+                continue;
+            };
+            let wanted = match rest.split_once('/') {
+                None => rest.ends_with(".rego"),
+                Some(("data", name)) => {
+                    !name.contains('/')
+                        && [".json", ".yaml", ".yml"].iter().any(|x| name.ends_with(x))
+                }
+                Some(_) => false,
+            };
+            if !wanted {
+                continue;
+            }
+            if bytes.len() > MAX_POLICY_BYTES {
+                return Err(file_error(
+                    &rel,
+                    format!(
+                        "file is {} bytes, over the cap of {MAX_POLICY_BYTES} bytes",
+                        bytes.len()
+                    ),
+                ));
+            }
+            let text = String::from_utf8(bytes).map_err(|e| {
+                file_error(
+                    &rel,
+                    format!(
+                        "file is not valid UTF-8 (byte {})",
+                        e.utf8_error().valid_up_to()
+                    ),
+                )
+            })?;
+            sources.push((rel, text));
+        }
+        sources.sort();
+        Self::from_sources(sources)
+    }
+
+    /// Compiles a policy set from its sources, sorted by path: `policies/*.rego` (test
+    /// files kept for `policy test`) and `policies/data/*`.
+    fn from_sources(sources: Vec<(String, String)>) -> Result<Option<Self>, PolicyError> {
+        let mut files = Vec::new();
+        let mut tests = Vec::new();
+        let mut data = Vec::new();
+        let mut data_files = Vec::new();
+        let data_prefix = format!("{}/data/", crate::workspace::POLICIES_DIR);
+        for (rel, text) in sources {
+            if rel.starts_with(&data_prefix) {
+                data.push((rel.clone(), parse_data(&rel, Path::new(&rel), &text)?));
+                data_files.push(SourceFile { rel, text });
+            } else if is_test_file(&rel) {
+                tests.push(SourceFile { rel, text });
             } else {
-                files.push(src);
+                files.push(SourceFile { rel, text });
             }
         }
         if files.is_empty() {
             return Ok(None);
-        }
-        let mut data = Vec::new();
-        let mut data_files = Vec::new();
-        for path in list(&dir.join("data"), &["json", "yaml", "yml"])? {
-            let rel = rel_name(root, &path);
-            let text = read_text(&path, &rel)?;
-            data.push((rel.clone(), parse_data(&rel, &path, &text)?));
-            data_files.push(SourceFile { rel, text });
         }
         let digest = digest_of(files.iter().chain(&tests).chain(&data_files));
         if let Some(f) = files

@@ -257,6 +257,20 @@ pub fn init(dir: &Path, now: DateTime<Utc>, signer: Option<&str>) -> Result<Vec<
     Ok(created)
 }
 
+/// Makes `dir` a git repository of its own (`git init`), even inside another
+/// repository: what `hitl demo` writes and commits stays in it.
+///
+/// # Errors
+/// When `git init` fails.
+pub fn init_repository(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    git2::Repository::init(dir)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::FILES;

@@ -586,6 +586,71 @@ impl AllowedSigners {
     }
 }
 
+/// Why a key may not act: a stable code (`signature-revoked`, `signature-expired`,
+/// `signer-not-actor`, `signature-untrusted`, as `verify` reports them) and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Untrusted {
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// The one trust decision of hitl: may `key` act, under `namespace` at `at`, given
+/// `allowed` and `revoked`, and as whom? A revoked key acts for nobody; the key must
+/// stand for exactly one principal, named in full (a key shared by several principals,
+/// or trusted only through a pattern, names nobody); when `expected` is given, that
+/// principal must be it. The CLI's identity, `verify`, `replay` and the workflow
+/// engine's governance check all call this function.
+///
+/// # Errors
+/// [`Untrusted`] with the code `verify` reports.
+pub fn trusted_principal(
+    allowed: &AllowedSigners,
+    revoked: &RevokedSigners,
+    key: &PublicKey,
+    expected: Option<&str>,
+    namespace: &str,
+    at: DateTime<Utc>,
+) -> Result<String, Untrusted> {
+    let fp = fingerprint(key);
+    if revoked.is_revoked(key) {
+        return Err(Untrusted {
+            code: "signature-revoked",
+            message: format!("signed by revoked key {fp}"),
+        });
+    }
+    let code_of = |e: &SigningError| match e {
+        SigningError::Expired { .. } | SigningError::NotYetValid { .. } => "signature-expired",
+        SigningError::PrincipalMismatch { .. } => "signer-not-actor",
+        _ => "signature-untrusted",
+    };
+    if let Some(principal) = expected {
+        allowed
+            .check(key, principal, namespace, at)
+            .map_err(|e| Untrusted {
+                code: code_of(&e),
+                message: e.to_string(),
+            })?;
+    }
+    let principals = allowed
+        .principals_for(key, namespace, at)
+        .map_err(|e| Untrusted {
+            code: code_of(&e),
+            message: e.to_string(),
+        })?;
+    match (principals.as_slice(), expected) {
+        ([one], None) if !one.contains(['*', '?']) => Ok(one.clone()),
+        ([one], Some(p)) if one == p => Ok(one.clone()),
+        _ => Err(Untrusted {
+            code: "signer-not-actor",
+            message: format!(
+                "key {fp} stands for {} in `allowed_signers`, not for {} alone",
+                principals.join(", "),
+                expected.unwrap_or("one principal")
+            ),
+        }),
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // revoked_signers
 // ---------------------------------------------------------------------------------------
@@ -1514,6 +1579,14 @@ pub fn git_signer_line(dir: &Path) -> Result<Option<String>, SigningError> {
     let Some(email) = config_string(&config, "user.email")?.filter(|e| !e.trim().is_empty()) else {
         return Ok(None);
     };
+    // The email becomes a principal in a trust file: it must be one name, nothing that
+    // `allowed_signers` would read as options, more principals, a pattern or a new line.
+    if !crate::request::is_valid_principal(&email) || email.contains(['*', '?', '!']) {
+        return Err(SigningError::InvalidGitKey {
+            value: email.escape_debug().to_string(),
+            reason: "git's `user.email` is not a principal hitl can list (no spaces, commas, quotes, patterns or control characters)".to_owned(),
+        });
+    }
     let source = match key_source(None, None, dir) {
         Ok(s) => s,
         Err(SigningError::NoKey { .. }) => return Ok(None),
@@ -1534,11 +1607,23 @@ pub fn git_signer_line(dir: &Path) -> Result<Option<String>, SigningError> {
                 path: path.to_path_buf(),
                 reason,
             };
+            // A key file is small and regular: never a FIFO that blocks, a device or a
+            // huge file read to the end.
             let read = |p: &Path| {
-                std::fs::read_to_string(p).map_err(|source| SigningError::Read {
+                use std::io::Read as _;
+                let fail = |source| SigningError::Read {
                     path: p.to_path_buf(),
                     source,
-                })
+                };
+                let meta = std::fs::metadata(p).map_err(fail)?;
+                if !meta.is_file() || meta.len() > 64 * 1024 {
+                    return Err(invalid("not a regular file of at most 64 KiB".to_owned()));
+                }
+                let mut text = String::new();
+                std::fs::File::open(p)
+                    .and_then(|f| f.take(64 * 1024).read_to_string(&mut text))
+                    .map_err(fail)?;
+                Ok(text)
             };
             if public_file.is_file() {
                 PublicKey::from_openssh(read(&public_file)?.trim())
@@ -1564,8 +1649,21 @@ pub fn git_signer_line(dir: &Path) -> Result<Option<String>, SigningError> {
             reason: e.to_string(),
         })?;
     let line = format!("{email} namespaces=\"git,hitl\" {key}");
-    // The line must be one `allowed_signers` accepts (an email with a space is not).
-    AllowedSigners::parse(Path::new(crate::workspace::ALLOWED_SIGNERS), &line)?;
+    // Read back, the line must say exactly this: one principal, for this key.
+    let parsed = AllowedSigners::parse(Path::new(crate::workspace::ALLOWED_SIGNERS), &line)?;
+    if parsed.entries.len() != 1
+        || parsed
+            .principals_for(&public, NAMESPACE, DateTime::<Utc>::MIN_UTC)
+            .ok()
+            != Some(vec![email.clone()])
+    {
+        return Err(SigningError::InvalidGitKey {
+            value: email,
+            reason:
+                "the `allowed_signers` line made from it does not read back as that principal alone"
+                    .to_owned(),
+        });
+    }
     Ok(Some(line))
 }
 

@@ -1,14 +1,16 @@
-//! `hitl checkpoint`: print a signed statement of the audit's head for an auditor to
-//! keep outside the repository.
+//! `hitl checkpoint`: print a signed statement of the audit's head and its root of trust
+//! for an auditor to keep outside the repository.
 
-use hitl_lib::audit::verify::Head;
-use hitl_lib::audit::{AuditRepo, checkpoint, sha256_hex};
+use hitl_lib::audit::verify::{self, Pins};
+use hitl_lib::audit::{AuditRepo, checkpoint};
 
 use super::identity::{self, KeyArgs};
 use super::{CliError, CliResult, Ctx, Exit, emit};
 
-/// Print a signed checkpoint (seq, event hash, commit) of the audit's head. Keep it
-/// outside the repository; `hitl verify --checkpoint FILE` proves the log extends it.
+/// Print a signed checkpoint of the audit's head (seq, event hash, commit) and of its
+/// root of trust (commit, allowed_signers digest), after verifying the audit: a
+/// checkpoint vouches for a history that verifies. Keep it outside the repository;
+/// `hitl verify --checkpoint FILE` proves the log extends it and rests on the same root.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
@@ -19,18 +21,33 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     let ws = ctx.workspace()?;
     let repo = AuditRepo::open(ws.root())?;
     let key = identity::signing_key(&args.key, ws.root(), ctx.cwd())?;
-    let head = repo.head_commit()?.ok_or_else(|| {
-        CliError::new(Exit::NotFound, "the audit is empty: nothing to checkpoint")
+    // The head and the root of trust come from the same walk `hitl verify` makes.
+    let report = verify::verify(&repo, &Pins::default(), &|_, _, _| {})?;
+    if !report.ok() {
+        let mut codes: Vec<&str> = report.problems.iter().map(|p| p.code).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        let mut err = CliError::new(
+            Exit::Findings,
+            format!(
+                "the audit does not verify ({} problem{}: {}): a checkpoint vouches for a history that verifies",
+                report.problems.len(),
+                if report.problems.len() == 1 { "" } else { "s" },
+                codes.join(", ")
+            ),
+        );
+        err.hints
+            .push("run `hitl verify` to see each problem".to_owned());
+        return Err(err);
+    }
+    let empty = || CliError::new(Exit::NotFound, "the audit is empty: nothing to checkpoint");
+    let head = report.head.ok_or_else(empty)?;
+    let root = report.trust_root.ok_or_else(|| {
+        CliError::new(
+            Exit::NotFound,
+            "the history has no root of trust (no commit brings `allowed_signers`): nothing to checkpoint",
+        )
     })?;
-    let tree = head.tree().map_err(hitl_lib::audit::AuditError::from)?;
-    let (event, bytes) = repo.last_event(&tree)?.ok_or_else(|| {
-        CliError::new(Exit::NotFound, "the audit is empty: nothing to checkpoint")
-    })?;
-    let pinned = Head {
-        seq: event.seq,
-        event: sha256_hex(&bytes),
-        commit: head.id().to_string(),
-    };
-    emit(checkpoint::write(&pinned, &key)?.as_bytes())?;
+    emit(checkpoint::write(&head, &root, &key)?.as_bytes())?;
     Ok(Exit::Ok)
 }

@@ -19,7 +19,7 @@ pub fn record(
 ) -> CliResult {
     let ws = ctx.workspace()?;
     let now = now()?;
-    let (matrix, matrix_digest) = ws.load_matrix_with_digest()?;
+    let (_, matrix_digest) = ws.load_matrix_with_digest()?;
     let policies = match PolicySet::load(ws.root()) {
         Ok(Some(set)) => set.digest().to_owned(),
         Ok(None) => "none".to_owned(),
@@ -51,27 +51,25 @@ pub fn record(
             policies,
             tool: format!("hitl {}", env!("CARGO_PKG_VERSION")),
         },
-        now,
+        clock: &super::now,
         subject: format!("{word} {request} (tier {tier}) by {}", actor.principal),
         trailers: vec![
             ("Hitl-Tier".to_owned(), tier.to_string()),
             ("Hitl-Decision".to_owned(), verdict.as_str().to_owned()),
         ],
     };
-    let appended = repo.append(&how, |repo, tree| {
-        let events = repo.request_events(tree, request)?;
-        let state = workflow::awaiting_decision(request, &events)?;
+    let appended = repo.append(&how, |repo, tree, now| {
         let event = workflow::decision(
-            &matrix,
+            repo,
+            tree,
             request,
-            &state,
             &actor.principal,
             verdict,
             reason_code,
             comment,
             now,
         )?;
-        Ok::<_, workflow::WorkflowError>((vec![event], Vec::new()))
+        Ok((vec![event], Vec::new()))
     })?;
     let seq = appended.events.first().map_or(0, |(_, e)| e.seq);
     let commit = appended.commit.to_string();

@@ -136,6 +136,9 @@ fn say(text: &str) -> CliResult<()> {
 
 /// The workspace, keys, `allowed_signers` and the first commit.
 fn setup(dir: &Path, now: chrono::DateTime<chrono::Utc>) -> CliResult<()> {
+    // A repository of its own, even inside another one: the demo's commit and its git
+    // settings must never touch a repository the user already has.
+    scaffold::init_repository(dir)?;
     scaffold::init(dir, now, None)?;
     for (id, text) in scaffold::EXAMPLE_REQUESTS {
         let path = dir.join("requests").join(format!("{id}.yaml"));
@@ -144,12 +147,11 @@ fn setup(dir: &Path, now: chrono::DateTime<chrono::Utc>) -> CliResult<()> {
     }
     let ws = hitl_lib::workspace::Workspace::open(dir)?;
     let matrix = ws.load_matrix()?;
-    let mut people: Vec<String> = vec![
-        AGENT.to_owned(),
-        "deploy-bot@agents.example.com".to_owned(),
-        REQUESTER.to_owned(),
-        "dev@example.com".to_owned(),
-    ];
+    // The agents, admins and role members of the matrix, and the two requesters of
+    // the examples.
+    let mut people: Vec<String> = vec![REQUESTER.to_owned(), "dev@example.com".to_owned()];
+    people.extend(matrix.governance.agents.iter().cloned());
+    people.extend(matrix.governance.admins.iter().cloned());
     for role in &matrix.roles {
         people.extend(role.members.iter().cloned());
     }
@@ -191,7 +193,7 @@ fn setup(dir: &Path, now: chrono::DateTime<chrono::Utc>) -> CliResult<()> {
     for args in [
         &["config", "gpg.format", "ssh"][..],
         &["config", "gpg.ssh.allowedSignersFile", "allowed_signers"],
-        &["add", "-A"],
+        &["add", "-A", "--", "."],
         &[
             "-c",
             "user.name=Lea (demo)",

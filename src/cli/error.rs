@@ -134,7 +134,7 @@ impl From<hitl_lib::audit::AuditError> for CliError {
         let exit = match &e {
             A::NoRepository(_) | A::Bare(_) | A::DetachedHead => Exit::NotFound,
             A::Corrupt { .. } => Exit::InvalidInput,
-            A::Signing(_) | A::UnsupportedIndex { .. } => Exit::Refused,
+            A::Signing(_) | A::UnsupportedIndex { .. } | A::ClockBehind { .. } => Exit::Refused,
             _ => Exit::Io,
         };
         let mut err = Self::new(exit, e.to_string());

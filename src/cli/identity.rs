@@ -41,41 +41,32 @@ pub fn signing_key(args: &KeyArgs, root: &Path, cwd: &Path) -> CliResult<Signing
     Ok(SigningKey::load(&source, agent.as_deref(), &mut prompt)?)
 }
 
-/// The principal `allowed_signers` gives this key for namespace `hitl` at `now`.
+/// The principal `allowed_signers` gives this key for namespace `hitl` at `now`, by the
+/// one trust function `verify` and the engine use (`signing::trusted_principal`).
 pub fn actor(root: &Path, key: &SigningKey, now: DateTime<Utc>) -> CliResult<Actor> {
     let allowed = AllowedSigners::load(&root.join(ALLOWED_SIGNERS))?;
     let revoked = RevokedSigners::load(&root.join(REVOKED_SIGNERS))?;
-    let fingerprint = key.fingerprint();
-    if revoked.is_revoked(key.public()) {
-        return Err(CliError::new(
-            Exit::Refused,
-            format!("key `{fingerprint}` is listed in `{REVOKED_SIGNERS}`"),
-        ));
-    }
-    let principals = allowed.principals_for(key.public(), signing::NAMESPACE, now)?;
-    match principals.as_slice() {
-        [one] if one.contains(['*', '?']) => Err(CliError::new(
-            Exit::Refused,
-            format!(
-                "key `{fingerprint}` matches only the pattern `{one}` in `{ALLOWED_SIGNERS}`; an actor needs a line with their own name"
-            ),
-        )),
-        [one] => Ok(Actor {
-            principal: one.clone(),
-            key: fingerprint,
-        }),
-        [] => Err(CliError::new(
-            Exit::Refused,
-            format!("key `{fingerprint}` has no principal in `{ALLOWED_SIGNERS}`"),
-        )),
-        many => Err(CliError::new(
-            Exit::Refused,
-            format!(
-                "key `{fingerprint}` belongs to several principals in `{ALLOWED_SIGNERS}` ({}); one key, one person",
-                many.join(", ")
-            ),
-        )),
-    }
+    let principal = signing::trusted_principal(
+        &allowed,
+        &revoked,
+        key.public(),
+        None,
+        signing::NAMESPACE,
+        now,
+    )
+    .map_err(|u| {
+        let mut e = CliError::new(Exit::Refused, u.message);
+        if u.code == "signer-not-actor" {
+            e.hints.push(format!(
+                "one key, one person: give this key a line of its own in `{ALLOWED_SIGNERS}`, with the principal's full name"
+            ));
+        }
+        e
+    })?;
+    Ok(Actor {
+        principal,
+        key: key.fingerprint(),
+    })
 }
 
 /// The configuration a recorded decision rests on must be the committed one: the

@@ -6,7 +6,7 @@ use std::path::Path;
 use hitl_lib::audit::{Appender, AuditRepo, ConfigVersions};
 use hitl_lib::evidence;
 use hitl_lib::policy::PolicySet;
-use hitl_lib::workflow::{self, WorkflowError};
+use hitl_lib::workflow;
 
 use super::identity::{self, KeyArgs};
 use super::{CliResult, Ctx, Exit, emit, now};
@@ -78,7 +78,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         key: &key,
         actor: actor.clone(),
         config,
-        now,
+        clock: &super::now,
         subject: format!(
             "{} {} (tier {tier}) by {}",
             if blocked { "block" } else { "propose" },
@@ -87,13 +87,24 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         ),
         trailers: vec![("Hitl-Tier".to_owned(), tier.to_string())],
     };
-    let id = r.id.clone();
-    let appended = repo.append(&how, |repo, tree| {
-        if !repo.request_seqs(tree, &id)?.is_empty() {
-            return Err(WorkflowError::AlreadyProposed(id.clone()));
-        }
-        Ok((proposal.events, proposal.blobs))
+    // The events recorded are the engine's, judged and assembled under the lock from
+    // the configuration at HEAD; the subject and the message above and below are from
+    // the working tree, which `require_committed_config` holds equal to it.
+    let mut recorded: Option<(bool, u8)> = None;
+    let appended = repo.append(&how, |repo, tree, now| {
+        let judged = workflow::engine::judge_new_proposal(
+            repo,
+            tree,
+            &loaded.path,
+            &loaded.bytes,
+            &actor.principal,
+            now,
+        )?;
+        recorded = Some((judged.proposal.blocked, judged.pack.classification.tier));
+        Ok((judged.proposal.events, judged.proposal.blobs))
     })?;
+    let (blocked, tier) = recorded.unwrap_or((blocked, tier));
+    let id = r.id.clone();
     let first = appended.events.first().map_or(0, |(_, e)| e.seq);
     let last = appended.events.last().map_or(0, |(_, e)| e.seq);
     let commit = appended.commit.to_string();

@@ -4,21 +4,36 @@
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
 
-use hitl_lib::audit::verify::{self, Head, Phase, Report};
+use hitl_lib::audit::verify::{self, Phase, Pins, Report};
 use hitl_lib::audit::{AuditRepo, checkpoint};
 
 use super::{CliError, CliResult, Ctx, Exit, emit, print_json};
 
 /// Verify the audit: every event's link, seq, blobs and signatures, and every commit
-/// that touched the audit or its trust files.
+/// that touched the audit or its configuration, against each of its parents.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = VerifyFormat::Table)]
     pub format: VerifyFormat,
-    /// A checkpoint from `hitl checkpoint`: also prove the log still extends it.
+    /// A checkpoint from `hitl checkpoint`: also prove the log still extends it and
+    /// rests on the root of trust it records.
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
+    /// The root of trust you recorded (its full commit id, as `verify` names it): a
+    /// history whose root of trust is another commit is a problem.
+    #[arg(long, value_name = "COMMIT", value_parser = full_commit_id)]
+    pub trust_root: Option<String>,
+}
+
+/// A full commit id: 40 (SHA-1) or 64 (SHA-256) hex digits, never a name or an
+/// abbreviation the repository's writers could make ambiguous.
+fn full_commit_id(s: &str) -> Result<String, String> {
+    if matches!(s.len(), 40 | 64) && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err("give the full commit id (40 hex digits, as `hitl verify` prints the trust root), not a name or an abbreviation".to_owned())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -31,7 +46,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     let ws = ctx.workspace()?;
     let repo = AuditRepo::open(ws.root())?;
     let mut signer = None;
-    let pinned: Option<Head> = match &args.checkpoint {
+    let pinned: Option<checkpoint::Checkpoint> = match &args.checkpoint {
         None => None,
         Some(p) => {
             let path = ctx.cwd().join(p);
@@ -83,7 +98,12 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
             }
         }
     };
-    let report = verify::verify(&repo, pinned.as_ref(), &progress);
+    let pins = Pins {
+        checkpoint: pinned.as_ref().map(|c| c.head.clone()),
+        checkpoint_root: pinned.as_ref().and_then(|c| c.trust_root.clone()),
+        trust_root: args.trust_root.clone(),
+    };
+    let report = verify::verify(&repo, &pins, &progress);
     if let Ok(Some((_, b))) = bar.into_inner() {
         b.finish_and_clear();
     }
@@ -92,23 +112,32 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         VerifyFormat::Json => {
             let mut value = serde_json::to_value(&report)
                 .map_err(|e| CliError::new(Exit::Io, format!("cannot render JSON: {e}")))?;
-            if let (Some(h), Some(by), Some(map)) = (&pinned, &signer, value.as_object_mut()) {
-                // As in the table: whose key signed the auditor's checkpoint.
+            if let (Some(c), Some(by), Some(map)) = (&pinned, &signer, value.as_object_mut()) {
+                // As in the table: whose key signed the auditor's checkpoint, and the
+                // root of trust it records (null: a v1 checkpoint, which records none).
                 map.insert(
                     "checkpoint".to_owned(),
-                    serde_json::json!({ "seq": h.seq, "signed_by": by }),
+                    serde_json::json!({
+                        "seq": c.head.seq,
+                        "signed_by": by,
+                        "trust_root": c.trust_root,
+                    }),
                 );
             }
             print_json(&value)?;
         }
         VerifyFormat::Table => {
             let mut text = String::new();
-            if let (Some(h), Some(by)) = (&pinned, &signer) {
+            if let (Some(c), Some(by)) = (&pinned, &signer) {
                 // The checkpoint is the auditor's own file: say whose key signed it, so
                 // they can tell it is theirs.
-                text.push_str(&format!("checkpoint: seq {}, signed by {by}\n", h.seq));
+                text.push_str(&format!("checkpoint: seq {}, signed by {by}", c.head.seq));
+                text.push_str(match &c.trust_root {
+                    Some(_) => "\n",
+                    None => "; it records no root of trust (a v1 checkpoint): make a new one with `hitl checkpoint`\n",
+                });
             }
-            text.push_str(&render(&report));
+            text.push_str(&render(&report, &pins));
             emit(text.as_bytes())?;
         }
     }
@@ -119,7 +148,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     })
 }
 
-fn render(r: &Report) -> String {
+fn render(r: &Report, pins: &Pins) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let head = r.head.as_ref().map_or_else(
@@ -139,9 +168,17 @@ fn render(r: &Report) -> String {
     if let Some(root) = &r.trust_root {
         // The one commit whose trust is not signed but pinned: an auditor compares it
         // with the one they recorded (docs/audit.md).
+        let mismatch = r.problems.iter().any(|p| p.code == "trust-root-mismatch");
+        let pinned = match (&pins.trust_root, &pins.checkpoint_root) {
+            _ if mismatch => "",
+            (Some(_), Some(_)) => " (pinned by --trust-root and the checkpoint)",
+            (Some(_), None) => " (pinned by --trust-root)",
+            (None, Some(_)) => " (as the checkpoint records)",
+            (None, None) => "",
+        };
         let _ = writeln!(
             s,
-            "trust root: commit {}, allowed_signers sha256:{}",
+            "trust root: commit {}, allowed_signers sha256:{}{pinned}",
             root.commit, root.allowed_signers
         );
     }

@@ -15,6 +15,8 @@ const LEA: &str = "lea@example.com";
 const RAVI: &str = "ravi@example.com";
 const MARIA: &str = "maria@example.com";
 const MALLORY: &str = "mallory@example.com";
+/// The matrix's one `governance.admins`: the only signer of configuration changes.
+const ALEX: &str = "alex@example.com";
 
 /// A git repository holding a copy of the example workspace, keys for the principals
 /// above (all but mallory in `allowed_signers`), and a first commit signed by lea.
@@ -72,7 +74,7 @@ impl AuditWs {
         let keys = dir.path().join("keys");
         std::fs::create_dir(&keys).unwrap();
         let mut signers = String::new();
-        for who in [AGENT, LEA, RAVI, MARIA, MALLORY] {
+        for who in [AGENT, LEA, RAVI, MARIA, MALLORY, ALEX] {
             let key = keys.join(who);
             ok(&sh(
                 dir.path(),
@@ -393,9 +395,8 @@ fn the_requester_may_not_approve_their_own_request() {
             "requested_by: lea@example.com",
         )
         .replace("id: refund-4711", "id: refund-lea");
-    // Policies must be committed before they decide (an unsigned commit will do: they are
-    // not trust files).
-    w.commit_all(None, "lea may request payments");
+    // Policies must be committed before they decide, by an admin (they are governed).
+    w.commit_all(Some(ALEX), "lea may request payments");
     // The user's own work in progress: an untracked proposal, a staged note and an
     // unstaged edit.
     std::fs::write(w.ws().join("requests/refund-lea.yaml"), req).unwrap();
@@ -432,7 +433,7 @@ fn the_requester_may_not_approve_their_own_request() {
 
 impl AuditWs {
     /// Commits every change in the working tree, signed by `who` (or unsigned).
-    fn commit_all(&self, who: Option<&str>, message: &str) {
+    pub fn commit_all(&self, who: Option<&str>, message: &str) {
         self.git(&["add", "-A"]);
         match who {
             Some(w) => {
@@ -648,7 +649,7 @@ fn verify_names_each_kind_of_tampering() {
             |w| {
                 let public = std::fs::read_to_string(w.key(LEA).with_extension("com.pub")).unwrap();
                 std::fs::write(w.ws().join("revoked_signers"), public).unwrap();
-                w.commit_all(Some(RAVI), "revoke lea");
+                w.commit_all(Some(ALEX), "revoke lea");
             },
             &["signature-revoked"],
         ),
@@ -661,7 +662,7 @@ fn verify_names_each_kind_of_tampering() {
                     "lea@example.com namespaces=\"git,hitl\",valid-before=\"20261101\"",
                 );
                 std::fs::write(&p, text).unwrap();
-                w.commit_all(Some(RAVI), "expire lea");
+                w.commit_all(Some(ALEX), "expire lea");
             },
             &["signature-expired"],
         ),
@@ -737,7 +738,7 @@ fn verify_names_each_kind_of_tampering() {
                 std::fs::write(&p, text).unwrap();
                 w.commit_all(Some(MALLORY), "trust me");
             },
-            &["signature-untrusted"],
+            &["signature-untrusted", "config-unauthorized"],
         ),
     ];
     let mut failures = Vec::new();

@@ -162,7 +162,8 @@ fn init_then_an_unsigned_first_commit_then_propose_and_approve_verifies_clean() 
     }
 
     // A second root of trust brought in by a merge (an orphan history with its own
-    // `allowed_signers`, merged keeping our tree) is named, and nothing else is.
+    // `allowed_signers`, merged keeping our tree) is named; so is the merge, which
+    // changes the audit and the trust files against its second parent, unsigned.
     let branch = ok(&sh(&ws, "git", &["symbolic-ref", "--short", "HEAD"]));
     ok(&sh(&ws, "git", &["checkout", "-q", "--orphan", "other"]));
     ok(&sh(&ws, "git", &["rm", "-r", "-q", "--cached", "."]));
@@ -211,9 +212,22 @@ fn init_then_an_unsigned_first_commit_then_propose_and_approve_verifies_clean() 
     ));
     let out = hitl_in(h, &ws, &["verify", "--format", "json"]);
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(codes(&out.stdout), ["trust-root"], "{}", stdout(&out));
+    let mut found = codes(&out.stdout);
+    found.sort();
+    assert_eq!(
+        found,
+        ["commit-unsigned", "history-merge", "trust-root"],
+        "{}",
+        stdout(&out)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(report["problems"][0]["commit"], orphan.as_str());
+    let second = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["code"] == "trust-root")
+        .unwrap();
+    assert_eq!(second["commit"], orphan.as_str());
     assert_eq!(report["trust_root"]["commit"], first.as_str());
 }
 
@@ -361,4 +375,112 @@ fn the_demo_without_dir_leaves_nothing_behind() {
         0,
         "a scratch folder was left"
     );
+}
+
+/// git's `user.email` becomes a principal in the root of trust: one that would add
+/// options, principals, patterns or lines to `allowed_signers` is refused, and nothing
+/// of it is written; a signing key that is a FIFO or a device is never read.
+#[test]
+fn init_never_writes_a_hostile_user_email_or_reads_a_fifo_as_a_key() {
+    let evil = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOPzHUaCT5HPDK4B6qrfNcl6lDpC0SWBnNZ+gt5Q9N1M";
+    for email in [
+        format!("me@example.com namespaces=\"git,hitl\" {evil}"),
+        "me@example.com\nlea@example.com".to_owned(),
+        "*".to_owned(),
+        "a@b,lea@example.com".to_owned(),
+    ] {
+        let home = TempDir::new().unwrap();
+        let h = home.path();
+        let key = keygen(h, "id_ed25519", "me@laptop");
+        let quoted = email
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        std::fs::write(
+            h.join(".gitconfig"),
+            format!(
+                "[user]\n\temail = \"{quoted}\"\n\tsigningkey = {}\n[gpg]\n\tformat = ssh\n",
+                key.display()
+            ),
+        )
+        .unwrap();
+        let out = hitl_in(h, h, &["init", "ws"]);
+        assert_eq!(out.status.code(), Some(0), "{email:?}: {}", stderr(&out));
+        assert!(
+            stdout(&out).contains(
+                "`allowed_signers` lists nobody yet: git's signing key could not be read"
+            ),
+            "{email:?}: {}",
+            stdout(&out)
+        );
+        let signers = std::fs::read_to_string(h.join("ws/allowed_signers")).unwrap();
+        assert!(
+            signers.lines().all(|l| l.starts_with('#')),
+            "{email:?} wrote into allowed_signers:\n{signers}"
+        );
+    }
+
+    let home = TempDir::new().unwrap();
+    let h = home.path();
+    let fifo = h.join("key.fifo");
+    ok(&sh(h, "mkfifo", &[fifo.to_str().unwrap()]));
+    std::fs::write(
+        h.join(".gitconfig"),
+        format!(
+            "[user]\n\temail = me@example.com\n\tsigningkey = {}\n[gpg]\n\tformat = ssh\n",
+            fifo.display()
+        ),
+    )
+    .unwrap();
+    // A FIFO would block a reader forever: the command must finish on its own.
+    let mut child = std::process::Command::new(cargo_bin!("hitl"))
+        .args(["init", "ws"])
+        .current_dir(h)
+        .env("HOME", h)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("`hitl init` blocked on a FIFO signing key");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stdout(&out).contains("not a regular file of at most 64 KiB"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// `hitl demo --dir` inside a repository the user already has makes a repository of its
+/// own: none of the user's files are committed and the user's git settings stay as
+/// they were.
+#[test]
+fn the_demo_inside_a_repository_keeps_to_a_repository_of_its_own() {
+    let home = TempDir::new().unwrap();
+    let h = home.path();
+    let proj = h.join("proj");
+    std::fs::create_dir(&proj).unwrap();
+    ok(&sh(&proj, "git", &["init", "-q"]));
+    std::fs::write(proj.join("secret.env"), "TOKEN=1\n").unwrap();
+    let config_before = std::fs::read_to_string(proj.join(".git/config")).unwrap();
+    let out = hitl_in(h, &proj, &["demo", "--dir", "demo"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let demo = proj.join("demo");
+    assert!(demo.join(".git").is_dir(), "the demo's own repository");
+    let tracked = ok(&sh(&demo, "git", &["ls-files"]));
+    assert!(!tracked.contains("secret.env"), "{tracked}");
+    assert_eq!(
+        std::fs::read_to_string(proj.join(".git/config")).unwrap(),
+        config_before,
+        "the user's repository configuration changed"
+    );
+    let commits = ok(&sh(&proj, "git", &["rev-list", "--all", "--count"]));
+    assert_eq!(commits.trim(), "0", "the user's repository got a commit");
 }

@@ -97,7 +97,8 @@ fn invalid_matrices_fail_lint_with_invalid_findings_and_show_with_exit_3() {
 }
 
 /// The codes of the anti-pattern fixtures, one per file.
-const LINT_CODES: [&str; 7] = [
+const LINT_CODES: [&str; 8] = [
+    "agent-approver",
     "empty-role",
     "no-change-window",
     "no-pending-timeout",

@@ -3,8 +3,10 @@
 //! Order of work, under an exclusive lock (`<git dir>/hitl-audit.lock`, released by the
 //! OS if the process dies):
 //!
-//! 1. finish an append a killed process left half-done (the journal, below);
-//! 2. read the last event from HEAD's tree (two tree lookups, whatever the log's length);
+//! 1. finish an append a killed process left half-done (the journal, below), including
+//!    the git lock files it left (`index.lock`, the branch's `refs/heads/<branch>.lock`);
+//! 2. read the last event from HEAD's tree (two tree lookups, whatever the log's length),
+//!    then the clock: a clock behind that event refuses the append;
 //! 3. write the new events, signatures, blobs and request indexes as git objects and
 //!    build the new tree from HEAD's with a `TreeUpdateBuilder` (no index, no folder
 //!    scan);
@@ -20,6 +22,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use git2::{FileMode, Oid, Signature, Time, Tree};
@@ -55,11 +58,15 @@ pub struct Appended {
 }
 
 /// Everything one append needs.
-pub struct Appender<'a> {
+pub struct Appender<'a, E = AuditError> {
     pub key: &'a SigningKey,
     pub actor: Actor,
     pub config: ConfigVersions,
-    pub now: DateTime<Utc>,
+    /// The clock, read once by [`AuditRepo::append`] after it has taken the lock and
+    /// recovered: the `at` of the events, the commit's time and the `now` its `build`
+    /// checks with. Read before the lock, a process that waited for another would
+    /// record a time before the event that process appended.
+    pub clock: &'a dyn Fn() -> Result<DateTime<Utc>, E>,
     /// The commit subject, e.g. `approve refund-4711 (tier 3) by lea@example.com`.
     pub subject: String,
     /// Extra trailers (`Hitl-Tier`, `Hitl-Decision`); `Hitl-Request`, `Hitl-Type` and
@@ -121,25 +128,36 @@ impl AuditRepo {
         let Ok(text) = fs::read_to_string(&journal) else {
             return Ok(());
         };
-        // A process killed while libgit2 wrote the index leaves `index.lock` behind, and
-        // every later index write fails. It is ours when it is not older than our
-        // journal and within seconds of it (an append writes the index milliseconds after
-        // the journal; we hold the audit lock, so no other hitl is running): remove it.
-        // Any other lock belongs to someone else and is left alone (the index update
-        // below then fails with git's own message).
-        let index_lock = self.repo.path().join("index.lock");
-        let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
-        if let (Some(lock_time), Some(journal_time)) = (modified(&index_lock), modified(&journal))
-            && lock_time >= journal_time
-            && lock_time
-                .duration_since(journal_time)
-                .is_ok_and(|d| d < std::time::Duration::from_secs(10))
-        {
-            let _ = fs::remove_file(&index_lock);
-        }
         let mut lines = text.lines();
         let commit = lines.next().and_then(|l| Oid::from_str(l).ok());
         let paths: Vec<String> = lines.map(str::to_owned).collect();
+        // Git's lock files a killed append left behind; each would fail every later
+        // append. hitl creates them only while the journal exists (it is written before
+        // the branch moves and removed after the index is written), and we hold the audit
+        // lock, so the hitl that wrote the journal is dead: a lock made within seconds
+        // after the journal is its own. Any other lock belongs to someone else (a git
+        // the user runs does not take hitl's lock) and is left alone; the append then
+        // fails with a message that names it.
+        if let Some(journal_time) = modified(&journal) {
+            // libgit2 writing the index (or our splice of it): `index.lock`, written
+            // milliseconds after the journal.
+            let index_lock = self.repo.path().join("index.lock");
+            if modified(&index_lock).is_some_and(|t| soon_after(t, journal_time)) {
+                let _ = fs::remove_file(&index_lock);
+            }
+            // libgit2 moving the branch: `refs/heads/<branch>.lock`. (hitl never writes
+            // HEAD itself, and libgit2 appends to HEAD's reflog without `HEAD.lock`, so a
+            // `HEAD.lock` is never ours.)
+            if let Some(ref_lock) = self.branch_lock_path()
+                && stale_ref_lock(&ref_lock, journal_time, commit)
+            {
+                let _ = fs::remove_file(&ref_lock);
+            }
+            // Written again, so that the `index.lock` this recovery itself may leave if
+            // it is killed is within seconds of the journal too (the kernel stamps both,
+            // with the same clock).
+            write_atomic(&journal, text.as_bytes(), self.repo.path())?;
+        }
         if let (Some(commit), Some(head)) = (commit, self.head_commit()?) {
             let landed = head.id() == commit
                 || self
@@ -161,6 +179,14 @@ impl AuditRepo {
             path: journal.display().to_string(),
             source: e,
         })
+    }
+
+    /// `<common git dir>/refs/heads/<branch>.lock` of the branch HEAD names, where
+    /// libgit2 locks it while moving it.
+    fn branch_lock_path(&self) -> Option<PathBuf> {
+        let head = self.repo.find_reference("HEAD").ok()?;
+        let branch = head.symbolic_target()?;
+        Some(self.repo.commondir().join(format!("{branch}.lock")))
     }
 
     /// Writes files into the working tree and stages exactly those paths.
@@ -246,16 +272,22 @@ impl AuditRepo {
     /// current branch.
     ///
     /// # Errors
-    /// Git, signing or write errors; `Raced` when the branch moved under us (then
-    /// nothing was recorded).
+    /// Git, signing or write errors; `Raced` when the branch moved under us and
+    /// `GitLocked` when a git lock on it is not provably stale (then nothing was
+    /// recorded).
     ///
-    /// `build` runs under the lock with HEAD's tree and returns the events and blobs
-    /// to append: checks that read the audit (was this request proposed, is it decided)
-    /// see the state the append extends, so two processes cannot both pass them.
+    /// `ClockBehind` when `how.clock`, read under the lock, is before the `at` of the
+    /// last event in HEAD's tree (compared at the second the event would record); the
+    /// clock's own error, `E`, when it cannot be read.
+    ///
+    /// `build` runs under the lock with HEAD's tree and the clock's `now` and returns the
+    /// events and blobs to append: checks that read the audit (was this request
+    /// proposed, is it decided, has it expired) see the state the append extends and
+    /// the time it records, so two processes cannot both pass them.
     pub fn append<E: From<AuditError>>(
         &self,
-        how: &Appender<'_>,
-        build: impl FnOnce(&Self, &Tree<'_>) -> Result<(Vec<NewEvent>, Vec<Vec<u8>>), E>,
+        how: &Appender<'_, E>,
+        build: impl FnOnce(&Self, &Tree<'_>, DateTime<Utc>) -> Result<(Vec<NewEvent>, Vec<Vec<u8>>), E>,
     ) -> Result<Appended, E> {
         let lock = self.lock()?;
         self.recover(&lock)?;
@@ -271,19 +303,39 @@ impl AuditRepo {
                 self.repo.find_tree(empty).map_err(AuditError::from)?
             }
         };
-        let (events, blobs) = build(self, &base_tree)?;
-        Ok(self.append_locked(how, lock, parent.as_ref(), &base_tree, events, &blobs)?)
+        let last = self.last_event(&base_tree)?;
+        // The clock after the lock: whoever held it before us has recorded its events,
+        // so a correct clock is not behind them.
+        let now = (how.clock)()?;
+        if let Some((event, _)) = &last {
+            not_before(now, event)?;
+        }
+        let (events, blobs) = build(self, &base_tree, now)?;
+        let batch = Batch {
+            parent: parent.as_ref(),
+            base_tree: &base_tree,
+            last,
+            now,
+            events,
+            blobs: &blobs,
+        };
+        Ok(self.append_locked(how, lock, batch)?)
     }
 
-    fn append_locked(
+    fn append_locked<E>(
         &self,
-        how: &Appender<'_>,
+        how: &Appender<'_, E>,
         lock: AuditLock,
-        parent: Option<&git2::Commit<'_>>,
-        base_tree: &Tree<'_>,
-        events: Vec<NewEvent>,
-        blobs: &[Vec<u8>],
+        batch: Batch<'_, '_>,
     ) -> Result<Appended, AuditError> {
+        let Batch {
+            parent,
+            base_tree,
+            last,
+            now,
+            events,
+            blobs,
+        } = batch;
         // An index nobody here can write would leave the commit unstaged (and a later
         // `git commit -a` would delete it): refuse before anything is recorded.
         // Walking the index costs a read of it: only when one can be split (a
@@ -301,11 +353,11 @@ impl AuditRepo {
             index::check(&self.repo.path().join("index"))
                 .map_err(|reason| AuditError::UnsupportedIndex { reason })?;
         }
-        let (mut seq, mut prev) = match self.last_event(base_tree)? {
+        let (mut seq, mut prev) = match last {
             Some((event, bytes)) => (event.seq, sha256_hex(&bytes)),
             None => (0, GENESIS.to_owned()),
         };
-        let at = how.now.to_rfc3339_opts(SecondsFormat::Secs, true);
+        let at = now.to_rfc3339_opts(SecondsFormat::Secs, true);
         let mut files: Vec<(String, Vec<u8>)> = Vec::new();
         let mut written = Vec::new();
         let mut per_request: Vec<(String, Vec<u64>)> = Vec::new();
@@ -369,7 +421,7 @@ impl AuditRepo {
         let tree = self.repo.find_tree(tree_id)?;
 
         let message = commit_message(&how.subject, &written, &how.trailers);
-        let when = Time::new(how.now.timestamp(), 0);
+        let when = Time::new(now.timestamp(), 0);
         let who = Signature::new(&how.actor.principal, &how.actor.principal, &when)?;
         let parents: Vec<&git2::Commit<'_>> = parent.into_iter().collect();
         let buffer = self
@@ -406,13 +458,15 @@ impl AuditRepo {
         };
         if let Err(e) = moved {
             let _ = fs::remove_file(&journal);
-            return Err(
-                if e.code() == git2::ErrorCode::Modified || e.code() == git2::ErrorCode::Exists {
-                    AuditError::Raced
-                } else {
-                    e.into()
+            return Err(match e.code() {
+                git2::ErrorCode::Modified | git2::ErrorCode::Exists => AuditError::Raced,
+                git2::ErrorCode::Locked => AuditError::GitLocked {
+                    path: self
+                        .branch_lock_path()
+                        .map_or_else(|| format!("{branch}.lock"), |p| p.display().to_string()),
                 },
-            );
+                _ => e.into(),
+            });
         }
         // The commit has landed: from here on a failure is a warning, not an error (the
         // events are recorded; a retry would be refused as a duplicate).
@@ -431,6 +485,91 @@ impl AuditRepo {
             warning,
         })
     }
+}
+
+/// What one append writes, decided under the lock.
+struct Batch<'r, 't> {
+    parent: Option<&'t git2::Commit<'r>>,
+    base_tree: &'t Tree<'r>,
+    /// The last event in `base_tree`, with its bytes.
+    last: Option<(Event, Vec<u8>)>,
+    now: DateTime<Utc>,
+    events: Vec<NewEvent>,
+    blobs: &'t [Vec<u8>],
+}
+
+/// Refuses a `now` whose second (what the event would record) is before the `at` of the
+/// last event: the chain's times never go backwards. An `at` that does not parse fails
+/// closed.
+fn not_before(now: DateTime<Utc>, last: &Event) -> Result<(), AuditError> {
+    let last_at = DateTime::parse_from_rfc3339(&last.at)
+        .map_err(|e| AuditError::Corrupt {
+            path: super::event_path(last.seq),
+            message: format!("its `at` ({}) is not an RFC 3339 time: {e}", last.at),
+        })?
+        .with_timezone(&Utc);
+    let recorded = now.timestamp();
+    if recorded < last_at.timestamp() {
+        return Err(AuditError::ClockBehind {
+            now: now.to_rfc3339_opts(SecondsFormat::Secs, true),
+            last: last.at.clone(),
+            seq: last.seq,
+        });
+    }
+    Ok(())
+}
+
+fn modified(p: &Path) -> Option<SystemTime> {
+    fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+/// How long after the journal a lock file of the append that wrote it can be made: the
+/// index and the branch are written milliseconds after the journal.
+const LOCK_WINDOW: Duration = Duration::from_secs(10);
+
+/// How long git holds a ref lock at most before it has written the new value into it
+/// (milliseconds in practice): an empty lock file younger than this may be a live
+/// git's that is about to be written.
+const REF_LOCK_MIN_AGE: Duration = Duration::from_secs(2);
+
+/// `lock` was made at or after `journal`, within [`LOCK_WINDOW`].
+fn soon_after(lock: SystemTime, journal: SystemTime) -> bool {
+    lock.duration_since(journal).is_ok_and(|d| d < LOCK_WINDOW)
+}
+
+/// Whether the branch's ref lock at `path` is provably the one the killed append of the
+/// journal (made at `journal_time`, naming `commit`) left, so that removing it can
+/// break no running git. All of:
+///
+/// - it was made within [`LOCK_WINDOW`] after the journal (as `index.lock`);
+/// - it holds what libgit2 writes into it: nothing yet (it writes at commit time) or
+///   the journal's commit; a git the user runs writes another commit's id;
+/// - it is at least [`REF_LOCK_MIN_AGE`] old and unchanged after waiting for that: git
+///   creates lock files with `O_EXCL` and writes the new value into them at once, so a
+///   live git's empty lock would have changed or gone by then.
+///
+/// An age alone is no proof: a git whose `reference-transaction` hook runs, or an
+/// `update-ref --stdin` transaction, holds its locks as long as it likes.
+fn stale_ref_lock(path: &Path, journal_time: SystemTime, commit: Option<Oid>) -> bool {
+    let look =
+        || -> Option<(SystemTime, Vec<u8>)> { Some((modified(path)?, fs::read(path).ok()?)) };
+    let Some(seen) = look() else {
+        return false;
+    };
+    let (made, bytes) = &seen;
+    if !soon_after(*made, journal_time) {
+        return false;
+    }
+    let ours = bytes.is_empty() || commit.is_some_and(|c| *bytes == format!("{c}\n").into_bytes());
+    if !ours {
+        return false;
+    }
+    let age = SystemTime::now().duration_since(*made).unwrap_or_default();
+    if age < REF_LOCK_MIN_AGE {
+        std::thread::sleep(REF_LOCK_MIN_AGE - age);
+        return look().as_ref() == Some(&seen);
+    }
+    true
 }
 
 fn commit_message(subject: &str, events: &[(String, Event)], extra: &[(String, String)]) -> String {

@@ -170,6 +170,19 @@ pub enum AuditError {
         "the branch moved while hitl was appending (another git command?); nothing was recorded, try again"
     )]
     Raced,
+    /// The clock read under the lock is behind the last recorded event: recording would
+    /// put an event before its predecessor (`time-backwards` for good). Nothing was
+    /// recorded.
+    #[error(
+        "the clock of this machine ({now}) is behind the last event of the audit ({last}, seq {seq}); nothing was recorded: fix the clock (NTP) and retry"
+    )]
+    ClockBehind { now: String, last: String, seq: u64 },
+    /// A git lock file hitl cannot prove stale is in the way (a running git command's,
+    /// or one left by a process killed outside an append). Nothing was recorded.
+    #[error(
+        "`{path}` exists: a git command is updating the repository, or one was killed; nothing was recorded. If no git command is running, remove it and retry"
+    )]
+    GitLocked { path: String },
     #[error("{0}")]
     Json(#[from] serde_json::Error),
 }

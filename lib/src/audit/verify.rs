@@ -9,14 +9,18 @@
 //! 2. the history: every commit that touched `audit/`, `allowed_signers` or
 //!    `revoked_signers` must carry a good SSH commit signature (namespace `git`) from a key
 //!    trusted *before* that commit, add audit files only (never change or delete one),
-//!    and be signed by the actor of every event it adds.
+//!    and be signed by the actor of every event it adds. Every commit reachable through
+//!    any parent is compared with each of its parents, and every kind of entry counts
+//!    (a folder retyped into a symlink or a submodule entry is a change at its path): a
+//!    merge that changes the audit or the configuration is a problem, as is a link at a
+//!    governed path. Then the root of trust: one, and the one an auditor pinned.
 //!
 //! Signatures are checked in parallel on all cores.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use git2::{Delta, Oid, Sort, Tree};
+use git2::{Oid, Sort, Tree};
 use serde::{Deserialize, Serialize};
 
 use super::store::{AuditRepo, parse_event, parse_index};
@@ -56,11 +60,24 @@ pub struct Head {
 /// The commit that brought the trust configuration without a parent's trust: the one
 /// commit whose trust comes from being pinned (by a checkpoint, or by the auditor's
 /// own record of it), not from a signature. It may be unsigned.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrustRoot {
     pub commit: String,
     /// sha256 hex of `allowed_signers` in that commit.
     pub allowed_signers: String,
+}
+
+/// What an auditor pins from outside the repository, for [`verify`] to hold the history
+/// to: a checkpoint's head and the root of trust it recorded, and a root of trust named
+/// by its full commit id (`verify --trust-root COMMIT`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pins {
+    pub checkpoint: Option<Head>,
+    /// The root of trust a checkpoint recorded (checkpoints from v2 on).
+    pub checkpoint_root: Option<TrustRoot>,
+    /// A full commit id (40 or 64 hex digits).
+    pub trust_root: Option<String>,
 }
 
 /// The result of a verification.
@@ -133,82 +150,17 @@ impl Trust {
             };
             (code, e.to_string())
         })?;
-        let fp = signing::fingerprint(&key);
-        if self.revoked.is_revoked(&key) {
-            return Err(("signature-revoked", format!("signed by revoked key {fp}")));
-        }
-        self.allowed
-            .check(&key, principal, namespace, at)
-            .map_err(|e| {
-                let code = match e {
-                    signing::SigningError::Expired { .. }
-                    | signing::SigningError::NotYetValid { .. } => "signature-expired",
-                    signing::SigningError::PrincipalMismatch { .. } => "signer-not-actor",
-                    _ => "signature-untrusted",
-                };
-                (code, e.to_string())
-            })?;
-        // As `hitl` itself decides who acts: one key, one named principal. A key shared
-        // by several principals, or trusted only through a pattern, names nobody.
-        let principals = self
-            .allowed
-            .principals_for(&key, namespace, at)
-            .map_err(|e| ("signature-untrusted", e.to_string()))?;
-        if principals.len() != 1 || principals[0] != principal {
-            return Err((
-                "signer-not-actor",
-                format!(
-                    "key {fp} stands for {} in `allowed_signers`, not for {principal} alone",
-                    principals.join(", ")
-                ),
-            ));
-        }
-        Ok(fp)
+        signing::trusted_principal(
+            &self.allowed,
+            &self.revoked,
+            &key,
+            Some(principal),
+            namespace,
+            at,
+        )
+        .map_err(|u| (u.code, u.message))?;
+        Ok(signing::fingerprint(&key))
     }
-}
-
-/// What the chain has said so far about one request: enough to judge its decisions
-/// (the same rules `hitl approve` and `hitl reject` apply).
-#[derive(Default)]
-struct RequestFacts {
-    requested_by: Option<String>,
-    submitted_by: Option<String>,
-    asked: Option<crate::workflow::RequestState>,
-    blocked: bool,
-    decided: bool,
-}
-
-/// Whether a decision event was one its actor could make, given what came before it.
-fn judge_decision(facts: &RequestFacts, event: &Event, at: DateTime<Utc>) -> Option<String> {
-    let who = &event.actor.principal;
-    if facts.blocked {
-        return Some("the request was blocked by policy".to_owned());
-    }
-    if facts.decided {
-        return Some("the request was already decided".to_owned());
-    }
-    let Some(asked) = &facts.asked else {
-        return Some("no `approval_requested` event came before it".to_owned());
-    };
-    if at >= asked.expires_at {
-        return Some(format!("made at {} after the request expired", event.at));
-    }
-    let is_party =
-        facts.requested_by.as_ref() == Some(who) || facts.submitted_by.as_ref() == Some(who);
-    if is_party && !(asked.self_approval && facts.requested_by.as_ref() == Some(who)) {
-        return Some(format!("{who} requested or submitted it"));
-    }
-    let role = event.field_str("role").unwrap_or_default();
-    let eligible = asked
-        .eligible
-        .iter()
-        .any(|(r, members)| r == role && members.iter().any(|m| m == who));
-    if !eligible {
-        return Some(format!(
-            "{who} is not a member of an eligible role `{role}`"
-        ));
-    }
-    None
 }
 
 /// What [`verify`] is doing, for a progress display.
@@ -220,19 +172,24 @@ pub enum Phase {
     History,
 }
 
-/// Verifies the audit of the workspace in `repo`; `checkpoint` is a head an auditor
-/// kept. `progress(phase, done, total)` is called now and then, from any thread.
+/// Verifies the audit of the workspace in `repo`, held to what an auditor `pins` (a
+/// checkpoint, a root of trust). `progress(phase, done, total)` is called now and then,
+/// from any thread.
 ///
 /// # Errors
 /// Only when the repository itself cannot be read; every problem in the audit is a
 /// [`Problem`] in the report.
 pub fn verify(
     repo: &AuditRepo,
-    checkpoint: Option<&Head>,
+    pins: &Pins,
     progress: &(dyn Fn(Phase, u64, u64) + Sync),
 ) -> Result<Report, AuditError> {
     let mut report = Report::default();
+    let checkpoint = pins.checkpoint.as_ref();
     let Some(head) = repo.head_for_reading()? else {
+        // No commit at all: whatever was pinned is gone.
+        judge_roots(&mut report, Vec::new(), pins);
+        report.problems.extend(checkpoint.map(empty_audit));
         return Ok(report);
     };
     // Every object is read once or twice, in order: libgit2's object cache (up to 256 MB)
@@ -258,20 +215,36 @@ pub fn verify(
             "`audit` is not a folder (a submodule, a symlink or a file hides the audit)".to_owned(),
         ));
     }
-    let actors = chain(repo, &tree, &trust, &mut report, progress)?;
-    history(repo, head.id(), &actors, &mut report, progress)?;
+    let (actors, recorded) = chain(repo, &tree, &trust, &mut report, progress)?;
+    // The workflow engine, on every recorded event, under the configuration in force
+    // for it; and the governance rule on every change of that configuration.
+    {
+        use crate::workflow::recorded;
+        let (line, governance) = recorded::ConfigLine::walk(repo, &head)?;
+        for (commit, reason) in governance {
+            report.problems.push(Problem {
+                seq: None,
+                file: None,
+                commit: Some(commit.to_string()),
+                code: "config-unauthorized",
+                reason,
+            });
+        }
+        for (seq, code, reason) in recorded::judge(repo, &tree, recorded, line)? {
+            report.problems.push(problem(
+                code,
+                Some(seq),
+                Some(&super::event_path(seq)),
+                reason,
+            ));
+        }
+    }
+    let roots = history(repo, head.id(), &actors, &mut report, progress)?;
+    judge_roots(&mut report, roots, pins);
     if let (Some(h), Some(cp)) = (report.head.clone(), checkpoint) {
         check_checkpoint(repo, &tree, &h, cp, &mut report)?;
     } else if let (None, Some(cp)) = (&report.head, checkpoint) {
-        report.problems.push(problem(
-            "checkpoint-truncated",
-            Some(cp.seq),
-            None,
-            format!(
-                "the checkpoint pins event {} but the audit is empty",
-                cp.seq
-            ),
-        ));
+        report.problems.push(empty_audit(cp));
     }
     report.head = report.head.take().map(|mut h| {
         h.commit = head.id().to_string();
@@ -376,8 +349,11 @@ fn chain(
     trust: &Trust,
     report: &mut Report,
     progress: &(dyn Fn(Phase, u64, u64) + Sync),
-) -> Result<Actors, AuditError> {
+) -> Result<(Actors, crate::workflow::recorded::Recorded), AuditError> {
     let mut actors = Actors::default();
+    // What the workflow engine judges once the history says which configuration each
+    // event was recorded under.
+    let mut recorded = crate::workflow::recorded::Recorded::default();
     let files = repo.event_files(tree)?;
     let sigs = repo.sig_files(tree)?;
     let blobs = check_blobs(repo, tree, report)?;
@@ -388,8 +364,6 @@ fn chain(
     let mut jobs: Vec<SigJob> = Vec::new();
     let mut last: Option<Head> = None;
     let mut last_at: Option<DateTime<Utc>> = None;
-    let mut facts_of: std::collections::HashMap<String, RequestFacts> =
-        std::collections::HashMap::new();
     // Event files are read, hashed and parsed in windows, on all cores; the checks that
     // need the order (links, seqs, times, decisions) then run over the window in order.
     let mut window: Vec<Option<Loaded>> = Vec::new();
@@ -493,50 +467,7 @@ fn chain(
             ));
         }
         last_at = Some(at);
-        {
-            use crate::workflow::types;
-            let facts = facts_of.entry(event.request.clone()).or_default();
-            match event.kind.as_str() {
-                types::PROPOSED => {
-                    facts.requested_by = event.field_str("requested_by").map(str::to_owned);
-                    facts.submitted_by = event.field_str("submitted_by").map(str::to_owned);
-                }
-                types::APPROVAL_REQUESTED => {
-                    facts.asked = crate::workflow::asked_state(&event).ok();
-                    if facts.asked.is_none() {
-                        report.problems.push(problem(
-                            "event-invalid",
-                            Some(seq),
-                            Some(path),
-                            "an `approval_requested` without valid `eligible` and `expires_at`"
-                                .to_owned(),
-                        ));
-                    }
-                }
-                types::BLOCKED => {
-                    // Only the flag matters from here on: keep memory per request small.
-                    *facts = RequestFacts {
-                        blocked: true,
-                        ..RequestFacts::default()
-                    };
-                }
-                types::DECISION => {
-                    if let Some(why) = judge_decision(facts, &event, at) {
-                        report.problems.push(problem(
-                            "decision-unauthorized",
-                            Some(seq),
-                            Some(path),
-                            why,
-                        ));
-                    }
-                    *facts = RequestFacts {
-                        decided: true,
-                        ..RequestFacts::default()
-                    };
-                }
-                _ => {}
-            }
-        }
+        recorded.keep(&event);
         for field in ["proposal", "evidence_pack"] {
             if let Some(d) = event
                 .field_str(field)
@@ -626,7 +557,7 @@ fn chain(
     check_indexes(repo, tree, &requests, report)?;
     progress(Phase::Events, total, total);
     report.head = last;
-    Ok(actors)
+    Ok((actors, recorded))
 }
 
 /// Reads every blob once: each must hash to its name and sit in its folder. Returns
@@ -783,9 +714,102 @@ fn check_indexes(
 const TREE_MODE: i32 = 0o040_000;
 /// Git's file mode of a plain file: the only kind of file the audit holds.
 const FILE_MODE: i32 = 0o100_644;
+/// Git's file modes of an executable file, a symlink and a submodule entry (gitlink).
+const EXEC_MODE: i32 = 0o100_755;
+const LINK_MODE: i32 = 0o120_000;
+const GITLINK_MODE: i32 = 0o160_000;
 
-/// One changed path: workspace-relative path, status, old and new blob ids.
-type Change = (String, Delta, Option<Oid>, Option<Oid>);
+/// The paths the history walk judges, relative to the workspace: the audit and the
+/// governed configuration. Whatever changes at or under one of them, of whatever kind,
+/// is a [`Change`].
+const WATCHED: [&str; 6] = [
+    AUDIT_DIR,
+    crate::workspace::MATRIX_FILE,
+    crate::workspace::POLICIES_DIR,
+    crate::workspace::SETTINGS_FILE,
+    ALLOWED_SIGNERS,
+    REVOKED_SIGNERS,
+];
+
+/// Whether `path` is `dir` or a path under it.
+fn under(path: &str, dir: &str) -> bool {
+    path.strip_prefix(dir)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// Whether a change must come in a commit signed by a key trusted before it: the audit
+/// and the trust files. (The matrix, the policies and `hitl.toml` are watched for their
+/// kind and for merges.)
+fn needs_signature(path: &str) -> bool {
+    under(path, AUDIT_DIR) || under(path, ALLOWED_SIGNERS) || under(path, REVOKED_SIGNERS)
+}
+
+/// What a file mode stands for, in a problem's reason.
+fn mode_word(mode: i32) -> &'static str {
+    match mode {
+        FILE_MODE => "file",
+        EXEC_MODE => "executable file",
+        TREE_MODE => "folder",
+        LINK_MODE => "symlink",
+        GITLINK_MODE => "submodule entry",
+        _ => "entry of an unknown kind",
+    }
+}
+
+/// One changed path (workspace-relative) with its (id, file mode) before and after;
+/// `None`: absent. A folder is compared through the paths under it, except when it
+/// changes kind (turned into a symlink or a submodule entry, or back): that is one
+/// change at the folder's own path.
+#[derive(Debug)]
+struct Change {
+    path: String,
+    old: Option<(Oid, i32)>,
+    new: Option<(Oid, i32)>,
+}
+
+impl Change {
+    /// Whether this change is a problem, and which: the audit is append-only and holds
+    /// plain files only (a request index may grow); the configuration is plain files.
+    fn judge(&self) -> Option<(&'static str, String)> {
+        let path = &self.path;
+        if !under(path, AUDIT_DIR) {
+            return match self.new {
+                Some((_, m @ (LINK_MODE | GITLINK_MODE))) => Some((
+                    "config-link",
+                    format!(
+                        "`{path}` became a {}: the configuration is read from plain files in the commit, never through a link",
+                        mode_word(m)
+                    ),
+                )),
+                _ => None,
+            };
+        }
+        let rewrite = |what: String| Some(("history-rewrite", what));
+        match (self.old, self.new) {
+            (None, None) | (None, Some((_, FILE_MODE))) => None,
+            (None, Some((_, m))) => rewrite(format!(
+                "a {} was added to the audit, which holds plain files only",
+                mode_word(m)
+            )),
+            (Some(_), None) => {
+                rewrite("an existing audit file was deleted (the audit is append-only)".to_owned())
+            }
+            (Some((_, a)), Some((_, b))) if a != b => rewrite(format!(
+                "retyped from a {} to a {} (the audit is append-only and holds plain files only)",
+                mode_word(a),
+                mode_word(b)
+            )),
+            (Some(_), Some((_, b))) if b != FILE_MODE => rewrite(format!(
+                "a {} in the audit was changed (the audit holds plain files only)",
+                mode_word(b)
+            )),
+            (Some(_), Some(_)) if under(path, &format!("{AUDIT_DIR}/requests")) => None,
+            (Some(_), Some(_)) => {
+                rewrite("an existing audit file was modified (the audit is append-only)".to_owned())
+            }
+        }
+    }
+}
 
 /// The trees of the last two commits the history walk read. libgit2 does not cache
 /// trees over 4 KiB, and the walk reads each audit tree twice (as a commit's new side,
@@ -912,23 +936,22 @@ fn diff_ids<'r>(
             }
             Ok(())
         }
-        (o, n) => {
-            let status = match (o, n) {
-                // Only plain files belong in the audit: a symlink, an executable or a
-                // submodule entry is a retyping, whatever its content.
-                (_, Some((_, mode))) if mode != FILE_MODE => Delta::Typechange,
-                (None, Some(_)) => Delta::Added,
-                (Some(_), None) => Delta::Deleted,
-                (Some((_, x)), Some((_, y))) if x != y => Delta::Typechange,
-                _ => Delta::Modified,
-            };
-            out.push((rel.to_owned(), status, o.map(|x| x.0), n.map(|x| x.0)));
+        // Anything that is not two folders: a file, a symlink or a submodule entry on
+        // either side (a folder against one of those is a change of kind at this path:
+        // its contents are not listed, the retyping is the change).
+        (old, new) => {
+            out.push(Change {
+                path: rel.to_owned(),
+                old,
+                new,
+            });
             Ok(())
         }
     }
 }
 
-/// What a commit changed in the audit or the trust files.
+/// What a commit changed at or under the watched paths ([`WATCHED`]) against `parent`
+/// (`None`: a commit without parents), whatever the kind of entry on either side.
 fn touched_paths<'r>(
     repo: &'r AuditRepo,
     cache: &mut Trees<'r>,
@@ -936,13 +959,19 @@ fn touched_paths<'r>(
     tree: &Tree<'_>,
 ) -> Result<Vec<Change>, AuditError> {
     let mut out = Vec::new();
-    for rel in [AUDIT_DIR, ALLOWED_SIGNERS, REVOKED_SIGNERS] {
-        let at = |t: &Tree<'_>| {
-            t.get_path(std::path::Path::new(&repo.git_path(rel)))
-                .ok()
-                .map(|e| (e.id(), e.filemode()))
+    for rel in WATCHED {
+        let at = |t: &Tree<'_>| -> Result<Option<(Oid, i32)>, AuditError> {
+            match t.get_path(std::path::Path::new(&repo.git_path(rel))) {
+                Ok(e) => Ok(Some((e.id(), e.filemode()))),
+                Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            }
         };
-        diff_ids(repo, cache, rel, parent.and_then(at), at(tree), &mut out)?;
+        let old = match parent {
+            Some(p) => at(p)?,
+            None => None,
+        };
+        diff_ids(repo, cache, rel, old, at(tree)?, &mut out)?;
     }
     Ok(out)
 }
@@ -952,7 +981,9 @@ struct CommitJob {
     commit: String,
     signed: Option<(String, Vec<u8>)>,
     principal: String,
-    at: DateTime<Utc>,
+    /// `None`: the commit's time is outside the range hitl can represent
+    /// (`commit-time`): its signature cannot be judged at any instant.
+    at: Option<DateTime<Utc>>,
     trust: std::sync::Arc<Trust>,
     /// The root of trust that records no event: its trust is pinned, not signed, so it
     /// may be unsigned (a newcomer's first commit after `hitl init`).
@@ -969,17 +1000,18 @@ type Part = (u64, Vec<Problem>, Vec<TrustRoot>);
 /// The fewest commits worth a thread of their own in the history walk.
 const MIN_RUN: usize = 32;
 
-/// The git history: every commit that touched the audit or its trust files, oldest
-/// first. The commits are split into one contiguous run per core; each run is walked on
-/// its own thread with its own repository handle (commits are independent: a commit is
-/// judged against its parent's tree only).
+/// The git history: every commit reachable from HEAD through any parent, oldest first,
+/// each judged against every one of its parents. The commits are split into one
+/// contiguous run per core; each run is walked on its own thread with its own
+/// repository handle (commits are independent: a commit is judged against its parents'
+/// trees only). Returns the roots of trust found, oldest first, for [`judge_roots`].
 fn history(
     repo: &AuditRepo,
     head: Oid,
     actors: &Actors,
     report: &mut Report,
     progress: &(dyn Fn(Phase, u64, u64) + Sync),
-) -> Result<(), AuditError> {
+) -> Result<Vec<TrustRoot>, AuditError> {
     let mut walk = repo.repo.revwalk()?;
     walk.push(head)?;
     walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)?;
@@ -1027,13 +1059,57 @@ fn history(
         report.problems.append(&mut problems);
         roots.append(&mut part_roots);
     }
-    // The walk is oldest first: the first root is the root of trust, any other one (an
-    // orphan history brought in by a merge, `allowed_signers` deleted and brought back)
-    // would be a second source of trust nobody signed for.
-    let mut roots = roots.into_iter();
-    report.trust_root = roots.next();
-    if let Some(first) = &report.trust_root {
-        for other in roots {
+    progress(Phase::History, total, total);
+    Ok(roots)
+}
+
+/// Names the root of trust among the `roots` the walk found (oldest first): the one
+/// pinned from outside when it is among them, else the first. Every other root (an
+/// orphan history merged in, `allowed_signers` deleted and brought back) is a second
+/// source of trust nobody signed for: `trust-root`. A pin that is not the history's root
+/// of trust is `trust-root-mismatch`.
+fn judge_roots(report: &mut Report, mut roots: Vec<TrustRoot>, pins: &Pins) {
+    // (the pinned commit, who pins it, the allowed_signers digest recorded with it)
+    let mut pinned: Vec<(&str, &str, Option<&str>)> = Vec::new();
+    if let Some(c) = &pins.trust_root {
+        pinned.push((c, "`--trust-root`", None));
+    }
+    if let Some(r) = &pins.checkpoint_root {
+        pinned.push((&r.commit, "the checkpoint", Some(&r.allowed_signers)));
+    }
+    let same = |r: &TrustRoot, commit: &str, digest: Option<&str>| {
+        r.commit.eq_ignore_ascii_case(commit) && digest.is_none_or(|d| d == r.allowed_signers)
+    };
+    let chosen = pinned
+        .iter()
+        .find_map(|(c, _, d)| roots.iter().position(|r| same(r, c, *d)))
+        .unwrap_or(0);
+    let root = (chosen < roots.len()).then(|| roots.remove(chosen));
+    for (commit, by, digest) in &pinned {
+        if root.as_ref().is_some_and(|r| same(r, commit, *digest)) {
+            continue;
+        }
+        let recorded =
+            digest.map_or_else(String::new, |d| format!(" (allowed_signers sha256:{d})"));
+        let found = root.as_ref().map_or_else(
+            || "the history has no root of trust (no commit brings `allowed_signers`)".to_owned(),
+            |r| {
+                format!(
+                    "the history's root of trust is commit {} (allowed_signers sha256:{})",
+                    r.commit, r.allowed_signers
+                )
+            },
+        );
+        report.problems.push(Problem {
+            seq: None,
+            file: Some(ALLOWED_SIGNERS.to_owned()),
+            commit: root.as_ref().map(|r| r.commit.clone()),
+            code: "trust-root-mismatch",
+            reason: format!("{found}, not commit {commit}{recorded} as {by} pins"),
+        });
+    }
+    if let Some(first) = &root {
+        for other in &roots {
             report.problems.push(Problem {
                 seq: None,
                 file: Some(ALLOWED_SIGNERS.to_owned()),
@@ -1046,13 +1122,12 @@ fn history(
             });
         }
     }
-    progress(Phase::History, total, total);
-    Ok(())
+    report.trust_root = root;
 }
 
-/// Walks one run of commits (oldest first): returns how many touched the audit, the
-/// problems found (commit signatures included) and the commits that brought
-/// `allowed_signers` without a parent that has it (roots of trust), in order.
+/// Walks one run of commits (oldest first): returns how many changed the audit or the
+/// trust files, the problems found (commit signatures included) and the commits that
+/// brought `allowed_signers` without a parent that has it (roots of trust), in order.
 fn history_part(
     repo: &AuditRepo,
     oids: &[Oid],
@@ -1060,10 +1135,10 @@ fn history_part(
     step: &(dyn Fn(u64) + Sync),
 ) -> Result<Part, AuditError> {
     let mut roots = Vec::new();
-    let mut report = Report::default();
-    let report = &mut report;
+    let mut commits = 0_u64;
+    let mut problems: Vec<Problem> = Vec::new();
     // Trust by the ids of (allowed_signers, revoked_signers): parsed once per version.
-    let mut trusts: std::collections::HashMap<(Option<Oid>, Option<Oid>), std::sync::Arc<Trust>> =
+    let mut trusts: std::collections::HashMap<TrustKey, std::sync::Arc<Trust>> =
         std::collections::HashMap::new();
     let mut jobs: Vec<CommitJob> = Vec::new();
     let mut cache = Trees::new();
@@ -1077,46 +1152,94 @@ fn history_part(
         let commit = repo.repo.find_commit(oid)?;
         let tree_id = commit.tree_id();
         let tree = cache.get(repo, tree_id)?;
-        let parent_tree = match commit.parent_ids().next() {
-            Some(p) => {
-                let id = match previous {
-                    Some((c, t)) if c == p => t,
-                    _ => repo.repo.find_commit(p)?.tree_id(),
-                };
-                Some(cache.get(repo, id)?)
-            }
-            None => None,
-        };
+        // Every parent: a merge is judged against each one, not against its first only
+        // (a merge whose tree is its first parent's would hide its second).
+        let mut parents = Vec::with_capacity(commit.parent_count());
+        for p in commit.parent_ids() {
+            let id = match previous {
+                Some((c, t)) if c == p => t,
+                _ => repo.repo.find_commit(p)?.tree_id(),
+            };
+            parents.push((p, cache.get(repo, id)?));
+        }
         previous = Some((oid, tree_id));
-        let changes = touched_paths(repo, &mut cache, parent_tree.as_ref(), &tree)?;
+        // The changes against each parent (a commit without parents: against nothing).
+        let mut sides: Vec<Vec<Change>> = Vec::with_capacity(parents.len().max(1));
+        if parents.is_empty() {
+            sides.push(touched_paths(repo, &mut cache, None, &tree)?);
+        }
+        for (_, t) in &parents {
+            sides.push(touched_paths(repo, &mut cache, Some(t), &tree)?);
+        }
         cache.next_commit();
-        if changes.is_empty() {
+        if sides.iter().all(Vec::is_empty) {
             continue;
         }
-        report.commits += 1;
         let short = oid.to_string();
+        let mut found: Vec<Problem> = Vec::new();
         let mut fail = |code: &'static str, file: Option<&str>, reason: String| {
-            report.problems.push(Problem {
-                seq: None,
-                file: file.map(str::to_owned),
-                commit: Some(short.clone()),
-                code,
-                reason,
-            });
+            // The same finding against two parents is one problem.
+            if !found
+                .iter()
+                .any(|p| p.code == code && p.file.as_deref() == file)
+            {
+                found.push(Problem {
+                    seq: None,
+                    file: file.map(str::to_owned),
+                    commit: Some(short.clone()),
+                    code,
+                    reason,
+                });
+            }
         };
-        if commit.parent_count() > 1 {
+        if parents.len() > 1 {
+            let differs: Vec<String> = parents
+                .iter()
+                .zip(&sides)
+                .filter_map(|((p, _), changes)| {
+                    changes.first().map(|c| format!("{p} (at `{}`)", c.path))
+                })
+                .collect();
+            let first = sides.iter().find_map(|c| c.first()).map(|c| c.path.clone());
             fail(
                 "history-merge",
-                None,
-                "a merge commit changes the audit; the audit must be linear".to_owned(),
+                first.as_deref(),
+                format!(
+                    "a merge commit whose audit or configuration differs from its parent {}: they change in commits with one parent only (the audit is linear)",
+                    differs.join(", parent ")
+                ),
             );
         }
-        // Trust comes from before the commit; a commit that brings allowed_signers
-        // without a parent that has it is a root of trust (there may be only one).
-        let (trust_tree, is_root) = match &parent_tree {
-            Some(p) if id_at(repo, p, ALLOWED_SIGNERS).is_some() => (p, false),
-            _ => (&tree, true),
-        };
+        for c in sides.iter().flatten() {
+            if let Some((code, why)) = c.judge() {
+                fail(code, Some(&c.path), why);
+            }
+        }
+        let signed_sides: Vec<usize> = (0..sides.len())
+            .filter(|&i| sides[i].iter().any(|c| needs_signature(&c.path)))
+            .collect();
+        if signed_sides.is_empty() {
+            problems.append(&mut found);
+            continue;
+        }
+        commits += 1;
+        let seconds = commit.time().seconds();
+        let at = DateTime::from_timestamp(seconds, 0);
+        if at.is_none() {
+            fail(
+                "commit-time",
+                None,
+                format!(
+                    "the commit's time ({seconds} seconds from 1970) is outside the range hitl can read: its signature cannot be judged at any instant"
+                ),
+            );
+        }
+        // Trust comes from before the commit: the changes against a parent are judged
+        // with that parent's trust files (a merge's against each of its parents'), a
+        // parent without `allowed_signers` borrows the first parent's that has them, and
+        // a commit none of whose parents has them is a root of trust, judged by its own.
+        let has_trust = |t: &Tree<'_>| id_at(repo, t, ALLOWED_SIGNERS).is_some();
+        let is_root = !parents.iter().any(|(_, t)| has_trust(t));
         if is_root && let Some(id) = id_at(repo, &tree, ALLOWED_SIGNERS) {
             let blob = repo.repo.find_blob(id)?;
             roots.push(TrustRoot {
@@ -1124,88 +1247,98 @@ fn history_part(
                 allowed_signers: sha256_hex(blob.content()),
             });
         }
-        let key = (
-            id_at(repo, trust_tree, ALLOWED_SIGNERS),
-            id_at(repo, trust_tree, REVOKED_SIGNERS),
-        );
-        let trust = match trusts.get(&key) {
-            Some(t) => t.clone(),
-            None => match Trust::load(repo, trust_tree) {
-                Ok(t) => {
-                    let t = std::sync::Arc::new(t);
-                    trusts.insert(key, t.clone());
-                    t
-                }
-                Err(e) => {
-                    fail("trust-file", Some(ALLOWED_SIGNERS), e);
-                    continue;
-                }
-            },
-        };
-        let mut events = Vec::new();
-        for (rel, status, _, new_id) in &changes {
-            let is_audit = rel.starts_with(&format!("{AUDIT_DIR}/"));
-            let is_index = rel.starts_with(&format!("{AUDIT_DIR}/requests/"));
-            match status {
-                Delta::Added => {}
-                Delta::Modified if !is_audit || is_index => {}
-                _ if !is_audit => {}
-                other => fail(
-                    "history-rewrite",
-                    Some(rel),
-                    format!(
-                        "an existing audit file was {} (the audit is append-only)",
-                        delta_word(*other)
-                    ),
-                ),
+        let mut trust_trees: Vec<(TrustKey, &Tree<'_>)> = Vec::new();
+        for &i in &signed_sides {
+            let own = parents.get(i).map(|(_, t)| t).filter(|t| has_trust(t));
+            let t = own
+                .or_else(|| parents.iter().map(|(_, t)| t).find(|t| has_trust(t)))
+                .unwrap_or(&tree);
+            let key = (
+                id_at(repo, t, ALLOWED_SIGNERS),
+                id_at(repo, t, REVOKED_SIGNERS),
+            );
+            if !trust_trees.iter().any(|(k, _)| *k == key) {
+                trust_trees.push((key, t));
             }
-            let is_event = super::seq_of_name(rel.rsplit('/').next().unwrap_or_default()).is_some();
-            if let (Delta::Added, true, Some(id)) = (status, is_event, new_id) {
+        }
+        // The actors of the events a one-parent commit adds (a merge's are the other
+        // side's, and the merge is a problem already).
+        let mut events = Vec::new();
+        if parents.len() <= 1 {
+            for c in sides.iter().flatten() {
+                let name = c.path.rsplit('/').next().unwrap_or_default();
+                let (true, Some(seq), None, Some((id, FILE_MODE))) = (
+                    under(&c.path, AUDIT_DIR),
+                    super::seq_of_name(name),
+                    c.old,
+                    c.new,
+                ) else {
+                    continue;
+                };
                 // The same file as at HEAD: its actor is known from the chain check.
-                if let Some((principal, key)) = actors.get(*id) {
-                    let seq = super::seq_of_name(rel.rsplit('/').next().unwrap_or_default());
-                    events.push((
-                        rel.clone(),
-                        seq.unwrap_or_default(),
-                        principal.to_owned(),
-                        key.to_owned(),
-                    ));
+                if let Some((principal, key)) = actors.get(id) {
+                    events.push((c.path.clone(), seq, principal.to_owned(), key.to_owned()));
                 } else {
-                    let blob = repo.repo.find_blob(*id)?;
-                    if let Ok(ev) = parse_event(rel, blob.content()) {
-                        events.push((rel.clone(), ev.seq, ev.actor.principal, ev.actor.key));
+                    let blob = repo.repo.find_blob(id)?;
+                    if let Ok(ev) = parse_event(&c.path, blob.content()) {
+                        events.push((c.path.clone(), ev.seq, ev.actor.principal, ev.actor.key));
                     }
                 }
             }
         }
+        let signed = repo
+            .repo
+            .extract_signature(&oid, Some("gpgsig"))
+            .ok()
+            .map(|(sig, data)| (String::from_utf8_lossy(&sig).into_owned(), data.to_vec()));
         let author = commit.author();
-        jobs.push(CommitJob {
-            commit: short,
-            signed: repo
-                .repo
-                .extract_signature(&oid, Some("gpgsig"))
-                .ok()
-                .map(|(sig, data)| (String::from_utf8_lossy(&sig).into_owned(), data.to_vec())),
-            principal: author.email().unwrap_or_default().to_owned(),
-            at: DateTime::from_timestamp(commit.time().seconds(), 0).unwrap_or_default(),
-            trust,
-            may_be_unsigned: is_root
-                && !changes
-                    .iter()
-                    .any(|c| c.0 == AUDIT_DIR || c.0.starts_with(&format!("{AUDIT_DIR}/"))),
-            events,
-            first_path: changes.first().map(|c| c.0.clone()),
-        });
+        let first_path = signed_sides
+            .iter()
+            .flat_map(|&i| &sides[i])
+            .find(|c| needs_signature(&c.path))
+            .map(|c| c.path.clone());
+        let may_be_unsigned = is_root && !sides.iter().flatten().any(|c| under(&c.path, AUDIT_DIR));
+        for (key, t) in trust_trees {
+            let trust = match trusts.get(&key) {
+                Some(t) => t.clone(),
+                None => match Trust::load(repo, t) {
+                    Ok(t) => {
+                        let t = std::sync::Arc::new(t);
+                        trusts.insert(key, t.clone());
+                        t
+                    }
+                    Err(e) => {
+                        fail("trust-file", Some(ALLOWED_SIGNERS), e);
+                        continue;
+                    }
+                },
+            };
+            jobs.push(CommitJob {
+                commit: short.clone(),
+                signed: signed.clone(),
+                principal: author.email().unwrap_or_default().to_owned(),
+                at,
+                trust,
+                may_be_unsigned,
+                events: events.clone(),
+                first_path: first_path.clone(),
+            });
+        }
+        problems.append(&mut found);
         if jobs.len() >= 256 {
-            report
-                .problems
-                .extend(std::mem::take(&mut jobs).iter().flat_map(check_commit));
+            problems.extend(std::mem::take(&mut jobs).iter().flat_map(check_commit));
         }
     }
-    report.problems.extend(jobs.iter().flat_map(check_commit));
+    problems.extend(jobs.iter().flat_map(check_commit));
+    // A merge judged under two parents' trust reports a bad signature once.
+    let mut seen = std::collections::HashSet::new();
+    problems.retain(|p| seen.insert((p.commit.clone(), p.code, p.file.clone(), p.seq)));
     step(oids.len() as u64 % 256);
-    Ok((report.commits, std::mem::take(&mut report.problems), roots))
+    Ok((commits, problems, roots))
 }
+
+/// The ids of (`allowed_signers`, `revoked_signers`) in a tree: which trust it holds.
+type TrustKey = (Option<Oid>, Option<Oid>);
 
 fn check_commit(j: &CommitJob) -> Vec<Problem> {
     let mut out = Vec::new();
@@ -1227,7 +1360,11 @@ fn check_commit(j: &CommitJob) -> Vec<Problem> {
         ));
         return out;
     };
-    match j.trust.check(sig, GIT_NAMESPACE, data, &j.principal, j.at) {
+    // A time hitl cannot read judges nothing (`commit-time` says so): fail closed.
+    let Some(at) = j.at else {
+        return out;
+    };
+    match j.trust.check(sig, GIT_NAMESPACE, data, &j.principal, at) {
         Ok(fp) => {
             for (rel, seq, principal, key) in &j.events {
                 if key != &fp || *principal != j.principal {
@@ -1255,13 +1392,17 @@ fn check_commit(j: &CommitJob) -> Vec<Problem> {
     out
 }
 
-fn delta_word(d: Delta) -> &'static str {
-    match d {
-        Delta::Deleted => "deleted",
-        Delta::Renamed => "renamed",
-        Delta::Typechange => "retyped",
-        _ => "modified",
-    }
+/// The problem of a checkpoint on an audit without events (or without any commit).
+fn empty_audit(cp: &Head) -> Problem {
+    problem(
+        "checkpoint-truncated",
+        Some(cp.seq),
+        None,
+        format!(
+            "the checkpoint pins event {} but the audit is empty",
+            cp.seq
+        ),
+    )
 }
 
 fn check_checkpoint(
@@ -1309,4 +1450,140 @@ fn check_checkpoint(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::*;
+
+    fn change(path: &str, old: Option<i32>, new: Option<i32>) -> Change {
+        let a = Oid::from_str("1111111111111111111111111111111111111111").unwrap();
+        let b = Oid::from_str("2222222222222222222222222222222222222222").unwrap();
+        Change {
+            path: path.to_owned(),
+            old: old.map(|m| (a, m)),
+            new: new.map(|m| (b, m)),
+        }
+    }
+
+    fn code(c: &Change) -> Option<&'static str> {
+        c.judge().map(|(code, _)| code)
+    }
+
+    #[test]
+    fn under_is_the_path_or_below_it() {
+        assert!(under("audit", "audit"));
+        assert!(under("audit/events/x", "audit"));
+        assert!(!under("auditor", "audit"));
+        assert!(!under("audi", "audit"));
+        assert!(under("policies/a.rego", "policies"));
+        assert!(needs_signature("audit"));
+        assert!(needs_signature("allowed_signers"));
+        assert!(!needs_signature("approval-matrix.yaml"));
+    }
+
+    #[test]
+    fn the_audit_takes_new_plain_files_and_growing_indexes_only() {
+        let event = "audit/events/000000000/000000000001.json";
+        let index = "audit/requests/ab/refund-1";
+        assert_eq!(code(&change(event, None, Some(FILE_MODE))), None);
+        assert_eq!(code(&change(index, Some(FILE_MODE), Some(FILE_MODE))), None);
+        for c in [
+            change(event, Some(FILE_MODE), Some(FILE_MODE)),
+            change(event, Some(FILE_MODE), None),
+            change(event, None, Some(LINK_MODE)),
+            change(event, None, Some(GITLINK_MODE)),
+            change(event, None, Some(EXEC_MODE)),
+            change(event, Some(FILE_MODE), Some(LINK_MODE)),
+            change(index, Some(FILE_MODE), Some(GITLINK_MODE)),
+            change(index, Some(LINK_MODE), Some(LINK_MODE)),
+            // `audit` itself: a folder turned into a symlink, and back.
+            change("audit", Some(TREE_MODE), Some(LINK_MODE)),
+            change("audit", Some(LINK_MODE), Some(TREE_MODE)),
+            change("audit", None, Some(GITLINK_MODE)),
+        ] {
+            assert_eq!(code(&c), Some("history-rewrite"), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn the_configuration_is_plain_files() {
+        for path in [
+            "approval-matrix.yaml",
+            "policies/refund.rego",
+            "policies",
+            "hitl.toml",
+        ] {
+            assert_eq!(code(&change(path, Some(FILE_MODE), Some(FILE_MODE))), None);
+            assert_eq!(
+                code(&change(path, Some(FILE_MODE), Some(LINK_MODE))),
+                Some("config-link")
+            );
+            assert_eq!(
+                code(&change(path, None, Some(GITLINK_MODE))),
+                Some("config-link")
+            );
+            // Putting a plain file back is the repair, not a problem.
+            assert_eq!(code(&change(path, Some(LINK_MODE), Some(FILE_MODE))), None);
+        }
+    }
+
+    fn root(commit: char) -> TrustRoot {
+        TrustRoot {
+            commit: commit.to_string().repeat(40),
+            allowed_signers: "d".repeat(64),
+        }
+    }
+
+    fn judged(roots: Vec<TrustRoot>, pins: &Pins) -> (Option<String>, Vec<&'static str>) {
+        let mut report = Report::default();
+        judge_roots(&mut report, roots, pins);
+        (
+            report.trust_root.map(|r| r.commit),
+            report.problems.iter().map(|p| p.code).collect(),
+        )
+    }
+
+    #[test]
+    fn the_pinned_root_is_the_root_and_any_other_the_second() {
+        let (a, b) = (root('a'), root('b'));
+        let none = Pins::default();
+        assert_eq!(
+            judged(vec![a.clone()], &none),
+            (Some(a.commit.clone()), vec![])
+        );
+        assert_eq!(
+            judged(vec![a.clone(), b.clone()], &none),
+            (Some(a.commit.clone()), vec!["trust-root"])
+        );
+        let on_b = Pins {
+            trust_root: Some(b.commit.clone()),
+            ..Pins::default()
+        };
+        assert_eq!(
+            judged(vec![a.clone(), b.clone()], &on_b),
+            (Some(b.commit.clone()), vec!["trust-root"])
+        );
+        assert_eq!(
+            judged(vec![a.clone()], &on_b),
+            (Some(a.commit.clone()), vec!["trust-root-mismatch"])
+        );
+        assert_eq!(judged(vec![], &on_b), (None, vec!["trust-root-mismatch"]));
+        // A checkpoint's root is the commit and the digest it recorded.
+        let mut other_digest = a.clone();
+        other_digest.allowed_signers = "e".repeat(64);
+        let cp = Pins {
+            checkpoint_root: Some(other_digest),
+            ..Pins::default()
+        };
+        assert_eq!(
+            judged(vec![a.clone()], &cp),
+            (Some(a.commit.clone()), vec!["trust-root-mismatch"])
+        );
+        let cp = Pins {
+            checkpoint_root: Some(a.clone()),
+            ..Pins::default()
+        };
+        assert_eq!(judged(vec![a.clone()], &cp), (Some(a.commit), vec![]));
+    }
 }

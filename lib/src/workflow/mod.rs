@@ -5,6 +5,11 @@
 //! Quorum and separation of duties across several decisions come with the workflow
 //! issue; here one decision closes a request.
 
+pub mod config;
+pub mod engine;
+pub mod history;
+pub mod recorded;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value as Json, json};
 
@@ -63,8 +68,23 @@ pub enum WorkflowError {
     },
     #[error("unknown reason code `{code}`; the matrix allows: {allowed}")]
     ReasonCode { code: String, allowed: String },
+    #[error("`{principal}` may not submit proposals: {reason}")]
+    NotAnAgent { principal: String, reason: String },
+    #[error("a rejection needs a reason code from the matrix")]
+    MissingReasonCode,
+    #[error(
+        "`{principal}` submits proposals (an agent in the matrix's `governance.agents`) and may not decide `{request}`"
+    )]
+    AgentDecides { principal: String, request: String },
+    #[error(
+        "the trust configuration at HEAD was changed by commit {commit} without an admin's signature: {reason}; nothing is decided on it (run `hitl verify`)"
+    )]
+    ConfigUnauthorized { commit: String, reason: String },
     #[error("the audit of `{request}` is inconsistent: {message}; run `hitl verify`")]
     Inconsistent { request: String, message: String },
+    /// A comment or reason code holds a control or invisible character.
+    #[error(transparent)]
+    Text(#[from] crate::text::TextError),
     #[error(transparent)]
     Audit(#[from] AuditError),
 }
@@ -374,8 +394,9 @@ impl Verdict {
     }
 }
 
-/// The decision event, after the checks: not expired at `now`, the principal eligible
-/// and not the requester (unless the tier allows self-approval), a known reason code.
+/// The decision event, judged by the engine under the audit lock from `tree` (HEAD's,
+/// which the decision extends): the configuration at HEAD governed, the request's facts
+/// derived from its recorded proposal, then every rule of [`engine::judge_decision`].
 ///
 /// # Errors
 /// A [`WorkflowError`] naming the rule that refused it.
@@ -384,66 +405,50 @@ impl Verdict {
     reason = "each is one fact of the decision"
 )]
 pub fn decision(
-    matrix: &Matrix,
+    repo: &crate::audit::AuditRepo,
+    tree: &git2::Tree<'_>,
     request: &str,
-    state: &RequestState,
     principal: &str,
     verdict: Verdict,
     reason_code: Option<&str>,
     comment: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<NewEvent, WorkflowError> {
-    if now >= state.expires_at {
-        return Err(WorkflowError::Expired {
-            request: request.to_owned(),
-            expires_at: state.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
-        });
-    }
-    if (principal == state.requested_by && !state.self_approval) || principal == state.submitted_by
-    {
-        return Err(WorkflowError::OwnRequest {
-            principal: principal.to_owned(),
-            request: request.to_owned(),
-        });
-    }
-    let role = state
-        .eligible
-        .iter()
-        .find(|(_, members)| members.iter().any(|m| m == principal))
-        .map(|(role, _)| role.clone());
-    let Some(role) = role else {
-        let roles: Vec<&str> = state.eligible.iter().map(|(r, _)| r.as_str()).collect();
-        return Err(WorkflowError::NotEligible {
-            principal: principal.to_owned(),
-            request: request.to_owned(),
-            roles: if roles.is_empty() {
-                "none".to_owned()
-            } else {
-                roles.join(", ")
-            },
-        });
+    crate::text::check_decision(reason_code, comment)?;
+    let engine::NewDecision {
+        state,
+        events,
+        role,
+        config,
+    } = engine::judge_new_decision(
+        repo,
+        tree,
+        &engine::Decision {
+            request,
+            principal,
+            verdict,
+            role: None,
+            reason_code,
+            at: now,
+        },
+    )?;
+    let tier = match &state.derived {
+        Some(Ok(d)) => d.tier,
+        _ => 0,
     };
-    if let Some(code) = reason_code {
-        let allowed: Vec<&String> = match verdict {
-            Verdict::Reject => matrix
-                .reason_codes
-                .reject
-                .iter()
-                .chain(&matrix.reason_codes.request_changes)
-                .collect(),
-            Verdict::Approve => matrix.reason_codes.request_changes.iter().collect(),
-        };
-        if !allowed.iter().any(|c| *c == code) {
-            return Err(WorkflowError::ReasonCode {
-                code: code.to_owned(),
-                allowed: allowed
-                    .iter()
-                    .map(|c| c.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
-        }
-    }
+    // The pack the approver was shown, by the digest its proposal recorded.
+    let evidence_pack = events
+        .iter()
+        .find(|e| e.kind == types::APPROVAL_REQUESTED)
+        .and_then(|e| e.field_str("evidence_pack"))
+        .unwrap_or_default()
+        .to_owned();
+    let matrix = config
+        .matrix()
+        .map_err(|message| WorkflowError::Inconsistent {
+            request: request.to_owned(),
+            message,
+        })?;
     let changes_requested = reason_code
         .filter(|c| matrix.reason_codes.request_changes.iter().any(|r| r == c))
         .map(str::to_owned);
@@ -457,8 +462,8 @@ pub fn decision(
             "reason_code": reason_code,
             "comment": comment,
             "changes_requested": changes_requested,
-            "tier": state.tier,
-            "evidence_pack": state.evidence_pack,
+            "tier": tier,
+            "evidence_pack": evidence_pack,
         })),
         sign: true,
     })

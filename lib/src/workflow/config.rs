@@ -1,0 +1,245 @@
+//! The trust configuration in force at a commit: the matrix, the policies, `hitl.toml`,
+//! `allowed_signers` and `revoked_signers`, read from the git tree a change extends,
+//! never from the working tree. Two trees whose governed entries have the same ids have
+//! the same configuration ([`ConfigKey`]), so a history is read once per version.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use git2::{ObjectType, Oid, Tree};
+
+use crate::audit::{AuditError, AuditRepo, sha256_hex};
+use crate::matrix::{self, Matrix};
+use crate::policy::PolicySet;
+use crate::signing::{AllowedSigners, RevokedSigners};
+use crate::workspace::{
+    ALLOWED_SIGNERS, MATRIX_FILE, POLICIES_DIR, SETTINGS_FILE, Settings, parse_settings,
+};
+
+/// `revoked_signers`, beside `allowed_signers` (there is no constant in `workspace`).
+pub const REVOKED_SIGNERS: &str = "revoked_signers";
+
+/// The governed paths: a change to any of them changes who may do what.
+pub const GOVERNED: [&str; 5] = [
+    MATRIX_FILE,
+    POLICIES_DIR,
+    SETTINGS_FILE,
+    ALLOWED_SIGNERS,
+    REVOKED_SIGNERS,
+];
+
+/// Whether a workspace-relative path is governed (the file itself, or under
+/// `policies/`).
+#[must_use]
+pub fn is_governed(rel: &str) -> bool {
+    GOVERNED.iter().any(|g| {
+        rel == *g
+            || rel
+                .strip_prefix(g)
+                .is_some_and(|rest| rest.starts_with('/') && *g == POLICIES_DIR)
+    })
+}
+
+/// The git ids of the governed entries of a tree, with their modes: the identity of a
+/// configuration version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConfigKey([Option<(Oid, i32)>; 5]);
+
+impl ConfigKey {
+    /// Reads the five entries (five lookups, no blob read).
+    ///
+    /// # Errors
+    /// An unreadable tree.
+    pub fn of(repo: &AuditRepo, tree: &Tree<'_>) -> Result<Self, AuditError> {
+        let mut ids = [None; 5];
+        for (slot, rel) in ids.iter_mut().zip(GOVERNED) {
+            *slot = match tree.get_path(Path::new(&repo.git_path(rel))) {
+                Ok(e) => Some((e.id(), e.filemode())),
+                Err(e) if e.code() == git2::ErrorCode::NotFound => None,
+                Err(e) => return Err(e.into()),
+            };
+        }
+        Ok(Self(ids))
+    }
+
+    /// The governed paths whose entries differ between two keys.
+    #[must_use]
+    pub fn changed(&self, other: &Self) -> Vec<&'static str> {
+        GOVERNED
+            .iter()
+            .zip(self.0.iter().zip(other.0.iter()))
+            .filter(|(_, (a, b))| a != b)
+            .map(|(g, _)| *g)
+            .collect()
+    }
+
+    /// Whether the tree has an `allowed_signers` at all.
+    #[must_use]
+    pub const fn has_allowed_signers(&self) -> bool {
+        self.0[3].is_some()
+    }
+}
+
+/// One version of the trust configuration. A file that does not load is kept as its
+/// error: whatever it would decide is refused (fail closed), and `verify` says why.
+pub struct Config {
+    pub key: ConfigKey,
+    pub matrix: Result<Matrix, String>,
+    /// `sha256:<hex>` of the matrix bytes.
+    pub matrix_digest: String,
+    /// `Ok(None)` without policies.
+    pub policies: Result<Option<Mutex<PolicySet>>, String>,
+    /// The policy-set digest, `none` or `unloadable`.
+    pub policy_digest: String,
+    pub settings: Result<Settings, String>,
+    pub trust: Result<(AllowedSigners, RevokedSigners), String>,
+}
+
+impl Config {
+    /// Reads the configuration of `tree`.
+    ///
+    /// # Errors
+    /// An unreadable object; a file that does not parse is recorded in the result.
+    pub fn load(repo: &AuditRepo, tree: &Tree<'_>) -> Result<Self, AuditError> {
+        let key = ConfigKey::of(repo, tree)?;
+        let not_a_file = |rel: &str| format!("`{rel}` is not a plain file in this commit");
+        let file = |rel: &str| -> Result<Option<Vec<u8>>, AuditError> {
+            match tree.get_path(Path::new(&repo.git_path(rel))) {
+                Ok(e) if e.kind() == Some(ObjectType::Blob) && e.filemode() != 0o120_000 => {
+                    Ok(Some(repo.repo.find_blob(e.id())?.content().to_vec()))
+                }
+                Ok(_) => Err(AuditError::Corrupt {
+                    path: rel.to_owned(),
+                    message: not_a_file(rel),
+                }),
+                Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        };
+        let as_result = |r: Result<Option<Vec<u8>>, AuditError>| match r {
+            Ok(b) => Ok(b),
+            Err(AuditError::Corrupt { message, .. }) => Err(message),
+            Err(e) => Err(e.to_string()),
+        };
+        let matrix_bytes = as_result(file(MATRIX_FILE));
+        let (matrix, matrix_digest) = match matrix_bytes {
+            Ok(Some(bytes)) => (
+                matrix::parse(Path::new(MATRIX_FILE), &bytes).map_err(|d| d.to_string()),
+                format!("sha256:{}", sha256_hex(&bytes)),
+            ),
+            Ok(None) => (
+                Err(format!("there is no `{MATRIX_FILE}`")),
+                "none".to_owned(),
+            ),
+            Err(e) => (Err(e), "unreadable".to_owned()),
+        };
+        let settings = match as_result(file(SETTINGS_FILE)) {
+            Ok(Some(bytes)) => {
+                parse_settings(Path::new(SETTINGS_FILE), &bytes).map_err(|e| e.to_string())
+            }
+            Ok(None) => Ok(Settings::default()),
+            Err(e) => Err(e),
+        };
+        let trust = (|| {
+            let allowed = as_result(file(ALLOWED_SIGNERS))?.unwrap_or_default();
+            let revoked = as_result(file(REVOKED_SIGNERS))?.unwrap_or_default();
+            let allowed = AllowedSigners::parse(
+                Path::new(ALLOWED_SIGNERS),
+                &String::from_utf8_lossy(&allowed),
+            )
+            .map_err(|e| e.to_string())?;
+            let revoked = RevokedSigners::parse(
+                Path::new(REVOKED_SIGNERS),
+                &String::from_utf8_lossy(&revoked),
+            )
+            .map_err(|e| e.to_string())?;
+            Ok::<_, String>((allowed, revoked))
+        })();
+        let (policies, policy_digest) = match policy_files(repo, tree) {
+            Ok(files) => match PolicySet::from_files(files) {
+                Ok(Some(set)) => {
+                    let digest = set.digest().to_owned();
+                    (Ok(Some(Mutex::new(set))), digest)
+                }
+                Ok(None) => (Ok(None), "none".to_owned()),
+                Err(e) => (Err(e.to_string()), "unloadable".to_owned()),
+            },
+            Err(e) => (Err(e), "unloadable".to_owned()),
+        };
+        Ok(Self {
+            key,
+            matrix,
+            matrix_digest,
+            policies,
+            policy_digest,
+            settings,
+            trust,
+        })
+    }
+
+    /// The matrix, or why there is none that decides.
+    ///
+    /// # Errors
+    /// The matrix of this configuration does not load.
+    pub fn matrix(&self) -> Result<&Matrix, String> {
+        self.matrix
+            .as_ref()
+            .map_err(|e| format!("the matrix in force does not load: {e}"))
+    }
+}
+
+/// Every file under `policies/` in `tree` (two levels: the folder and `data/`), as
+/// (workspace-relative path, bytes). A symlink or submodule there is an error.
+fn policy_files(repo: &AuditRepo, tree: &Tree<'_>) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let mut out = Vec::new();
+    let Some(dir) = repo
+        .subtree(tree, POLICIES_DIR)
+        .map_err(|e| e.to_string())?
+    else {
+        return Ok(out);
+    };
+    let mut walk = vec![(POLICIES_DIR.to_owned(), dir)];
+    while let Some((base, t)) = walk.pop() {
+        for e in &t {
+            let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
+            let rel = format!("{base}/{name}");
+            match (e.kind(), e.filemode()) {
+                (Some(ObjectType::Blob), 0o100_644 | 0o100_755) => {
+                    let blob = repo.repo.find_blob(e.id()).map_err(|e| e.to_string())?;
+                    out.push((rel, blob.content().to_vec()));
+                }
+                (Some(ObjectType::Tree), _) if base == POLICIES_DIR && name == "data" => {
+                    let sub = repo.repo.find_tree(e.id()).map_err(|e| e.to_string())?;
+                    walk.push((rel, sub));
+                }
+                (Some(ObjectType::Tree), _) => {}
+                _ => return Err(format!("`{rel}` is a symlink or a submodule, not a file")),
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Configurations by version: each is read and compiled once.
+#[derive(Default)]
+pub struct Configs {
+    by_key: HashMap<ConfigKey, Arc<Config>>,
+}
+
+impl Configs {
+    /// The configuration of `tree`, read once per version.
+    ///
+    /// # Errors
+    /// An unreadable object.
+    pub fn at(&mut self, repo: &AuditRepo, tree: &Tree<'_>) -> Result<Arc<Config>, AuditError> {
+        let key = ConfigKey::of(repo, tree)?;
+        if let Some(c) = self.by_key.get(&key) {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(Config::load(repo, tree)?);
+        self.by_key.insert(key, c.clone());
+        Ok(c)
+    }
+}

@@ -1,0 +1,157 @@
+//! The configuration in force along the audit's history, and the governance rule: a
+//! change to the trust configuration (the matrix, `policies/`, `hitl.toml`,
+//! `allowed_signers`, `revoked_signers`) is valid only in a commit signed by an admin
+//! (the matrix's `governance.admins`) trusted under the configuration before the change.
+//! The root of trust (the one commit that brings `allowed_signers` without a parent that
+//! has it) is exempt: its trust is pinned, not signed.
+//!
+//! The audit is linear (a merge that changes it is a `verify` problem of its own), so the
+//! configuration in force for an event is that of the first parent of the commit that
+//! added it.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use git2::{Commit, Oid, Tree};
+
+use super::config::{ConfigKey, Configs};
+use crate::audit::{AuditError, AuditRepo, event_path};
+use crate::signing::{self, GIT_NAMESPACE};
+
+/// Whether `commit`, whose first parent's tree is `parent_tree`, changes the trust
+/// configuration without the right: `Some(reason)` when it does. `None` for the root of
+/// trust (no parent with `allowed_signers`) and for a commit that changes none of it.
+///
+/// # Errors
+/// An unreadable object.
+pub fn config_change_problem(
+    repo: &AuditRepo,
+    configs: &mut Configs,
+    commit: &Commit<'_>,
+    tree: &Tree<'_>,
+    parent_tree: Option<&Tree<'_>>,
+) -> Result<Option<String>, AuditError> {
+    let Some(parent_tree) = parent_tree else {
+        return Ok(None);
+    };
+    let before = ConfigKey::of(repo, parent_tree)?;
+    if !before.has_allowed_signers() {
+        return Ok(None);
+    }
+    let after = ConfigKey::of(repo, tree)?;
+    let changed = before.changed(&after);
+    if changed.is_empty() {
+        return Ok(None);
+    }
+    let what = changed
+        .iter()
+        .map(|p| format!("`{p}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let config = configs.at(repo, parent_tree)?;
+    let Ok(matrix) = config.matrix() else {
+        return Ok(Some(format!(
+            "changes {what}, but the matrix before it does not load, so nobody may"
+        )));
+    };
+    if matrix.governance.admins.is_empty() {
+        return Ok(Some(format!(
+            "changes {what}, but the matrix before it names no `governance.admins`, so the configuration is fixed"
+        )));
+    }
+    let Ok((sig, data)) = repo.repo.extract_signature(&commit.id(), Some("gpgsig")) else {
+        return Ok(Some(format!(
+            "changes {what} in an unsigned commit; only an admin's signed commit may"
+        )));
+    };
+    let Some(at) = DateTime::<Utc>::from_timestamp(commit.time().seconds(), 0) else {
+        return Ok(Some("the commit's time is out of range".to_owned()));
+    };
+    let key = match signing::verify(&String::from_utf8_lossy(&sig), GIT_NAMESPACE, &data) {
+        Ok(k) => k,
+        Err(e) => return Ok(Some(format!("changes {what}; its signature: {e}"))),
+    };
+    let (allowed, revoked) = match &config.trust {
+        Ok(t) => t,
+        Err(e) => return Ok(Some(format!("changes {what}; the trust before it: {e}"))),
+    };
+    let principal =
+        match signing::trusted_principal(allowed, revoked, &key, None, GIT_NAMESPACE, at) {
+            Ok(p) => p,
+            Err(u) => return Ok(Some(format!("changes {what}; {}", u.message))),
+        };
+    if matrix.governance.is_admin(&principal) {
+        Ok(None)
+    } else {
+        Ok(Some(format!(
+            "changes {what}, signed by {principal}, who is not in `governance.admins` ({})",
+            matrix.governance.admins.join(", ")
+        )))
+    }
+}
+
+/// The first violation of the governance rule on the first-parent line from `head` back
+/// to `stop` (a commit already checked, excluded) or to the root: what a decision
+/// checks before it trusts the configuration at HEAD. Returns the offending commit and
+/// why.
+///
+/// # Errors
+/// An unreadable object.
+pub fn config_violation_since(
+    repo: &AuditRepo,
+    configs: &mut Configs,
+    head: &Commit<'_>,
+    stop: Option<Oid>,
+) -> Result<Option<(Oid, String)>, AuditError> {
+    let mut commit = head.clone();
+    loop {
+        if Some(commit.id()) == stop {
+            return Ok(None);
+        }
+        let tree = commit.tree()?;
+        let parent = commit.parents().next();
+        let parent_tree = match &parent {
+            Some(p) => Some(p.tree()?),
+            None => None,
+        };
+        if let Some(why) =
+            config_change_problem(repo, configs, &commit, &tree, parent_tree.as_ref())?
+        {
+            return Ok(Some((commit.id(), why)));
+        }
+        match parent {
+            Some(p) => commit = p,
+            None => return Ok(None),
+        }
+    }
+}
+
+/// The commit on the first-parent line from `head` that added event `seq`, and the tree
+/// it extends (its first parent's; `None` for a root commit).
+///
+/// # Errors
+/// An unreadable object; `Ok(None)` when no commit on the line added it.
+pub fn commit_adding<'r>(
+    repo: &'r AuditRepo,
+    head: &Commit<'r>,
+    seq: u64,
+) -> Result<Option<(Commit<'r>, Option<Tree<'r>>)>, AuditError> {
+    let rel = repo.git_path(&event_path(seq));
+    let has = |tree: &Tree<'_>| tree.get_path(Path::new(&rel)).is_ok();
+    let mut commit = head.clone();
+    if !has(&commit.tree()?) {
+        return Ok(None);
+    }
+    loop {
+        match commit.parents().next() {
+            Some(parent) => {
+                let parent_tree = parent.tree()?;
+                if !has(&parent_tree) {
+                    return Ok(Some((commit, Some(parent_tree))));
+                }
+                commit = parent;
+            }
+            None => return Ok(Some((commit, None))),
+        }
+    }
+}

@@ -1,0 +1,179 @@
+//! The workflow engine through the real binary: facts derived from the recorded proposal
+//! and the configuration in force, never read back from recorded fields; the governance
+//! rule on the trust configuration, at decision time and in `verify`.
+
+use super::audit::{AuditWs, ok};
+use super::support::{stderr, stdout};
+
+const AGENT: &str = "support-copilot@agents.example.com";
+const LEA: &str = "lea@example.com";
+const RAVI: &str = "ravi@example.com";
+const ALEX: &str = "alex@example.com";
+
+fn codes(w: &AuditWs) -> Vec<String> {
+    let v = w.verify_json();
+    let mut c: Vec<String> = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].as_str().unwrap().to_owned())
+        .collect();
+    c.sort();
+    c
+}
+
+/// An agent writes its own proposal commit whose `approval_requested` names a crony
+/// (ravi, trusted but not a support lead) as eligible, and signs it with its own key.
+/// The engine recomputes the route from the proposal and the matrix: ravi's approval is
+/// refused, and `verify` names the forged record.
+#[test]
+fn a_forged_eligible_set_is_refused_at_decision_time_and_named_by_verify() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    let five = w.event_file(5);
+    let mut e: serde_json::Value = serde_json::from_slice(&std::fs::read(&five).unwrap()).unwrap();
+    assert_eq!(e["type"], "approval_requested");
+    e["eligible"] = serde_json::json!([{"role": "support-lead", "members": [LEA, RAVI]}]);
+    let mut bytes = serde_json::to_vec_pretty(&e).unwrap();
+    bytes.push(b'\n');
+    std::fs::write(&five, bytes).unwrap();
+    // The agent's own commit (it replaces the one hitl made, which was never pushed).
+    w.git(&["add", "-A"]);
+    w.git(&[
+        "-c",
+        &format!("user.signingkey={}", w.key(AGENT).display()),
+        "-c",
+        &format!("user.email={AGENT}"),
+        "commit",
+        "-q",
+        "--amend",
+        "-S",
+        "-m",
+        "propose refund-4711",
+    ]);
+    let head = w.git(&["rev-parse", "HEAD"]);
+    let o = w.hitl(RAVI, &["approve", "refund-4711"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the eligible approvers is recorded as `support-lead: lea@example.com ravi@example.com` but the proposal under the configuration in force gives `support-lead: lea@example.com`"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
+    assert_eq!(codes(&w), ["derived-mismatch"]);
+    // Not even the rightful approver decides on a forged record.
+    let o = w.hitl(LEA, &["approve", "refund-4711"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+}
+
+/// An agent may never decide, even when a role lists it: the matrix's
+/// `governance.agents` says who submits.
+#[test]
+fn an_agent_never_decides_and_an_approver_never_submits() {
+    let w = AuditWs::new();
+    let o = w.hitl(LEA, &["propose", "refund-4711"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("`lea@example.com` may not submit proposals: it approves or administers, and who submits never decides"),
+        "{}",
+        stderr(&o)
+    );
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    let o = w.hitl(AGENT, &["approve", "refund-4711"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("submits proposals (an agent in the matrix's `governance.agents`)"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(codes(&w), Vec::<String>::new());
+}
+
+/// Each governed file changed in a commit not signed by an admin: the next decision is
+/// refused (nothing recorded) and `verify` names the commit. The same change signed by
+/// the admin is accepted.
+#[test]
+fn a_governed_file_changed_without_an_admin_stops_decisions_and_verify_names_it() {
+    let edits: [(&str, &str, Option<&str>); 6] = [
+        (
+            "approval-matrix.yaml",
+            "\n# lea widens her own limit\n",
+            Some(LEA),
+        ),
+        ("approval-matrix.yaml", "\n# an unsigned edit\n", None),
+        ("policies/extra.rego", "package hitl\n", Some(LEA)),
+        ("hitl.toml", "\n# more\n", Some(LEA)),
+        ("allowed_signers", "\n", Some(LEA)),
+        ("revoked_signers", "", Some(LEA)),
+    ];
+    for (file, append, who) in edits {
+        let w = AuditWs::new();
+        ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+        let path = w.ws().join(file);
+        let before = std::fs::read_to_string(&path).unwrap_or_default();
+        std::fs::write(&path, format!("{before}{append}# {file}\n")).unwrap();
+        w.commit_all(who, "config change");
+        let bad = w.git(&["rev-parse", "HEAD"]);
+        let o = w.hitl(LEA, &["approve", "refund-4711"]);
+        assert_eq!(o.status.code(), Some(6), "{file}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!(
+                "the trust configuration at HEAD was changed by commit {} without an admin's signature",
+                bad.trim()
+            )),
+            "{file}: {}",
+            stderr(&o)
+        );
+        assert_eq!(
+            w.git(&["rev-parse", "HEAD"]),
+            bad,
+            "{file}: nothing recorded"
+        );
+        // One problem, precisely: the commit that changed the configuration.
+        assert_eq!(
+            codes(&w),
+            ["config-unauthorized"],
+            "{file} by {who:?}: {}",
+            stdout(&w.read(&["verify"]))
+        );
+    }
+    // The admin's signed change is the configuration in force.
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    let m = w.ws().join("approval-matrix.yaml");
+    let text = std::fs::read_to_string(&m).unwrap();
+    std::fs::write(&m, format!("{text}\n# reviewed by alex\n")).unwrap();
+    w.commit_all(Some(ALEX), "matrix: a comment");
+    ok(&w.hitl(LEA, &["approve", "refund-4711"]));
+    assert_eq!(codes(&w), Vec::<String>::new());
+}
+
+/// Ravi added to support-lead by an admin after the proposal: the route was fixed when
+/// it was proposed (support-lead: lea), so ravi is not eligible; lea removed from the
+/// role by an admin can no longer approve either.
+#[test]
+fn eligibility_holds_both_when_proposed_and_now() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    let m = w.ws().join("approval-matrix.yaml");
+    let text = std::fs::read_to_string(&m).unwrap();
+    std::fs::write(
+        &m,
+        text.replace(
+            "    members: [lea@example.com]\n",
+            "    members: [ravi@example.com]\n",
+        ),
+    )
+    .unwrap();
+    w.commit_all(Some(ALEX), "support-lead: ravi instead of lea");
+    for who in [RAVI, LEA] {
+        let o = w.hitl(who, &["approve", "refund-4711"]);
+        assert_eq!(o.status.code(), Some(6), "{who}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("is not in any role that may decide"),
+            "{who}: {}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(codes(&w), Vec::<String>::new());
+}

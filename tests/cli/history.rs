@@ -1,0 +1,650 @@
+//! The history walk of `hitl verify` against hand-made git objects: trees written with
+//! `git mktree` and a scratch index (`update-index --cacheinfo`, symlinks as mode 120000,
+//! submodule entries as 160000), commits with `git commit-tree` (signed with real
+//! `ssh-keygen` keys through git), branches moved with `git update-ref`. One test per
+//! attack, each asserting the exact set of problem codes `verify` reports, so that a
+//! false alarm fails it as surely as a miss.
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Command as Proc, Output, Stdio};
+
+use super::audit::{AuditWs, ok, sh};
+use super::support::{stderr, stdout};
+
+const AGENT: &str = "support-copilot@agents.example.com";
+const LEA: &str = "lea@example.com";
+const RAVI: &str = "ravi@example.com";
+const MALLORY: &str = "mallory@example.com";
+/// The matrix's `governance.admins`: who signs changes of the configuration.
+const ALEX: &str = "alex@example.com";
+
+/// `git` in the workspace with extra environment and, optionally, bytes on stdin.
+fn git_with(w: &AuditWs, env: &[(&str, &str)], args: &[&str], input: Option<&[u8]>) -> String {
+    let mut child = Proc::new("git")
+        .args(args)
+        .current_dir(w.ws())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", w.ws())
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.unwrap_or_default()).unwrap();
+    drop(stdin);
+    ok(&child.wait_with_output().unwrap())
+}
+
+fn rev(w: &AuditWs, what: &str) -> String {
+    w.git(&["rev-parse", what]).trim().to_owned()
+}
+
+/// The commit without parents that main started from.
+fn first_commit(w: &AuditWs) -> String {
+    w.git(&["rev-list", "--max-parents=0", "HEAD"])
+        .trim()
+        .to_owned()
+}
+
+/// Writes `bytes` as a blob (`git hash-object -w`); returns its id.
+fn blob(w: &AuditWs, bytes: &[u8]) -> String {
+    git_with(w, &[], &["hash-object", "-w", "--stdin"], Some(bytes))
+        .trim()
+        .to_owned()
+}
+
+/// An edit of a tree: an entry (mode, object id, path) put in, or a path taken out.
+enum Edit<'a> {
+    Put(&'a str, String, &'a str),
+    Remove(&'a str),
+}
+
+/// The tree of `base` with `edits`, made in a scratch index: `read-tree`, `update-index
+/// --cacheinfo` (`--replace`: an entry may replace a folder, as a symlink at `audit`
+/// does), `write-tree`. The repository's own index is left alone.
+fn tree_with(w: &AuditWs, base: &str, edits: &[Edit<'_>]) -> String {
+    let index = w.dir.path().join("scratch-index");
+    let _ = std::fs::remove_file(&index);
+    let env = [("GIT_INDEX_FILE", index.to_str().unwrap())];
+    git_with(w, &env, &["read-tree", base], None);
+    for e in edits {
+        match e {
+            Edit::Put(mode, id, path) => {
+                git_with(
+                    w,
+                    &env,
+                    &[
+                        "update-index",
+                        "--add",
+                        "--replace",
+                        "--cacheinfo",
+                        &format!("{mode},{id},{path}"),
+                    ],
+                    None,
+                );
+            }
+            Edit::Remove(path) => {
+                git_with(w, &env, &["update-index", "--force-remove", path], None);
+            }
+        }
+    }
+    git_with(w, &env, &["write-tree"], None).trim().to_owned()
+}
+
+/// `git commit-tree TREE -p PARENT...`, authored and committed by `who`, signed with
+/// `who`'s key (git's SSH signing, as `git commit -S` does) or unsigned (as mallory).
+fn commit_tree(
+    w: &AuditWs,
+    env: &[(&str, &str)],
+    tree: &str,
+    parents: &[&str],
+    who: Option<&str>,
+    message: &str,
+) -> String {
+    let email = format!("user.email={}", who.unwrap_or(MALLORY));
+    let key = who.map(|who| format!("user.signingkey={}", w.key(who).display()));
+    let mut args = vec!["-c", "user.name=Someone", "-c", &email];
+    if let Some(k) = &key {
+        args.extend(["-c", k]);
+    }
+    args.extend(["commit-tree", tree]);
+    for p in parents {
+        args.extend(["-p", p]);
+    }
+    if key.is_some() {
+        args.push("-S");
+    }
+    args.extend(["-m", message]);
+    git_with(w, env, &args, None).trim().to_owned()
+}
+
+fn commit(w: &AuditWs, tree: &str, parents: &[&str], who: Option<&str>, message: &str) -> String {
+    commit_tree(w, &[], tree, parents, who, message)
+}
+
+/// Moves the branch to `commit` (the working tree stays as it was: `verify` reads
+/// commits only).
+fn move_main(w: &AuditWs, commit: &str) {
+    w.git(&["update-ref", "refs/heads/main", commit]);
+}
+
+fn tree_of(w: &AuditWs, commit: &str) -> String {
+    rev(w, &format!("{commit}^{{tree}}"))
+}
+
+/// The workspace-relative path of event `seq` and of its signature.
+fn event_rel(seq: u64) -> String {
+    format!("audit/events/{:09}/{seq:012}.json", seq / 1000)
+}
+
+fn sig_rel(seq: u64) -> String {
+    format!("{}.sig", event_rel(seq))
+}
+
+/// The one request index under `audit/requests/`.
+fn index_rel(w: &AuditWs) -> String {
+    let listed = w.git(&["ls-tree", "-r", "--name-only", "HEAD", "audit/requests"]);
+    let all: Vec<&str> = listed.lines().collect();
+    assert_eq!(all.len(), 1, "{listed}");
+    all[0].to_owned()
+}
+
+/// `hitl verify --format json ARGS...`: its exit code and report.
+fn verify(w: &AuditWs, args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let mut all = vec!["verify", "--format", "json"];
+    all.extend(args);
+    let o = w.read(&all);
+    let report = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", stdout(&o), stderr(&o)));
+    (o.status.code(), report)
+}
+
+fn code_set(report: &serde_json::Value) -> BTreeSet<String> {
+    report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Verifies with `args` and asserts exactly the problem codes `expected` (exit 1), or
+/// none (exit 0); returns the report.
+fn expect_codes(w: &AuditWs, args: &[&str], expected: &[&str]) -> serde_json::Value {
+    let (code, report) = verify(w, args);
+    let want: BTreeSet<String> = expected.iter().map(|s| (*s).to_owned()).collect();
+    assert_eq!(code_set(&report), want, "{report:#}");
+    assert_eq!(
+        code,
+        Some(i32::from(!expected.is_empty())),
+        "exit code: {report:#}"
+    );
+    report
+}
+
+/// The problems with `code`, as (file, commit).
+fn located(report: &serde_json::Value, code: &str) -> BTreeSet<(String, String)> {
+    report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["code"] == code)
+        .map(|p| {
+            (
+                p["file"].as_str().unwrap_or_default().to_owned(),
+                p["commit"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// refund-4711 proposed by the agent, then rejected by lea: returns the commits of
+/// the proposal and of the rejection.
+fn proposed_and_rejected(w: &AuditWs) -> (String, String) {
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    let proposed = rev(w, "HEAD");
+    ok(&w.hitl(
+        LEA,
+        &["reject", "refund-4711", "--reason-code", "too-risky"],
+    ));
+    expect_codes(w, &[], &[]);
+    (proposed, rev(w, "HEAD"))
+}
+
+/// One trusted key (ravi's) erases lea's signed rejection through `audit` turned into
+/// a symlink and back into a folder in two signed commits: git sees one change of type
+/// of the path `audit` in each, and the events inside the folder that comes back were
+/// never compared with anything. Both retypings are rewrites; nothing else is wrong
+/// (the chain at HEAD is consistent, its index fixed by the attacker), and `hitl
+/// checkpoint` refuses to vouch for it.
+#[test]
+fn audit_turned_into_a_symlink_and_back_is_a_rewrite() {
+    let w = AuditWs::new();
+    let (_, rejected) = proposed_and_rejected(&w);
+    let index = index_rel(&w);
+    let link = blob(&w, b"../elsewhere");
+    let as_link = tree_with(&w, &rejected, &[Edit::Put("120000", link, "audit")]);
+    let c1 = commit(&w, &as_link, &[&rejected], Some(RAVI), "tidy");
+    let listed = w.git(&["cat-file", "blob", &format!("{rejected}:{index}")]);
+    assert_eq!(listed, "1\n2\n3\n4\n5\n6\n", "{listed}");
+    let fewer = blob(&w, b"1\n2\n3\n4\n5\n");
+    let erased = tree_with(
+        &w,
+        &rejected,
+        &[
+            Edit::Remove(&event_rel(6)),
+            Edit::Remove(&sig_rel(6)),
+            Edit::Put("100644", fewer, &index),
+        ],
+    );
+    let c2 = commit(&w, &erased, &[&c1], Some(RAVI), "restore");
+    move_main(&w, &c2);
+    let report = expect_codes(&w, &[], &["history-rewrite"]);
+    assert_eq!(
+        located(&report, "history-rewrite"),
+        BTreeSet::from([("audit".to_owned(), c1), ("audit".to_owned(), c2)]),
+        "{report:#}"
+    );
+    assert_eq!(report["events"], 5, "{report:#}");
+
+    let o = w.hitl(LEA, &["checkpoint"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("the audit does not verify (2 problems: history-rewrite)"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+}
+
+/// A merge whose tree is its first parent's (the proposal, before the rejection) and
+/// whose second parent is the real history: compared with its first parent only, it
+/// changed nothing, and the signed rejection behind the second parent was gone without a
+/// word. Against the second parent it deletes the decision and its signature.
+#[test]
+fn a_merge_whose_tree_is_its_first_parent_cannot_hide_the_second() {
+    let w = AuditWs::new();
+    let (proposed, rejected) = proposed_and_rejected(&w);
+    let tree = tree_of(&w, &proposed);
+    let merge = commit(&w, &tree, &[&proposed, &rejected], Some(RAVI), "merge");
+    move_main(&w, &merge);
+    let report = expect_codes(&w, &[], &["history-merge", "history-rewrite"]);
+    assert_eq!(
+        located(&report, "history-rewrite"),
+        BTreeSet::from([(event_rel(6), merge.clone()), (sig_rel(6), merge.clone())]),
+        "{report:#}"
+    );
+    assert_eq!(
+        located(&report, "history-merge"),
+        BTreeSet::from([(event_rel(6), merge.clone())]),
+        "{report:#}"
+    );
+    let reason = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["code"] == "history-merge")
+        .unwrap()["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(reason.contains(&rejected), "{reason}");
+}
+
+/// The same shape the other way round: the merge keeps the honest tree of its first
+/// parent, and its second parent is a signed commit that edited an event. The edit is a
+/// rewrite where it was made, the merge that takes it back is one against that parent.
+#[test]
+fn a_merge_hiding_a_second_parent_that_edits_an_event() {
+    let w = AuditWs::new();
+    w.propose_and_approve();
+    let head = rev(&w, "HEAD");
+    let text = w.git(&["cat-file", "blob", &format!("HEAD:{}", event_rel(5))]);
+    let edited = blob(&w, text.replacen(LEA, MALLORY, 1).as_bytes());
+    assert_ne!(text, w.git(&["cat-file", "blob", &edited]));
+    let edit_tree = tree_with(&w, &head, &[Edit::Put("100644", edited, &event_rel(5))]);
+    let edit = commit(&w, &edit_tree, &[&head], Some(RAVI), "edit");
+    let merge = commit(&w, &tree_of(&w, &head), &[&head, &edit], Some(LEA), "merge");
+    move_main(&w, &merge);
+    let report = expect_codes(&w, &[], &["history-merge", "history-rewrite"]);
+    assert_eq!(
+        located(&report, "history-rewrite"),
+        BTreeSet::from([(event_rel(5), edit), (event_rel(5), merge.clone())]),
+        "{report:#}"
+    );
+    assert_eq!(
+        located(&report, "history-merge"),
+        BTreeSet::from([(event_rel(5), merge)]),
+        "{report:#}"
+    );
+}
+
+/// A second root of trust brought in by a merge, this time with every commit signed by
+/// a trusted key (lea's): an orphan commit whose `allowed_signers` adds mallory, merged
+/// keeping our tree. The orphan is a second root (it signs for itself), the merge
+/// changes the trust files and the audit against it. `--trust-root` names which root
+/// the auditor holds: the other one is then the second.
+#[test]
+fn a_second_root_signed_by_a_trusted_key_merged_in() {
+    let w = AuditWs::new();
+    w.propose_and_approve();
+    let head = rev(&w, "HEAD");
+    let first = first_commit(&w);
+    let mut signers = std::fs::read_to_string(w.ws().join("allowed_signers")).unwrap();
+    let mallory = std::fs::read_to_string(w.key(MALLORY).with_extension("com.pub")).unwrap();
+    signers.push_str(&format!("{MALLORY} namespaces=\"git,hitl\" {mallory}"));
+    let listing = format!(
+        "100644 blob {}\tallowed_signers\n",
+        blob(&w, signers.as_bytes())
+    );
+    let orphan_tree = git_with(&w, &[], &["mktree"], Some(listing.as_bytes()))
+        .trim()
+        .to_owned();
+    let orphan = commit(&w, &orphan_tree, &[], Some(LEA), "another root");
+    let merge = commit(
+        &w,
+        &tree_of(&w, &head),
+        &[&head, &orphan],
+        Some(LEA),
+        "merge",
+    );
+    move_main(&w, &merge);
+
+    for args in [vec![], vec!["--trust-root", first.as_str()]] {
+        let report = expect_codes(&w, &args, &["history-merge", "trust-root"]);
+        assert_eq!(report["trust_root"]["commit"], first.as_str(), "{report:#}");
+        assert_eq!(
+            located(&report, "trust-root"),
+            BTreeSet::from([("allowed_signers".to_owned(), orphan.clone())]),
+            "{report:#}"
+        );
+        let merges: Vec<String> = located(&report, "history-merge")
+            .into_iter()
+            .map(|(_, c)| c)
+            .collect();
+        assert_eq!(merges, std::slice::from_ref(&merge), "{report:#}");
+    }
+    // Pinned on the orphan, the orphan is the root and ours is the second one.
+    let report = expect_codes(
+        &w,
+        &["--trust-root", &orphan],
+        &["history-merge", "trust-root"],
+    );
+    assert_eq!(
+        report["trust_root"]["commit"],
+        orphan.as_str(),
+        "{report:#}"
+    );
+    assert_eq!(
+        located(&report, "trust-root"),
+        BTreeSet::from([("allowed_signers".to_owned(), first)]),
+        "{report:#}"
+    );
+}
+
+/// A submodule entry (a gitlink, mode 160000) where an event belongs, in a commit lea
+/// signs: the audit holds plain files only (`history-rewrite` where it was added), and
+/// at HEAD the event name sits on something that is not a file (`unexpected-file`).
+#[test]
+fn a_submodule_entry_under_audit() {
+    let w = AuditWs::new();
+    w.propose_and_approve();
+    let head = rev(&w, "HEAD");
+    let rel = event_rel(7);
+    let tree = tree_with(&w, &head, &[Edit::Put("160000", head.clone(), &rel)]);
+    let c = commit(&w, &tree, &[&head], Some(LEA), "vendor");
+    move_main(&w, &c);
+    let report = expect_codes(&w, &[], &["history-rewrite", "unexpected-file"]);
+    assert_eq!(
+        located(&report, "history-rewrite"),
+        BTreeSet::from([(rel.clone(), c)]),
+        "{report:#}"
+    );
+    let reason = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["code"] == "history-rewrite")
+        .unwrap()["reason"]
+        .to_string();
+    assert!(reason.contains("submodule entry"), "{reason}");
+}
+
+/// `approval-matrix.yaml` replaced by a symlink in a commit the admin signs: the
+/// configuration is read from plain files only (`config-link`), whoever signs.
+#[test]
+fn a_symlink_at_the_matrix() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    let head = rev(&w, "HEAD");
+    let link = blob(&w, b"../elsewhere/approval-matrix.yaml");
+    let tree = tree_with(
+        &w,
+        &head,
+        &[Edit::Put("120000", link, "approval-matrix.yaml")],
+    );
+    let c = commit(&w, &tree, &[&head], Some(ALEX), "share the matrix");
+    move_main(&w, &c);
+    let report = expect_codes(&w, &[], &["config-link"]);
+    assert_eq!(
+        located(&report, "config-link"),
+        BTreeSet::from([("approval-matrix.yaml".to_owned(), c)]),
+        "{report:#}"
+    );
+}
+
+/// A merge that changes the configuration only (the matrix, from a branch): a problem,
+/// as a merge that changes the audit is. A merge of a branch that touched neither is
+/// none.
+#[test]
+fn a_merge_that_changes_the_matrix_and_one_that_changes_nothing_watched() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    let head = rev(&w, "HEAD");
+    let readme = blob(&w, b"notes\n");
+    let docs_tree = tree_with(&w, &head, &[Edit::Put("100644", readme, "NOTES.md")]);
+    let docs = commit(&w, &docs_tree, &[&head], None, "notes");
+    let merged_docs = commit(&w, &docs_tree, &[&head, &docs], None, "merge notes");
+    move_main(&w, &merged_docs);
+    expect_codes(&w, &[], &[]);
+
+    let mut matrix = w.git(&["cat-file", "blob", "HEAD:approval-matrix.yaml"]);
+    matrix.push_str("# tuned on a branch\n");
+    let tuned = blob(&w, matrix.as_bytes());
+    let tuned_tree = tree_with(
+        &w,
+        &merged_docs,
+        &[Edit::Put("100644", tuned, "approval-matrix.yaml")],
+    );
+    let branch = commit(&w, &tuned_tree, &[&merged_docs], Some(ALEX), "tune");
+    let merge = commit(
+        &w,
+        &tuned_tree,
+        &[&merged_docs, &branch],
+        Some(ALEX),
+        "merge",
+    );
+    move_main(&w, &merge);
+    let report = expect_codes(&w, &[], &["history-merge"]);
+    assert_eq!(
+        located(&report, "history-merge"),
+        BTreeSet::from([("approval-matrix.yaml".to_owned(), merge)]),
+        "{report:#}"
+    );
+}
+
+/// `--trust-root COMMIT` pins the root of trust: the right commit verifies (and the
+/// summary says it was pinned), another commit is `trust-root-mismatch` (the history's
+/// root named), and an abbreviation is refused as a bad command line: a prefix is one
+/// the repository's writers could make ambiguous.
+#[test]
+fn trust_root_pins_the_root_of_trust() {
+    let w = AuditWs::new();
+    w.propose_and_approve();
+    let first = first_commit(&w);
+    let head = rev(&w, "HEAD");
+    let report = expect_codes(&w, &["--trust-root", &first], &[]);
+    assert_eq!(report["trust_root"]["commit"], first.as_str());
+    let table = ok(&w.read(&["verify", "--trust-root", &first]));
+    assert!(
+        table.contains(&format!(
+            "trust root: commit {first}, allowed_signers sha256:"
+        )) && table.contains("(pinned by --trust-root)"),
+        "{table}"
+    );
+
+    let report = expect_codes(&w, &["--trust-root", &head], &["trust-root-mismatch"]);
+    let p = &report["problems"][0];
+    assert_eq!(p["commit"], first.as_str(), "{report:#}");
+    let reason = p["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("root of trust is commit {first}"))
+            && reason.contains(&format!("not commit {head}")),
+        "{reason}"
+    );
+    let upper = first.to_ascii_uppercase();
+    expect_codes(&w, &["--trust-root", &upper], &[]);
+    expect_codes(
+        &w,
+        &["--trust-root", &"0".repeat(40)],
+        &["trust-root-mismatch"],
+    );
+
+    let o = w.read(&["verify", "--trust-root", &first[..12]]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("full commit id"), "{}", stderr(&o));
+    let o = w.read(&["verify", "--trust-root", "main"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+/// `hitl checkpoint` records the root of trust (commit and `allowed_signers` digest) in
+/// its signed statement. The whole history then replaced by one re-signed by the same
+/// people from a new root (the same files, so every event is byte for byte the same):
+/// consistent in itself, so `verify` alone is clean, but `--checkpoint` names the
+/// rewrite and the other root. A v1 checkpoint (before the root was recorded) is still
+/// read, and says it pins the head only.
+#[test]
+fn a_checkpoint_records_the_root_of_trust() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    let proposed = rev(&w, "HEAD");
+    ok(&w.hitl(LEA, &["approve", "refund-4711"]));
+    let head = rev(&w, "HEAD");
+    let first = first_commit(&w);
+    let o = w.hitl(LEA, &["checkpoint"]);
+    let text = ok(&o);
+    assert!(text.starts_with("hitl checkpoint v2\n"), "{text}");
+    let line: serde_json::Value = serde_json::from_str(text.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(line["seq"], 6, "{line}");
+    assert_eq!(line["commit"], head.as_str(), "{line}");
+    assert_eq!(line["trust_root"]["commit"], first.as_str(), "{line}");
+    let signers = std::fs::read(w.ws().join("allowed_signers")).unwrap();
+    assert_eq!(
+        line["trust_root"]["allowed_signers"],
+        hitl_lib::audit::sha256_hex(&signers).as_str(),
+        "{line}"
+    );
+    let cp: PathBuf = w.dir.path().join("checkpoint.txt");
+    std::fs::write(&cp, &text).unwrap();
+    let cp_arg = cp.to_str().unwrap();
+    let report = expect_codes(&w, &["--checkpoint", cp_arg], &[]);
+    assert_eq!(report["checkpoint"]["trust_root"]["commit"], first.as_str());
+    let table = ok(&w.read(&["verify", "--checkpoint", cp_arg]));
+    assert!(table.contains("(as the checkpoint records)"), "{table}");
+
+    // The same history again from a new root, every commit re-signed by its author.
+    let root2 = commit(&w, &tree_of(&w, &first), &[], Some(LEA), "workspace");
+    let proposed2 = commit(
+        &w,
+        &tree_of(&w, &proposed),
+        &[&root2],
+        Some(AGENT),
+        "propose",
+    );
+    let approved2 = commit(&w, &tree_of(&w, &head), &[&proposed2], Some(LEA), "approve");
+    move_main(&w, &approved2);
+    let report = expect_codes(&w, &[], &[]);
+    assert_eq!(report["trust_root"]["commit"], root2.as_str());
+    let report = expect_codes(
+        &w,
+        &["--checkpoint", cp_arg],
+        &["checkpoint-rewritten", "trust-root-mismatch"],
+    );
+    let mismatch = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["code"] == "trust-root-mismatch")
+        .unwrap();
+    assert_eq!(mismatch["commit"], root2.as_str(), "{report:#}");
+    assert!(
+        mismatch["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("not commit {first}")),
+        "{report:#}"
+    );
+    expect_codes(&w, &["--trust-root", &first], &["trust-root-mismatch"]);
+
+    // A v1 checkpoint of the new head, signed by hand as hitl used to: read, head only.
+    let event = hitl_lib::audit::sha256_hex(&std::fs::read(w.event_file(6)).unwrap());
+    let v1 = format!(r#"{{"seq":6,"event":"{event}","commit":"{approved2}"}}"#);
+    let msg = w.dir.path().join("v1.json");
+    std::fs::write(&msg, &v1).unwrap();
+    let signed: Output = sh(
+        w.dir.path(),
+        "ssh-keygen",
+        &[
+            "-Y",
+            "sign",
+            "-q",
+            "-n",
+            "hitl-checkpoint",
+            "-f",
+            w.key(LEA).to_str().unwrap(),
+            msg.to_str().unwrap(),
+        ],
+    );
+    ok(&signed);
+    let sig = std::fs::read_to_string(w.dir.path().join("v1.json.sig")).unwrap();
+    let old = w.dir.path().join("v1-checkpoint.txt");
+    std::fs::write(&old, format!("hitl checkpoint v1\n{v1}\n{sig}")).unwrap();
+    let old_arg = old.to_str().unwrap();
+    let report = expect_codes(&w, &["--checkpoint", old_arg], &[]);
+    assert!(report["checkpoint"]["trust_root"].is_null(), "{report:#}");
+    let table = ok(&w.read(&["verify", "--checkpoint", old_arg]));
+    assert!(
+        table.starts_with("checkpoint: seq 6, signed by SHA256:")
+            && table.contains("records no root of trust (a v1 checkpoint)"),
+        "{table}"
+    );
+}
+
+/// A commit time outside what chrono can represent used to become 1970 (and pass any
+/// `valid-before`): now it is `commit-time`, and the signature is judged at no instant.
+/// The commit adds a well-formed blob to the audit, signed by a trusted key.
+#[test]
+fn a_commit_time_out_of_range_fails_closed() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    let head = rev(&w, "HEAD");
+    let bytes = b"a note\n";
+    let digest = hitl_lib::audit::sha256_hex(bytes);
+    let path = format!("audit/blobs/{}/{digest}", &digest[..2]);
+    let tree = tree_with(&w, &head, &[Edit::Put("100644", blob(&w, bytes), &path)]);
+    let far = "@99999999999999 +0000";
+    let env = [("GIT_COMMITTER_DATE", far), ("GIT_AUTHOR_DATE", far)];
+    let c = commit_tree(&w, &env, &tree, &[&head], Some(LEA), "note");
+    assert!(
+        w.git(&["cat-file", "commit", &c])
+            .contains(" 99999999999999 +0000"),
+        "the commit holds the far time"
+    );
+    move_main(&w, &c);
+    let report = expect_codes(&w, &[], &["commit-time"]);
+    assert_eq!(report["problems"][0]["commit"], c.as_str(), "{report:#}");
+}
