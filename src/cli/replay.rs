@@ -1,16 +1,16 @@
 //! `hitl replay ID`: a request's whole timeline from the audit alone, and its
-//! classification and policy decision recomputed with the recorded versions.
+//! classification and policy decision recomputed by the workflow engine under the
+//! configuration its proposal's commit extended, with every recorded event judged as
+//! `verify` judges it.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use hitl_lib::audit::replay::{self, Outcome};
-use hitl_lib::audit::verify::ALLOWED_SIGNERS;
+use hitl_lib::audit::verify::{ALLOWED_SIGNERS, REVOKED_SIGNERS};
 use hitl_lib::audit::{AuditError, AuditRepo, Event, sig_path};
 use hitl_lib::signing::{self, AllowedSigners};
 use hitl_lib::workflow::types;
-use hitl_lib::workspace::Workspace;
-use hitl_lib::{evidence, request};
 use serde_json::{Value as Json, json};
 
 use super::{CliError, CliResult, Ctx, Exit, emit, present, print_json};
@@ -58,16 +58,16 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         .transpose()?
         .flatten()
         .and_then(|b| serde_json::from_slice(&b).ok());
-    let proposal = proposed
-        .field_str("proposal")
-        .map(|d| repo.blob(&tree, d))
-        .transpose()?
-        .flatten();
 
-    // Each decision's detached signature, checked against today's allowed_signers.
-    let allowed = AllowedSigners::parse(
-        Path::new(ALLOWED_SIGNERS),
-        &String::from_utf8_lossy(&repo.read(&tree, ALLOWED_SIGNERS)?.unwrap_or_default()),
+    // Each decision's detached signature, judged by the one trust function against the
+    // signer files at HEAD (revocation included).
+    let trust = |rel: &str| -> CliResult<String> {
+        Ok(String::from_utf8_lossy(&repo.read(&tree, rel)?.unwrap_or_default()).into_owned())
+    };
+    let allowed = AllowedSigners::parse(Path::new(ALLOWED_SIGNERS), &trust(ALLOWED_SIGNERS)?)?;
+    let revoked = signing::RevokedSigners::parse(
+        Path::new(REVOKED_SIGNERS),
+        &trust(REVOKED_SIGNERS)?,
     )?;
     let mut decisions = Vec::new();
     for e in events.iter().filter(|e| e.kind == types::DECISION) {
@@ -76,20 +76,23 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
             .map(|(_, b)| b)
             .unwrap_or_default();
         let sig = repo.read(&tree, &sig_path(e.seq))?;
-        let at = chrono::DateTime::parse_from_rfc3339(&e.at)
-            .map(|t| t.with_timezone(&chrono::Utc))
-            .unwrap_or_default();
-        let check = sig
-            .ok_or_else(|| "no signature".to_owned())
-            .and_then(|s| {
-                signing::verify(&String::from_utf8_lossy(&s), signing::NAMESPACE, &bytes)
-                    .map_err(|e| e.to_string())
-            })
-            .and_then(|key| {
-                allowed
-                    .check(&key, &e.actor.principal, signing::NAMESPACE, at)
-                    .map(|()| signing::fingerprint(&key))
-                    .map_err(|e| e.to_string())
+        // A time that does not parse is no time at all: the check fails, never 1970.
+        let check = hitl_lib::workflow::engine::parse_at(&e.at)
+            .and_then(|at| {
+                let s = sig.ok_or_else(|| "no signature".to_owned())?;
+                let key =
+                    signing::verify(&String::from_utf8_lossy(&s), signing::NAMESPACE, &bytes)
+                        .map_err(|e| e.to_string())?;
+                signing::trusted_principal(
+                    &allowed,
+                    &revoked,
+                    &key,
+                    Some(&e.actor.principal),
+                    signing::NAMESPACE,
+                    at,
+                )
+                .map(|_| signing::fingerprint(&key))
+                .map_err(|u| u.message)
             });
         decisions.push(json!({
             "seq": e.seq,
@@ -105,8 +108,32 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     }
 
     let recorded = replay::recorded(&events);
-    let (reeval, note) = reevaluate(&repo, &events, proposed, proposal.as_deref())?;
-    let same = matches!((&recorded, &reeval), (Some(a), Some(b)) if a == b);
+    // The workflow engine, as `verify` runs it: the proposal derived again under the
+    // configuration its commit extended, and every recorded event judged.
+    let replayed = hitl_lib::workflow::recorded::replay(&repo, &head, id)?;
+    let (reeval, note) = match &replayed.pack {
+        Ok(pack) => (
+            Some(replay::of_pack(pack)),
+            format!(
+                "re-evaluated at {} with the configuration of the commit the proposal extended ({})",
+                replayed
+                    .at
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                    .unwrap_or_default(),
+                replayed
+                    .commit
+                    .map(|c| c.to_string()[..12].to_owned())
+                    .unwrap_or_default()
+            ),
+        ),
+        Err(why) => (None, format!("cannot re-evaluate: {why}")),
+    };
+    let findings: Vec<Json> = replayed
+        .findings
+        .iter()
+        .map(|(seq, code, reason)| json!({"seq": seq, "code": code, "reason": reason}))
+        .collect();
+    let same = matches!((&recorded, &reeval), (Some(a), Some(b)) if a == b) && findings.is_empty();
 
     if args.format == ReplayFormat::Json {
         print_json(&json!({
@@ -118,8 +145,18 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
             "reevaluated": reeval,
             "reevaluation": note,
             "same_outcome": same,
+            "findings": findings,
         }))?;
     } else {
+        let mut text = String::new();
+        if !findings.is_empty() {
+            text.push_str("the workflow engine refuses what is recorded (run `hitl verify`):\n");
+            for (seq, code, reason) in &replayed.findings {
+                let _ = writeln!(text, "  {code}  seq {seq}: {}", hitl_lib::text::escape_line(reason));
+            }
+            text.push('\n');
+        }
+        emit(text.as_bytes())?;
         emit(
             render(
                 id,
@@ -136,91 +173,6 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         )?;
     }
     Ok(if same { Exit::Ok } else { Exit::Findings })
-}
-
-/// Recomputes the outcome with the recorded matrix and policy versions, found in git.
-fn reevaluate(
-    repo: &AuditRepo,
-    events: &[Event],
-    proposed: &Event,
-    proposal: Option<&[u8]>,
-) -> CliResult<(Option<Outcome>, String)> {
-    let Some(bytes) = proposal else {
-        return Ok((
-            None,
-            "the proposal's blob is missing; run `hitl verify`".to_owned(),
-        ));
-    };
-    let Some(now) = replay::checked_at(events) else {
-        return Ok((None, "no `policy_checked` event".to_owned()));
-    };
-    // A fresh private folder (0700, unpredictable name), removed when dropped.
-    let tmp = tempfile::Builder::new()
-        .prefix("hitl-replay-")
-        .tempdir()
-        .map_err(|e| CliError::new(Exit::Io, format!("cannot create a temporary folder: {e}")))?;
-    let dir = tmp.path().join("ws");
-    let found = replay::materialize(
-        repo,
-        &proposed.config.matrix,
-        &proposed.config.policies,
-        &dir,
-    )?;
-    let result = (|| -> CliResult<(Option<Outcome>, String)> {
-        let Some(commit) = found else {
-            return Ok((
-                None,
-                format!(
-                    "cannot re-evaluate: no commit holds matrix {} with policies {}",
-                    proposed.config.matrix, proposed.config.policies
-                ),
-            ));
-        };
-        let ws = Workspace::open(&dir)?;
-        let matrix = ws.load_matrix()?;
-        let r = request::parse(
-            Path::new("proposal"),
-            bytes,
-            &matrix.systems,
-            ws.settings.limits.max_request_bytes,
-        )
-        .map_err(|d| {
-            CliError::new(
-                Exit::InvalidInput,
-                format!("the recorded proposal no longer parses: {d}"),
-            )
-        })?;
-        let submitter = proposed.field_str("submitted_by");
-        let pack = match hitl_lib::policy::PolicySet::load(&dir) {
-            Ok(Some(mut set)) => evidence::assemble_submitted(
-                &matrix,
-                &mut set,
-                "proposal".into(),
-                &r,
-                submitter,
-                now,
-            ),
-            Ok(None) => evidence::assemble(&matrix, "proposal".into(), &r, now),
-            Err(e) => evidence::assemble_with_policy_error(
-                &matrix,
-                e.to_string(),
-                "proposal".into(),
-                &r,
-                now,
-            ),
-        };
-        let c = commit.to_string();
-        Ok((
-            Some(replay::of_pack(&pack)),
-            format!(
-                "re-evaluated at {} with the matrix and policies of commit {}",
-                now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                &c[..12.min(c.len())]
-            ),
-        ))
-    })();
-    drop(tmp);
-    result
 }
 
 #[allow(clippy::too_many_arguments, reason = "one section each")]

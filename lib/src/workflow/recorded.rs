@@ -281,3 +281,69 @@ pub fn judge(
     out.sort_by_key(|f| f.0);
     Ok(out)
 }
+
+/// One request replayed by the engine: its proposal derived again under the
+/// configuration of the tree its commit extended, and the engine's findings on its
+/// recorded events (the same `verify` reports).
+pub struct Replayed {
+    /// The commit that recorded the proposal.
+    pub commit: Option<Oid>,
+    /// The instant it was recorded at.
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The evidence pack assembled again, or why it cannot be.
+    pub pack: Result<crate::evidence::EvidencePack, String>,
+    pub findings: Vec<Finding>,
+}
+
+/// Replays `request` from the audit at `head`.
+///
+/// # Errors
+/// An unreadable audit.
+pub fn replay(
+    repo: &AuditRepo,
+    head: &git2::Commit<'_>,
+    request: &str,
+) -> Result<Replayed, AuditError> {
+    let tree = head.tree()?;
+    let events = repo.request_events(&tree, request)?;
+    let mut kept = Recorded::default();
+    let mut line = ConfigLine::default();
+    for e in &events {
+        kept.keep(e);
+        if let Some((_, parent)) = super::history::commit_adding(repo, head, e.seq)? {
+            line.add(e.seq, parent.as_ref().map(Tree::id));
+        }
+    }
+    let mut out = Replayed {
+        commit: None,
+        at: None,
+        pack: Err("the request has no `proposed` event".to_owned()),
+        findings: Vec::new(),
+    };
+    if let Some(proposed) = events.iter().find(|e| e.kind == types::PROPOSED) {
+        let found = super::history::commit_adding(repo, head, proposed.seq)?;
+        out.commit = found.as_ref().map(|(c, _)| c.id());
+        out.at = engine::parse_at(&proposed.at).ok();
+        out.pack = match (&found, out.at) {
+            (Some((_, Some(parent))), Some(at)) => {
+                let config = super::config::Config::load(repo, parent)?;
+                let digest = proposed.field_str("proposal").unwrap_or_default();
+                match repo.blob(&tree, digest)? {
+                    Some(bytes) => engine::derive_from(
+                        &config,
+                        std::path::Path::new("proposal"),
+                        &bytes,
+                        &proposed.actor.principal,
+                        at,
+                    )
+                    .map(|(_, pack)| pack),
+                    None => Err(format!("the recorded proposal `{digest}` is missing")),
+                }
+            }
+            (_, None) => Err(format!("`at` is not a time: {:?}", proposed.at)),
+            _ => Err("the proposal was not recorded on top of a configuration".to_owned()),
+        };
+    }
+    out.findings = judge(repo, &tree, kept, line)?;
+    Ok(out)
+}
