@@ -1,15 +1,18 @@
 //! Builds a synthetic audit of N events through the real append code
-//! (`AuditRepo::append`): each request is one commit of five proposal events and one
-//! commit of a signed decision, like `hitl propose` and `hitl approve`.
+//! (`AuditRepo::append`) and the real workflow engine (`judge_new_proposal`,
+//! `workflow::decision`): each request is one commit of five proposal events (the example
+//! refund, under the example matrix and policies) by the agent, and one commit of a
+//! signed decision by the support lead, as `hitl propose` and `hitl approve` make them.
 //!
 //! Usage: `cargo run --release -p hitl-lib --example synth_audit -- DIR N [PENDING]`
 //!
-//! DIR must be an empty folder; the tool creates a git repository there with an ed25519
-//! key (`DIR/key`, made by `ssh-keygen`), `allowed_signers` (principal
-//! `bench@example.com`), the example `approval-matrix.yaml`, and the audit. The last
-//! PENDING requests (default 0) are left awaiting a decision that `bench@example.com`
-//! may make (their ids go to `DIR/pending.txt`), so `hitl approve ID --key DIR/key` can
-//! be timed as a whole process on a large audit. On an existing DIR it only appends. It prints the
+//! DIR must be an empty folder; the tool creates a git repository there with two ed25519
+//! keys made by `ssh-keygen` (`DIR/key`: lea@example.com, the support lead;
+//! `DIR/agent`: support-copilot@agents.example.com, the agent), `allowed_signers`, the
+//! example `approval-matrix.yaml` and `policies/`, and the audit. The last PENDING
+//! requests (default 0) are left awaiting a decision that lea may make (their ids go to
+//! `DIR/pending.txt`), so `hitl approve ID --key DIR/key` can be timed as a whole process
+//! on a large audit. On an existing DIR it only appends. It prints the
 //! time of each 1,000th append so the cost per append can be followed as the log grows.
 //! Benchmarks: docs/performance.md.
 
@@ -20,40 +23,60 @@ use std::process::Command;
 use std::time::Instant;
 
 use chrono::{Duration, TimeZone, Utc};
-use hitl_lib::audit::{Actor, Appender, AuditRepo, ConfigVersions, NewEvent};
+use hitl_lib::audit::{Actor, Appender, AuditRepo, ConfigVersions};
 use hitl_lib::signing::SigningKey;
-use serde_json::{Map, Value as Json, json};
 
-fn obj(v: Json) -> Map<String, Json> {
-    match v {
-        Json::Object(m) => m,
-        _ => Map::new(),
+
+
+const AGENT: &str = "support-copilot@agents.example.com";
+const LEAD: &str = "lea@example.com";
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &target);
+        } else {
+            std::fs::copy(&p, &target).unwrap();
+        }
     }
 }
 
-fn init(dir: &Path, key_path: &Path, ok: &dyn Fn(&mut Command)) {
-    ok(Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(key_path));
+fn init(dir: &Path, key_path: &Path, agent_path: &Path, ok: &dyn Fn(&mut Command)) {
+    for k in [key_path, agent_path] {
+        ok(Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(k));
+    }
     ok(Command::new("git")
         .args(["init", "-q", "-b", "main"])
         .arg(dir));
     let public = std::fs::read_to_string(dir.join("key.pub")).unwrap();
+    let agent = std::fs::read_to_string(dir.join("agent.pub")).unwrap();
     std::fs::write(
         dir.join("allowed_signers"),
-        format!("bench@example.com namespaces=\"git,hitl\" {public}"),
+        format!(
+            "{LEAD} namespaces=\"git,hitl\" {public}{AGENT} namespaces=\"git,hitl\" {agent}"
+        ),
     )
     .unwrap();
-    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../approval-matrix.yaml");
-    std::fs::copy(example, dir.join("approval-matrix.yaml")).unwrap();
-    // The trust root and the matrix in a first commit, signed by the bench key.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::fs::copy(
+        root.join("approval-matrix.yaml"),
+        dir.join("approval-matrix.yaml"),
+    )
+    .unwrap();
+    copy_dir(&root.join("policies"), &dir.join("policies"));
+    // The trust root, the matrix and the policies in a first commit, signed by lea.
     let git = |args: &[&str]| ok(Command::new("git").arg("-C").arg(dir).args(args));
-    git(&["add", "allowed_signers", "approval-matrix.yaml"]);
+    git(&["add", "allowed_signers", "approval-matrix.yaml", "policies"]);
     git(&[
         "-c",
         "user.name=bench",
         "-c",
-        "user.email=bench@example.com",
+        &format!("user.email={LEAD}"),
         "-c",
         "gpg.format=ssh",
         "-c",
@@ -64,7 +87,11 @@ fn init(dir: &Path, key_path: &Path, ok: &dyn Fn(&mut Command)) {
         "-m",
         "workspace",
     ]);
-    std::fs::write(dir.join(".gitignore"), "key\nkey.pub\npending.txt\n").unwrap();
+    std::fs::write(
+        dir.join(".gitignore"),
+        "key\nkey.pub\nagent\nagent.pub\npending.txt\n",
+    )
+    .unwrap();
 }
 
 fn main() {
@@ -73,17 +100,24 @@ fn main() {
     let n: u64 = args[2].parse().unwrap();
     std::fs::create_dir_all(dir).unwrap();
     let key_path = dir.join("key");
+    let agent_path = dir.join("agent");
     let ok = |c: &mut Command| assert!(c.status().unwrap().success());
     let pending: u64 = args.get(3).map_or(0, |p| p.parse().unwrap());
     // An existing audit from an earlier run: only append (N more events, PENDING more
     // requests), with its key.
     let resume = dir.join(".git").exists();
     if !resume {
-        init(dir, &key_path, &ok);
+        init(dir, &key_path, &agent_path, &ok);
     }
     let key = SigningKey::from_file(&key_path, &mut || None).unwrap();
+    let agent_key = SigningKey::from_file(&agent_path, &mut || None).unwrap();
+    let template = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../requests/refund-4711.yaml"),
+    )
+    .unwrap();
     let repo = AuditRepo::open(dir).unwrap();
     let start = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let wall = chrono::SubsecRound::trunc_subsecs(Utc::now(), 0);
     let config = ConfigVersions {
         matrix: format!("sha256:{}", "a".repeat(64)),
         policies: format!("sha256:{}", "b".repeat(64)),
@@ -117,59 +151,38 @@ fn main() {
         } else {
             format!("req-{request:08}")
         };
-        let now = start + Duration::seconds(i64::try_from(request).unwrap() * 60);
+        // Decided requests a minute apart from 2026-01-01; pending ones made now, so that
+        // `hitl approve` on the real clock finds them live.
+        let now = if is_pending {
+            wall + Duration::seconds(i64::try_from(pending - pending_left).unwrap())
+        } else {
+            start + Duration::seconds(i64::try_from(request).unwrap() * 60)
+        };
         let how = Appender {
-            key: &key,
+            key: &agent_key,
             actor: Actor {
-                principal: "bench@example.com".to_owned(),
-                key: key.fingerprint(),
+                principal: AGENT.to_owned(),
+                key: agent_key.fingerprint(),
             },
             config: config.clone(),
             clock: &move || Ok(now),
-            subject: format!("propose {id} (tier 3) by bench@example.com"),
+            subject: format!("propose {id} (tier 3) by {AGENT}"),
             trailers: vec![("Hitl-Tier".to_owned(), "3".to_owned())],
         };
-        let proposal = format!(
-            "id: {id}\nrequested_by: maria@example.com\naction: {{type: execute, name: payments.refund}}\n"
-        );
-        let digest = format!(
-            "sha256:{}",
-            hitl_lib::audit::sha256_hex(proposal.as_bytes())
-        );
-        let kinds = [
-            "proposed",
-            "classified",
-            "evidence_assembled",
-            "policy_checked",
-            "approval_requested",
-        ];
-        let take = if is_pending {
-            5
-        } else {
-            usize::try_from((n - written).min(5)).unwrap()
-        };
-        let events: Vec<NewEvent> = kinds[..take]
-            .iter()
-            .map(|k| NewEvent {
-                kind: (*k).to_owned(),
-                request: id.clone(),
-                fields: obj(json!({
-                    "requested_by": "maria@example.com",
-                    "submitted_by": "synthetic-agent@agents.example.com",
-                    "tool": "payments.refund",
-                    "proposal": digest,
-                    "tier": 3,
-                    "eligible": [{"role": "support-lead", "members": ["bench@example.com"]}],
-                    "self_approval": false,
-                    "expires_at": "2099-01-01T00:00:00Z",
-                    "evidence_pack": digest,
-                })),
-                sign: false,
-            })
-            .collect();
-        let blobs = vec![proposal.into_bytes()];
-        repo.append(&how, |_, _, _| {
-            Ok::<_, hitl_lib::audit::AuditError>((events, blobs))
+        // The example refund under its own id, made at `now`.
+        let proposal = hitl_lib::scaffold::live(&template, now).replace("refund-4711", &id);
+        let file = dir.join(format!("requests/{id}.yaml"));
+        repo.append(&how, |repo, tree, now| {
+            let judged = hitl_lib::workflow::engine::judge_new_proposal(
+                repo,
+                tree,
+                &file,
+                proposal.as_bytes(),
+                AGENT,
+                now,
+            )
+            .unwrap_or_else(|e| panic!("{id}: {e}"));
+            Ok::<_, hitl_lib::audit::AuditError>((judged.proposal.events, judged.proposal.blobs))
         })
         .unwrap();
         appends += 1;
@@ -178,23 +191,32 @@ fn main() {
             pending_ids.push('\n');
             continue;
         }
-        written += take as u64;
+        written += 5;
         if written < n {
             let how = Appender {
-                subject: format!("approve {id} (tier 3) by bench@example.com"),
+                key: &key,
+                actor: Actor {
+                    principal: LEAD.to_owned(),
+                    key: key.fingerprint(),
+                },
+                config: config.clone(),
+                clock: &move || Ok(now),
+                subject: format!("approve {id} (tier 3) by {LEAD}"),
                 trailers: vec![("Hitl-Decision".to_owned(), "approved".to_owned())],
-                ..how
             };
-            let decision = NewEvent {
-                kind: "decision".to_owned(),
-                request: id.clone(),
-                fields: obj(
-                    json!({"approver": "bench@example.com", "role": "support-lead", "decision": "approved", "reason_code": null}),
-                ),
-                sign: true,
-            };
-            repo.append(&how, |_, _, _| {
-                Ok::<_, hitl_lib::audit::AuditError>((vec![decision], Vec::new()))
+            repo.append(&how, |repo, tree, now| {
+                let event = hitl_lib::workflow::decision(
+                    repo,
+                    tree,
+                    &id,
+                    LEAD,
+                    hitl_lib::workflow::Verdict::Approve,
+                    None,
+                    None,
+                    now,
+                )
+                .unwrap_or_else(|e| panic!("{id}: {e}"));
+                Ok::<_, hitl_lib::audit::AuditError>((vec![event], Vec::new()))
             })
             .unwrap();
             written += 1;
