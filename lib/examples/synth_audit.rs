@@ -16,7 +16,12 @@
 //! time of each 1,000th append so the cost per append can be followed as the log grows.
 //! Benchmarks: docs/performance.md.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "a benchmark tool")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a benchmark tool"
+)]
 
 use std::path::Path;
 use std::process::Command;
@@ -25,8 +30,6 @@ use std::time::Instant;
 use chrono::{Duration, TimeZone, Utc};
 use hitl_lib::audit::{Actor, Appender, AuditRepo, ConfigVersions};
 use hitl_lib::signing::SigningKey;
-
-
 
 const AGENT: &str = "support-copilot@agents.example.com";
 const LEAD: &str = "lea@example.com";
@@ -57,9 +60,7 @@ fn init(dir: &Path, key_path: &Path, agent_path: &Path, ok: &dyn Fn(&mut Command
     let agent = std::fs::read_to_string(dir.join("agent.pub")).unwrap();
     std::fs::write(
         dir.join("allowed_signers"),
-        format!(
-            "{LEAD} namespaces=\"git,hitl\" {public}{AGENT} namespaces=\"git,hitl\" {agent}"
-        ),
+        format!("{LEAD} namespaces=\"git,hitl\" {public}{AGENT} namespaces=\"git,hitl\" {agent}"),
     )
     .unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
