@@ -53,9 +53,35 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
             let text = std::fs::read_to_string(&path).map_err(|e| {
                 CliError::new(Exit::Io, format!("cannot read `{}`: {e}", p.display()))
             })?;
-            let (head, by) = checkpoint::read(&p.display().to_string(), &text)
+            let (head, key) = checkpoint::read(&p.display().to_string(), &text)
                 .map_err(|e| CliError::new(Exit::InvalidInput, e.to_string()))?;
-            signer = Some(by);
+            // The checkpoint vouches for the audit only if its signer is trusted, by the
+            // one trust function, under the signer files at HEAD.
+            let fp = hitl_lib::signing::fingerprint(&key);
+            let tree = repo
+                .head_for_reading()?
+                .map(|c| c.tree())
+                .transpose()
+                .map_err(hitl_lib::audit::AuditError::from)?;
+            let trust = match &tree {
+                Some(t) => hitl_lib::workflow::config::Config::load(&repo, t)?.trust,
+                None => Err("the audit is empty".to_owned()),
+            };
+            let now = super::now()?;
+            let principal = trust
+                .and_then(|(allowed, revoked)| {
+                    checkpoint::trusted_signer(&allowed, &revoked, &key, now)
+                        .map_err(|u| u.message)
+                })
+                .map_err(|why| {
+                    let mut e = CliError::new(
+                        Exit::Refused,
+                        format!("the checkpoint `{}` is signed by key `{fp}`, which is not trusted: {why}", p.display()),
+                    );
+                    e.hints.push("an auditor's key needs a line in `allowed_signers` (namespace `hitl-checkpoint` or `hitl`)".to_owned());
+                    e
+                })?;
+            signer = Some(format!("{principal} ({fp})"));
             Some(head)
         }
     };

@@ -784,8 +784,44 @@ fn a_checkpoint_detects_truncation_and_rewritten_history() {
     let cp_arg = cp.to_str().unwrap();
     let out = ok(&w.read(&["verify", "--checkpoint", cp_arg]));
     assert!(
-        out.starts_with("checkpoint: seq 6, signed by SHA256:"),
+        out.starts_with("checkpoint: seq 6, signed by lea@example.com (SHA256:"),
         "{out}"
+    );
+    // A checkpoint vouches only when its signer is trusted: mallory's is refused.
+    let theirs = w.dir.path().join("mallory-checkpoint.txt");
+    let o = w.hitl(MALLORY, &["checkpoint"]);
+    if o.status.success() {
+        std::fs::write(&theirs, &o.stdout).unwrap();
+    } else {
+        // `checkpoint` itself may refuse an untrusted key; sign one by hand then.
+        let line = ok(&w.hitl(LEA, &["checkpoint"]));
+        let statement: String = line.lines().take(2).map(|l| format!("{l}\n")).collect();
+        let body = w.dir.path().join("statement");
+        std::fs::write(&body, statement.lines().nth(1).unwrap()).unwrap();
+        ok(&sh(
+            w.dir.path(),
+            "ssh-keygen",
+            &[
+                "-Y",
+                "sign",
+                "-q",
+                "-n",
+                "hitl-checkpoint",
+                "-f",
+                w.key(MALLORY).to_str().unwrap(),
+                body.to_str().unwrap(),
+            ],
+        ));
+        let sig = std::fs::read_to_string(w.dir.path().join("statement.sig")).unwrap();
+        std::fs::write(&theirs, format!("{statement}{sig}")).unwrap();
+    }
+    let o = w.read(&["verify", "--checkpoint", theirs.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is signed by key `SHA256:")
+            && stderr(&o).contains("which is not trusted"),
+        "{}",
+        stderr(&o)
     );
 
     let json: serde_json::Value = serde_json::from_str(&ok(&w.read(&[
@@ -800,7 +836,7 @@ fn a_checkpoint_detects_truncation_and_rewritten_history() {
     assert!(
         json["checkpoint"]["signed_by"]
             .as_str()
-            .is_some_and(|s| s.starts_with("SHA256:")),
+            .is_some_and(|s| s.starts_with("lea@example.com (SHA256:")),
         "{json}"
     );
 

@@ -618,7 +618,7 @@ fn a_checkpoint_records_the_root_of_trust() {
     assert!(report["checkpoint"]["trust_root"].is_null(), "{report:#}");
     let table = ok(&w.read(&["verify", "--checkpoint", old_arg]));
     assert!(
-        table.starts_with("checkpoint: seq 6, signed by SHA256:")
+        table.starts_with("checkpoint: seq 6, signed by lea@example.com (SHA256:")
             && table.contains("records no root of trust (a v1 checkpoint)"),
         "{table}"
     );

@@ -80,12 +80,12 @@ fn is_hex(s: &str, lens: &[usize]) -> bool {
 }
 
 /// Reads a checkpoint (v2, or v1 without a root of trust) and checks its signature (a
-/// valid SSH signature; whose key it is is the auditor's business: it is the auditor's
-/// own file). Returns what it pins and the signer's fingerprint.
+/// valid SSH signature under namespace `hitl-checkpoint`). Returns what it pins and the
+/// signer's key; whether that key is trusted is [`trusted_signer`]'s question.
 ///
 /// # Errors
 /// A malformed file or a bad signature.
-pub fn read(file: &str, text: &str) -> Result<(Checkpoint, String), CheckpointError> {
+pub fn read(file: &str, text: &str) -> Result<(Checkpoint, ssh_key::PublicKey), CheckpointError> {
     let bad = |message: &str| CheckpointError::Format {
         file: file.to_owned(),
         message: message.to_owned(),
@@ -127,5 +127,25 @@ pub fn read(file: &str, text: &str) -> Result<(Checkpoint, String), CheckpointEr
             source: Box::new(source),
         }
     })?;
-    Ok((checkpoint, signing::fingerprint(&key)))
+    Ok((checkpoint, key))
+}
+
+/// Whether a checkpoint's signer is trusted, by the one trust function, under the signer
+/// files at HEAD: for namespace `hitl-checkpoint` (an auditor's line), else `hitl`.
+/// Returns the principal.
+///
+/// # Errors
+/// Why the key may not vouch for the audit.
+pub fn trusted_signer(
+    allowed: &signing::AllowedSigners,
+    revoked: &signing::RevokedSigners,
+    key: &ssh_key::PublicKey,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<String, signing::Untrusted> {
+    signing::trusted_principal(allowed, revoked, key, None, CHECKPOINT_NAMESPACE, at).or_else(
+        |first| {
+            signing::trusted_principal(allowed, revoked, key, None, signing::NAMESPACE, at)
+                .map_err(|_| first)
+        },
+    )
 }
