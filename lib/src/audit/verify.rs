@@ -216,30 +216,17 @@ pub fn verify(
         ));
     }
     let (actors, recorded) = chain(repo, &tree, &trust, &mut report, progress)?;
+    let (roots, line) = history(repo, head.id(), &actors, &mut report, progress)?;
     // The workflow engine, on every recorded event, under the configuration in force
-    // for it; and the governance rule on every change of that configuration.
-    {
-        use crate::workflow::recorded;
-        let (line, governance) = recorded::ConfigLine::walk(repo, &head)?;
-        for (commit, reason) in governance {
-            report.problems.push(Problem {
-                seq: None,
-                file: None,
-                commit: Some(commit.to_string()),
-                code: "config-unauthorized",
-                reason,
-            });
-        }
-        for (seq, code, reason) in recorded::judge(repo, &tree, recorded, line)? {
-            report.problems.push(problem(
-                code,
-                Some(seq),
-                Some(&super::event_path(seq)),
-                reason,
-            ));
-        }
+    // for it (the tree its commit extended, as the history walk found it).
+    for (seq, code, reason) in crate::workflow::recorded::judge(repo, &tree, recorded, line)? {
+        report.problems.push(problem(
+            code,
+            Some(seq),
+            Some(&super::event_path(seq)),
+            reason,
+        ));
     }
-    let roots = history(repo, head.id(), &actors, &mut report, progress)?;
     judge_roots(&mut report, roots, pins);
     if let (Some(h), Some(cp)) = (report.head.clone(), checkpoint) {
         check_checkpoint(repo, &tree, &h, cp, &mut report)?;
@@ -995,7 +982,7 @@ struct CommitJob {
 
 /// What one run of the history walk finds: commits that touched the audit, problems,
 /// roots of trust.
-type Part = (u64, Vec<Problem>, Vec<TrustRoot>);
+type Part = (u64, Vec<Problem>, Vec<TrustRoot>, Vec<(u64, Option<Oid>)>);
 
 /// The fewest commits worth a thread of their own in the history walk.
 const MIN_RUN: usize = 32;
@@ -1011,7 +998,7 @@ fn history(
     actors: &Actors,
     report: &mut Report,
     progress: &(dyn Fn(Phase, u64, u64) + Sync),
-) -> Result<Vec<TrustRoot>, AuditError> {
+) -> Result<(Vec<TrustRoot>, crate::workflow::recorded::ConfigLine), AuditError> {
     let mut walk = repo.repo.revwalk()?;
     walk.push(head)?;
     walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)?;
@@ -1053,14 +1040,18 @@ fn history(
         })
     };
     let mut roots = Vec::new();
+    let mut line = crate::workflow::recorded::ConfigLine::default();
     for part in parts {
-        let (commits, mut problems, mut part_roots) = part?;
+        let (commits, mut problems, mut part_roots, adds) = part?;
         report.commits += commits;
         report.problems.append(&mut problems);
         roots.append(&mut part_roots);
+        for (first_seq, parent_tree) in adds {
+            line.add(first_seq, parent_tree);
+        }
     }
     progress(Phase::History, total, total);
-    Ok(roots)
+    Ok((roots, line))
 }
 
 /// Names the root of trust among the `roots` the walk found (oldest first): the one
@@ -1135,6 +1126,10 @@ fn history_part(
     step: &(dyn Fn(u64) + Sync),
 ) -> Result<Part, AuditError> {
     let mut roots = Vec::new();
+    // For the workflow engine: the first seq each commit adds and the tree it extends;
+    // and the configurations the governance rule reads.
+    let mut adds: Vec<(u64, Option<Oid>)> = Vec::new();
+    let mut configs = crate::workflow::config::Configs::default();
     let mut commits = 0_u64;
     let mut problems: Vec<Problem> = Vec::new();
     // Trust by the ids of (allowed_signers, revoked_signers): parsed once per version.
@@ -1215,6 +1210,25 @@ fn history_part(
                 fail(code, Some(&c.path), why);
             }
         }
+        if parents.len() == 1 {
+            // The governance rule: a one-parent commit that changes the trust
+            // configuration must be an admin's (a merge that does is `history-merge`).
+            if let Some((_, parent_tree)) = parents.first()
+                && sides
+                    .iter()
+                    .flatten()
+                    .any(|c| crate::workflow::config::is_governed(&c.path))
+                && let Some(why) = crate::workflow::history::config_change_problem(
+                    repo,
+                    &mut configs,
+                    &commit,
+                    &tree,
+                    Some(parent_tree),
+                )?
+            {
+                fail("config-unauthorized", None, why);
+            }
+        }
         let signed_sides: Vec<usize> = (0..sides.len())
             .filter(|&i| sides[i].iter().any(|c| needs_signature(&c.path)))
             .collect();
@@ -1286,6 +1300,11 @@ fn history_part(
                 }
             }
         }
+        if parents.len() <= 1 {
+            if let Some(first) = events.iter().map(|e| e.1).min() {
+                adds.push((first, parents.first().map(|(_, t)| t.id())));
+            }
+        }
         let signed = repo
             .repo
             .extract_signature(&oid, Some("gpgsig"))
@@ -1334,7 +1353,7 @@ fn history_part(
     let mut seen = std::collections::HashSet::new();
     problems.retain(|p| seen.insert((p.commit.clone(), p.code, p.file.clone(), p.seq)));
     step(oids.len() as u64 % 256);
-    Ok((commits, problems, roots))
+    Ok((commits, problems, roots, adds))
 }
 
 /// The ids of (`allowed_signers`, `revoked_signers`) in a tree: which trust it holds.
