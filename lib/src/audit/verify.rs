@@ -1300,10 +1300,10 @@ fn history_part(
                 }
             }
         }
-        if parents.len() <= 1 {
-            if let Some(first) = events.iter().map(|e| e.1).min() {
-                adds.push((first, parents.first().map(|(_, t)| t.id())));
-            }
+        if parents.len() <= 1
+            && let Some(first) = events.iter().map(|e| e.1).min()
+        {
+            adds.push((first, parents.first().map(|(_, t)| t.id())));
         }
         let signed = repo
             .repo
