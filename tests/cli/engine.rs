@@ -177,3 +177,26 @@ fn eligibility_holds_both_when_proposed_and_now() {
     }
     assert_eq!(codes(&w), Vec::<String>::new());
 }
+
+/// Someone with push access and no key re-makes the agent's proposal commit unsigned
+/// (same tree, same events naming the agent): the submitter is whoever signed, so
+/// nobody submitted it, and no decision is taken on it.
+#[test]
+fn a_proposal_commit_not_signed_by_its_submitter_takes_no_decision() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    w.git(&[
+        "commit",
+        "-q",
+        "--amend",
+        "--no-gpg-sign",
+        "-m",
+        "propose refund-4711",
+    ]);
+    let head = w.git(&["rev-parse", "HEAD"]);
+    let o = w.hitl(LEA, &["approve", "refund-4711"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is not signed"), "{}", stderr(&o));
+    assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
+    assert_eq!(codes(&w), ["commit-unsigned"]);
+}

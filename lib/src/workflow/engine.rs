@@ -270,7 +270,8 @@ impl State {
         let Some(proposed) = events.iter().find(|e| e.kind == types::PROPOSED) else {
             return;
         };
-        if self.derived.is_some() {
+        if self.derived.is_some() || events.iter().filter(|e| e.kind == types::PROPOSED).count() > 1
+        {
             self.derived = Some(Err("the request was proposed twice".to_owned()));
             return;
         }
@@ -466,15 +467,25 @@ pub fn state_at(
             // configuration it was proposed under.
             Some((_, None)) | None => None,
         };
+        // The submitter is whoever signed the commit that recorded the proposal, trusted
+        // by the configuration it extended: an unsigned or foreign commit claiming an
+        // agent's name submits nothing.
+        let signer = match (&found, &config) {
+            (Some((commit, _)), Some(config)) => commit_signer(repo, commit, config),
+            _ => Err("the proposal was not recorded on top of a configuration".to_owned()),
+        };
         state.propose(&proposal, |digest, submitter, at| {
             let config = config.ok_or_else(|| {
                 "the proposal was not recorded on top of a configuration (no parent commit)"
                     .to_owned()
             })?;
-            let bytes = repo
-                .blob(tree, digest)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("the recorded proposal `{digest}` is missing"))?;
+            let signer = signer?;
+            if signer != submitter {
+                return Err(format!(
+                    "the proposal names {submitter} as its actor but its commit is signed by {signer}"
+                ));
+            }
+            let bytes = recorded_blob(repo, tree, digest)?;
             derive(&config, &bytes, submitter, at).map(|(d, _)| d)
         });
     }
@@ -482,6 +493,61 @@ pub fn state_at(
         state.decide(e);
     }
     Ok((state, events))
+}
+
+/// A recorded blob by its digest, checked against it.
+///
+/// # Errors
+/// Missing, unreadable, or not the bytes the digest names.
+pub fn recorded_blob(
+    repo: &crate::audit::AuditRepo,
+    tree: &git2::Tree<'_>,
+    digest: &str,
+) -> Result<Vec<u8>, String> {
+    let bytes = repo
+        .blob(tree, digest)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("the recorded proposal `{digest}` is missing"))?;
+    if digest.strip_prefix("sha256:") != Some(crate::audit::sha256_hex(&bytes).as_str()) {
+        return Err(format!(
+            "the recorded proposal `{digest}` was edited: its bytes no longer match the digest"
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The principal whose key signed `commit` (git's SSH signature, namespace `git`),
+/// trusted by the signer files of `config` (the configuration the commit extends).
+///
+/// # Errors
+/// Unsigned, a bad signature, or a key that configuration does not trust.
+pub fn commit_signer(
+    repo: &crate::audit::AuditRepo,
+    commit: &git2::Commit<'_>,
+    config: &Config,
+) -> Result<String, String> {
+    let (sig, data) = repo
+        .repo
+        .extract_signature(&commit.id(), Some("gpgsig"))
+        .map_err(|_| format!("commit {} is not signed", commit.id()))?;
+    let at = DateTime::<Utc>::from_timestamp(commit.time().seconds(), 0)
+        .ok_or_else(|| format!("commit {} has a time out of range", commit.id()))?;
+    let key = crate::signing::verify(
+        &String::from_utf8_lossy(&sig),
+        crate::signing::GIT_NAMESPACE,
+        &data,
+    )
+    .map_err(|e| format!("commit {}: {e}", commit.id()))?;
+    let (allowed, revoked) = config.trust.as_ref().map_err(Clone::clone)?;
+    crate::signing::trusted_principal(
+        allowed,
+        revoked,
+        &key,
+        None,
+        crate::signing::GIT_NAMESPACE,
+        at,
+    )
+    .map_err(|u| format!("commit {}: {}", commit.id(), u.message))
 }
 
 /// The file in git's folder naming the newest commit whose configuration was found

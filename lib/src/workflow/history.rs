@@ -109,6 +109,24 @@ pub fn config_violation_since(
             return Ok(None);
         }
         let tree = commit.tree()?;
+        // A merge whose configuration differs from any of its parents is what `verify`
+        // calls `history-merge`: nothing is decided on it.
+        if commit.parent_count() > 1 {
+            let key = super::config::ConfigKey::of(repo, &tree)?;
+            for p in commit.parents() {
+                let changed = ConfigKey::of(repo, &p.tree()?)?.changed(&key);
+                if !changed.is_empty() {
+                    return Ok(Some((
+                        commit.id(),
+                        format!(
+                            "a merge changes {} against its parent {}; the configuration changes in one-parent commits only",
+                            changed.join(", "),
+                            p.id()
+                        ),
+                    )));
+                }
+            }
+        }
         let parent = commit.parents().next();
         let parent_tree = match &parent {
             Some(p) => Some(p.tree()?),

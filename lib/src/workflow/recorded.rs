@@ -144,10 +144,7 @@ pub fn judge(
         let config = config_at(configs, seq)?;
         state.propose(&events, |digest, submitter, at| {
             let config = config?;
-            let bytes = repo
-                .blob(head_tree, digest)
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("the recorded proposal `{digest}` is missing"))?;
+            let bytes = engine::recorded_blob(repo, head_tree, digest)?;
             engine::derive(&config, &bytes, submitter, at).map(|(d, _)| d)
         });
         if let Some(Err(why)) = &state.derived {
