@@ -35,8 +35,13 @@ pub fn record(
     if let Some(head) = repo.head_commit()? {
         let tree = head.tree().map_err(hitl_lib::audit::AuditError::from)?;
         let events = repo.request_events(&tree, request)?;
-        if let Ok(state) = workflow::awaiting_decision(request, &events) {
-            tier = state.tier;
+        if let Some(t) = events
+            .iter()
+            .find(|e| e.kind == workflow::types::CLASSIFIED)
+            .and_then(|e| e.fields.get("tier"))
+            .and_then(serde_json::Value::as_u64)
+        {
+            tier = t;
         }
     }
     let word = match verdict {

@@ -239,19 +239,6 @@ pub fn proposal(
     })
 }
 
-/// What the request's recorded events say about it.
-#[derive(Debug)]
-pub struct RequestState {
-    pub requested_by: String,
-    /// The principal whose key submitted the proposal (the agent).
-    pub submitted_by: String,
-    pub tier: u64,
-    pub eligible: Vec<(String, Vec<String>)>,
-    pub self_approval: bool,
-    pub expires_at: DateTime<Utc>,
-    pub evidence_pack: String,
-}
-
 /// Why a request takes no more decisions: what its recorded events closed it with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Closed {
@@ -280,101 +267,6 @@ pub fn closed(events: &[Event]) -> Option<Closed> {
             decision: d.field_str("decision").unwrap_or("?").to_owned(),
             by: d.actor.principal.clone(),
         })
-}
-
-/// Checks that `request` awaits a decision and returns what the decision needs.
-///
-/// # Errors
-/// A [`WorkflowError`] naming why not.
-pub fn awaiting_decision(request: &str, events: &[Event]) -> Result<RequestState, WorkflowError> {
-    if events.is_empty() {
-        return Err(WorkflowError::NotProposed(request.to_owned()));
-    }
-    let bad = |message: &str| WorkflowError::Inconsistent {
-        request: request.to_owned(),
-        message: message.to_owned(),
-    };
-    match closed(events) {
-        Some(Closed::Blocked) => return Err(WorkflowError::Blocked(request.to_owned())),
-        Some(Closed::Decided { decision, by }) => {
-            return Err(WorkflowError::AlreadyDecided {
-                request: request.to_owned(),
-                decision,
-                by,
-            });
-        }
-        None => {}
-    }
-    let proposed = events
-        .iter()
-        .find(|e| e.kind == types::PROPOSED)
-        .ok_or_else(|| bad("no `proposed` event"))?;
-    let asked = events
-        .iter()
-        .find(|e| e.kind == types::APPROVAL_REQUESTED)
-        .ok_or_else(|| bad("no `approval_requested` event"))?;
-    let requested_by = proposed
-        .field_str("requested_by")
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| bad("`proposed` has no `requested_by`"))?;
-    let submitted_by = proposed
-        .field_str("submitted_by")
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| bad("`proposed` has no `submitted_by`"))?;
-    let mut state = asked_state(asked).map_err(|m| bad(&m))?;
-    state.requested_by = requested_by.to_owned();
-    state.submitted_by = submitted_by.to_owned();
-    Ok(state)
-}
-
-/// What an `approval_requested` event says: eligible roles, expiry, self-approval, tier
-/// (`requested_by` and `submitted_by` are left empty: they come from `proposed`).
-///
-/// # Errors
-/// What is missing or malformed.
-pub fn asked_state(asked: &Event) -> Result<RequestState, String> {
-    let expires_at = asked
-        .field_str("expires_at")
-        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-        .ok_or("`approval_requested` has no valid `expires_at`")?
-        .with_timezone(&Utc);
-    let eligible = asked
-        .fields
-        .get("eligible")
-        .and_then(Json::as_array)
-        .ok_or("`approval_requested` has no `eligible` roles")?
-        .iter()
-        .map(|r| {
-            let role = r.get("role").and_then(Json::as_str).unwrap_or_default();
-            let members = r
-                .get("members")
-                .and_then(Json::as_array)
-                .map(|m| {
-                    m.iter()
-                        .filter_map(Json::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default();
-            (role.to_owned(), members)
-        })
-        .collect();
-    Ok(RequestState {
-        requested_by: String::new(),
-        submitted_by: String::new(),
-        tier: asked.fields.get("tier").and_then(Json::as_u64).unwrap_or(0),
-        eligible,
-        self_approval: asked
-            .fields
-            .get("self_approval")
-            .and_then(Json::as_bool)
-            .unwrap_or(false),
-        expires_at,
-        evidence_pack: asked
-            .field_str("evidence_pack")
-            .unwrap_or_default()
-            .to_owned(),
-    })
 }
 
 /// Approve or reject.
