@@ -65,10 +65,8 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         Ok(String::from_utf8_lossy(&repo.read(&tree, rel)?.unwrap_or_default()).into_owned())
     };
     let allowed = AllowedSigners::parse(Path::new(ALLOWED_SIGNERS), &trust(ALLOWED_SIGNERS)?)?;
-    let revoked = signing::RevokedSigners::parse(
-        Path::new(REVOKED_SIGNERS),
-        &trust(REVOKED_SIGNERS)?,
-    )?;
+    let revoked =
+        signing::RevokedSigners::parse(Path::new(REVOKED_SIGNERS), &trust(REVOKED_SIGNERS)?)?;
     let mut decisions = Vec::new();
     for e in events.iter().filter(|e| e.kind == types::DECISION) {
         let bytes = repo
@@ -77,23 +75,21 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
             .unwrap_or_default();
         let sig = repo.read(&tree, &sig_path(e.seq))?;
         // A time that does not parse is no time at all: the check fails, never 1970.
-        let check = hitl_lib::workflow::engine::parse_at(&e.at)
-            .and_then(|at| {
-                let s = sig.ok_or_else(|| "no signature".to_owned())?;
-                let key =
-                    signing::verify(&String::from_utf8_lossy(&s), signing::NAMESPACE, &bytes)
-                        .map_err(|e| e.to_string())?;
-                signing::trusted_principal(
-                    &allowed,
-                    &revoked,
-                    &key,
-                    Some(&e.actor.principal),
-                    signing::NAMESPACE,
-                    at,
-                )
-                .map(|_| signing::fingerprint(&key))
-                .map_err(|u| u.message)
-            });
+        let check = hitl_lib::workflow::engine::parse_at(&e.at).and_then(|at| {
+            let s = sig.ok_or_else(|| "no signature".to_owned())?;
+            let key = signing::verify(&String::from_utf8_lossy(&s), signing::NAMESPACE, &bytes)
+                .map_err(|e| e.to_string())?;
+            signing::trusted_principal(
+                &allowed,
+                &revoked,
+                &key,
+                Some(&e.actor.principal),
+                signing::NAMESPACE,
+                at,
+            )
+            .map(|_| signing::fingerprint(&key))
+            .map_err(|u| u.message)
+        });
         decisions.push(json!({
             "seq": e.seq,
             "at": e.at,
@@ -152,7 +148,11 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         if !findings.is_empty() {
             text.push_str("the workflow engine refuses what is recorded (run `hitl verify`):\n");
             for (seq, code, reason) in &replayed.findings {
-                let _ = writeln!(text, "  {code}  seq {seq}: {}", hitl_lib::text::escape_line(reason));
+                let _ = writeln!(
+                    text,
+                    "  {code}  seq {seq}: {}",
+                    hitl_lib::text::escape_line(reason)
+                );
             }
             text.push('\n');
         }

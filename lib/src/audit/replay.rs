@@ -1,7 +1,6 @@
 //! Replay: a request's outcome as recorded, in a form the workflow engine's
 //! recomputation (`workflow::recorded::replay`) gives too, so the two can be compared.
 
-
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value as Json;
@@ -79,4 +78,3 @@ pub fn checked_at(events: &[Event]) -> Option<DateTime<Utc>> {
         .ok()
         .map(|t| t.with_timezone(&Utc))
 }
-
