@@ -1,7 +1,6 @@
 //! Replay: a request's outcome as recorded, in a form the workflow engine's
 //! recomputation (`workflow::recorded::replay`) gives too, so the two can be compared.
 
-use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value as Json;
 
@@ -68,13 +67,4 @@ pub fn of_pack(pack: &EvidencePack) -> Outcome {
         warn: rules(json.as_ref(), "warn"),
         escalate: rules(json.as_ref(), "escalate"),
     }
-}
-
-/// The `now` the policies saw when the request was checked.
-#[must_use]
-pub fn checked_at(events: &[Event]) -> Option<DateTime<Utc>> {
-    let e = events.iter().find(|e| e.kind == types::POLICY_CHECKED)?;
-    DateTime::parse_from_rfc3339(&e.at)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }
