@@ -33,6 +33,12 @@ pub enum Error {
     },
     #[error("refusing to overwrite existing files: {}", paths.iter().map(|p| format!("`{}`", p.display())).collect::<Vec<_>>().join(", "))]
     AlreadyExists { paths: Vec<PathBuf> },
+    #[error(
+        "`{}` is a workspace inside the workspace `{}` (the same git work tree): a nested `approval-matrix.yaml` would decide under rules nobody governs",
+        inner.display(),
+        outer.display()
+    )]
+    NestedWorkspace { inner: PathBuf, outer: PathBuf },
     #[error("git: {0}")]
     Git(#[from] git2::Error),
 }
@@ -51,6 +57,10 @@ impl Error {
             Self::RequestNotFound { suggestion, .. } => Some(suggestion.as_ref().map_or_else(
                 || "pass a request id from `requests/` or a path to a YAML file".to_owned(),
                 |s| format!("did you mean `{s}`?"),
+            )),
+            Self::NestedWorkspace { outer, .. } => Some(format!(
+                "run hitl from `{}` (or name it with `-C`); a folder below it with its own matrix is an agent's plant until proven otherwise",
+                outer.display()
             )),
             Self::AlreadyExists { .. } => {
                 Some("`hitl init` only creates files; move the existing ones away first".to_owned())

@@ -174,6 +174,22 @@ impl Workspace {
         let mut dir = Some(start);
         while let Some(d) = dir {
             if d.join(MATRIX_FILE).is_file() {
+                // Found by searching, a workspace must not sit inside another one of the
+                // same git work tree: anyone who can commit could plant a folder with its
+                // own matrix below the real workspace.
+                let mut up = Some(d);
+                while let Some(u) = up {
+                    if u != d && u.join(MATRIX_FILE).is_file() {
+                        return Err(Error::NestedWorkspace {
+                            inner: d.to_path_buf(),
+                            outer: u.to_path_buf(),
+                        });
+                    }
+                    if u.join(".git").exists() {
+                        break;
+                    }
+                    up = u.parent();
+                }
                 return Self::open(d);
             }
             dir = d.parent();

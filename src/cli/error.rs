@@ -74,6 +74,7 @@ impl From<Error> for CliError {
     fn from(e: Error) -> Self {
         let exit = match &e {
             Error::Invalid(_) => Exit::InvalidInput,
+            Error::NestedWorkspace { .. } => Exit::Refused,
             Error::WorkspaceNotFound { .. }
             | Error::NotAWorkspace { .. }
             | Error::NoSuchFolder { .. }

@@ -854,7 +854,20 @@ fn a_checkpoint_detects_truncation_and_rewritten_history() {
         "{found:?}"
     );
 
-    // Rewritten: the same length, but a different history (re-done by the same people).
+    // A clone that decided on the longer history refuses to decide on the rewound one
+    // (a force push can erase decisions): nothing recorded.
+    let head = w.git(&["rev-parse", "HEAD"]);
+    let o = w.hitl(LEA, &["approve", "refund-4711", "--comment", "again"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the audit's history was rewound"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(w.git(&["rev-parse", "HEAD"]), head);
+    // Rewritten: the same length, but a different history (re-done by the same people,
+    // who said the rewind was wanted).
+    std::fs::remove_file(w.ws().join(".git/hitl-config-checked")).unwrap();
     ok(&w.hitl(LEA, &["approve", "refund-4711", "--comment", "again"]));
     let o = w.read(&["verify", "--checkpoint", cp_arg, "--format", "json"]);
     assert_eq!(o.status.code(), Some(1));

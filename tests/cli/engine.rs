@@ -200,3 +200,94 @@ fn a_proposal_commit_not_signed_by_its_submitter_takes_no_decision() {
     assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
     assert_eq!(codes(&w), ["commit-unsigned"]);
 }
+
+/// Found by searching upward, a workspace inside another one of the same work tree is
+/// refused: an agent could commit `requests/x/approval-matrix.yaml` with its own rules
+/// and wait for an approver to run hitl there. Named with `-C`, it is the user's choice.
+#[test]
+fn a_workspace_planted_inside_the_workspace_is_refused_when_found_by_searching() {
+    let w = AuditWs::new();
+    let nested = w.ws().join("requests/nested");
+    std::fs::create_dir_all(&nested).unwrap();
+    std::fs::copy(
+        w.ws().join("approval-matrix.yaml"),
+        nested.join("approval-matrix.yaml"),
+    )
+    .unwrap();
+    let o = super::support::run(
+        w.command(super::support::NOW)
+            .current_dir(&nested)
+            .args(["explain", "refund-4711"]),
+    );
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is a workspace inside the workspace"),
+        "{}",
+        stderr(&o)
+    );
+    let o = super::support::run(
+        w.command(super::support::NOW)
+            .current_dir(&nested)
+            .args(["lint"]),
+    );
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+}
+
+/// An insider re-makes the agent's proposal as their own (every event's actor ravi,
+/// re-chained, the commit signed by ravi): a role member never submits, so the record
+/// disagrees with the engine, `verify` says so and no decision is taken on it.
+#[test]
+fn a_proposal_submitted_by_an_approver_is_named_and_takes_no_decision() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "email-customer-5531"]));
+    let fp = ok(&super::audit::sh(
+        w.dir.path(),
+        "ssh-keygen",
+        &[
+            "-l",
+            "-E",
+            "sha256",
+            "-f",
+            w.key(RAVI).with_extension("com.pub").to_str().unwrap(),
+        ],
+    ));
+    let fp = fp.split_whitespace().nth(1).unwrap().to_owned();
+    let mut prev = "0".repeat(64);
+    for seq in 1..=5 {
+        let path = w.event_file(seq);
+        let mut e: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        e["prev"] = prev.clone().into();
+        e["actor"]["principal"] = RAVI.into();
+        e["actor"]["key"] = fp.clone().into();
+        if e["type"] == "proposed" {
+            e["submitted_by"] = RAVI.into();
+        }
+        let mut bytes = serde_json::to_vec_pretty(&e).unwrap();
+        bytes.push(b'\n');
+        prev = hitl_lib::audit::sha256_hex(&bytes);
+        std::fs::write(&path, bytes).unwrap();
+    }
+    w.git(&["add", "-A"]);
+    w.git(&[
+        "-c",
+        &format!("user.signingkey={}", w.key(RAVI).display()),
+        "-c",
+        &format!("user.email={RAVI}"),
+        "commit",
+        "-q",
+        "--amend",
+        "--reset-author",
+        "-S",
+        "-m",
+        "propose email-customer-5531",
+    ]);
+    assert_eq!(codes(&w), ["derived-mismatch"]);
+    let o = w.hitl(LEA, &["approve", "email-customer-5531"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("`ravi@example.com` may not submit proposals"),
+        "{}",
+        stderr(&o)
+    );
+}

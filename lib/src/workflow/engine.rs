@@ -77,6 +77,8 @@ pub fn derive_from(
         .map_err(|e| format!("`hitl.toml` in force does not load: {e}"))?
         .limits
         .max_request_bytes;
+    submitter_rule(matrix, submitter)
+        .map_err(|why| format!("`{submitter}` may not submit proposals: {why}"))?;
     let r = request::parse(file, proposal, &matrix.systems, cap).map_err(|d| {
         format!("the recorded proposal does not load under the matrix in force: {d}")
     })?;
@@ -120,6 +122,25 @@ pub fn derive_from(
         blocked,
     };
     Ok((derived, pack))
+}
+
+/// Who may submit under `matrix`: an agent (when the matrix lists any), and never an
+/// admin or a member of a role (who submits never decides).
+///
+/// # Errors
+/// Why `submitter` may not submit.
+pub fn submitter_rule(matrix: &crate::matrix::Matrix, submitter: &str) -> Result<(), String> {
+    let g = &matrix.governance;
+    if g.is_admin(submitter) || matrix.roles_of(submitter).next().is_some() {
+        return Err("it approves or administers, and who submits never decides".to_owned());
+    }
+    if !g.agents.is_empty() && !g.is_agent(submitter) {
+        return Err(format!(
+            "the matrix's `governance.agents` lists only {}",
+            g.agents.join(", ")
+        ));
+    }
+    Ok(())
 }
 
 /// The recorded fields of a proposal's events that disagree with the recomputation,
@@ -567,16 +588,26 @@ pub fn check_governed(
     let file = repo.repo.path().join(CHECKED_FILE);
     // A checked commit is trusted only while it is still on the line from HEAD: after a
     // reset or a rewrite, everything is checked again.
-    let stop = std::fs::read_to_string(&file)
+    let checked = std::fs::read_to_string(&file)
         .ok()
-        .and_then(|s| git2::Oid::from_str(s.trim()).ok())
-        .filter(|id| {
-            *id == head.id()
-                || repo
-                    .repo
-                    .graph_descendant_of(head.id(), *id)
-                    .unwrap_or(false)
+        .and_then(|s| git2::Oid::from_str(s.trim()).ok());
+    // A history that no longer extends the head this clone last decided on was rewound
+    // or replaced (a force push can erase decisions, revocations, role removals): fail
+    // closed until someone who knows why says so.
+    if let Some(id) = checked
+        && id != head.id()
+        && !repo
+            .repo
+            .graph_descendant_of(head.id(), id)
+            .unwrap_or(false)
+    {
+        return Err(WorkflowError::Rewound {
+            checked: id.to_string(),
+            head: head.id().to_string(),
+            file: file.display().to_string(),
         });
+    }
+    let stop = checked;
     if let Some((commit, reason)) =
         super::history::config_violation_since(repo, configs, head, stop)?
     {
@@ -665,21 +696,10 @@ pub fn judge_new_proposal(
     if !repo.request_seqs(tree, &id)?.is_empty() {
         return Err(WorkflowError::AlreadyProposed(id));
     }
-    let g = &matrix.governance;
-    let decides = g.is_admin(submitter) || matrix.roles_of(submitter).next().is_some();
-    if decides || (!g.agents.is_empty() && !g.is_agent(submitter)) {
-        return Err(WorkflowError::NotAnAgent {
-            principal: submitter.to_owned(),
-            reason: if decides {
-                "it approves or administers, and who submits never decides".to_owned()
-            } else {
-                format!(
-                    "the matrix's `governance.agents` lists only {}",
-                    g.agents.join(", ")
-                )
-            },
-        });
-    }
+    submitter_rule(matrix, submitter).map_err(|reason| WorkflowError::NotAnAgent {
+        principal: submitter.to_owned(),
+        reason,
+    })?;
     let settings = config
         .settings
         .as_ref()

@@ -68,6 +68,14 @@ pub enum WorkflowError {
     },
     #[error("unknown reason code `{code}`; the matrix allows: {allowed}")]
     ReasonCode { code: String, allowed: String },
+    #[error(
+        "the audit's history was rewound: HEAD ({head}) does not extend {checked}, the head this clone last decided on; decisions, revocations or role removals may have been erased. Check it with `hitl verify --checkpoint`; if the rewind is known and wanted, remove `{file}`"
+    )]
+    Rewound {
+        checked: String,
+        head: String,
+        file: String,
+    },
     #[error("`{principal}` may not submit proposals: {reason}")]
     NotAnAgent { principal: String, reason: String },
     #[error("a rejection needs a reason code from the matrix")]
