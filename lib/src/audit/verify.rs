@@ -982,7 +982,12 @@ struct CommitJob {
 
 /// What one run of the history walk finds: commits that touched the audit, problems,
 /// roots of trust.
-type Part = (u64, Vec<Problem>, Vec<TrustRoot>, Vec<(u64, Option<Oid>)>);
+type Part = (
+    u64,
+    Vec<Problem>,
+    Vec<TrustRoot>,
+    Vec<(u64, Option<(Oid, crate::workflow::config::ConfigKey)>)>,
+);
 
 /// The fewest commits worth a thread of their own in the history walk.
 const MIN_RUN: usize = 32;
@@ -1128,7 +1133,7 @@ fn history_part(
     let mut roots = Vec::new();
     // For the workflow engine: the first seq each commit adds and the tree it extends;
     // and the configurations the governance rule reads.
-    let mut adds: Vec<(u64, Option<Oid>)> = Vec::new();
+    let mut adds: Vec<(u64, Option<(Oid, crate::workflow::config::ConfigKey)>)> = Vec::new();
     let mut configs = crate::workflow::config::Configs::default();
     let mut commits = 0_u64;
     let mut problems: Vec<Problem> = Vec::new();
@@ -1303,7 +1308,11 @@ fn history_part(
         if parents.len() <= 1
             && let Some(first) = events.iter().map(|e| e.1).min()
         {
-            adds.push((first, parents.first().map(|(_, t)| t.id())));
+            let parent = match parents.first() {
+                Some((_, t)) => Some((t.id(), crate::workflow::config::ConfigKey::of(repo, t)?)),
+                None => None,
+            };
+            adds.push((first, parent));
         }
         let signed = repo
             .repo

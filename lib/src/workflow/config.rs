@@ -242,4 +242,24 @@ impl Configs {
         self.by_key.insert(key, c.clone());
         Ok(c)
     }
+
+    /// The configuration whose key is `key`, read from the tree `tree_id` only the first
+    /// time that key is asked for (a history has few versions and many trees).
+    ///
+    /// # Errors
+    /// An unreadable object.
+    pub fn by_key(
+        &mut self,
+        repo: &AuditRepo,
+        key: ConfigKey,
+        tree_id: Oid,
+    ) -> Result<Arc<Config>, AuditError> {
+        if let Some(c) = self.by_key.get(&key) {
+            return Ok(c.clone());
+        }
+        let tree = repo.repo.find_tree(tree_id)?;
+        let c = Arc::new(Config::load(repo, &tree)?);
+        self.by_key.insert(key, c.clone());
+        Ok(c)
+    }
 }

@@ -124,6 +124,65 @@ pub fn derive_from(
     Ok((derived, pack))
 }
 
+/// The facts alone, without the rest of the evidence pack: what `verify` needs for each
+/// recorded proposal (the classification and the policies' decision, as [`derive`]
+/// computes them, without sources, diff and warnings).
+///
+/// # Errors
+/// As [`derive`].
+pub fn derive_facts(
+    config: &Config,
+    proposal: &[u8],
+    submitter: &str,
+    at: DateTime<Utc>,
+) -> Result<Derived, String> {
+    let matrix = config.matrix()?;
+    let cap = config
+        .settings
+        .as_ref()
+        .map_err(|e| format!("`hitl.toml` in force does not load: {e}"))?
+        .limits
+        .max_request_bytes;
+    submitter_rule(matrix, submitter)
+        .map_err(|why| format!("`{submitter}` may not submit proposals: {why}"))?;
+    let file = Path::new("<recorded proposal>");
+    let r = request::parse(file, proposal, &matrix.systems, cap).map_err(|d| {
+        format!("the recorded proposal does not load under the matrix in force: {d}")
+    })?;
+    let base = crate::classify::classify(matrix, &r);
+    let (c, blocked) = match &config.policies {
+        Ok(Some(set)) => {
+            let input = crate::policy::input(matrix, &r, &base, Some(submitter), at);
+            let mut set = set
+                .lock()
+                .map_err(|_| "the policy engine is poisoned".to_owned())?;
+            match set.evaluate(&input) {
+                Ok(d) => (
+                    crate::classify::apply_policy(matrix, &r, &base, &d),
+                    !d.allowed,
+                ),
+                Err(_) => (base, true),
+            }
+        }
+        Ok(None) => (base, false),
+        Err(_) => (base, true),
+    };
+    Ok(Derived {
+        requested_by: r.requested_by.clone(),
+        submitted_by: submitter.to_owned(),
+        tier: c.tier,
+        eligible: c
+            .eligible_roles
+            .iter()
+            .map(|e| (e.role.clone(), e.members.clone()))
+            .collect(),
+        approvals_required: c.approvals_required,
+        self_approval: c.self_approval,
+        expires_at: r.expires_at,
+        blocked,
+    })
+}
+
 /// Who may submit under `matrix`: an agent (when the matrix lists any), and never an
 /// admin or a member of a role (who submits never decides).
 ///

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use git2::{Oid, Tree};
 use serde_json::{Map, Value as Json};
 
-use super::config::Configs;
+use super::config::{ConfigKey, Configs};
 use super::engine::{self, Decision, State};
 use super::{Verdict, types};
 use crate::audit::{AuditError, AuditRepo, Event};
@@ -72,21 +72,22 @@ impl Recorded {
 }
 
 /// For each commit that added events: the first seq it added and the tree it extends
-/// (its first parent's; `None` for a commit without a parent).
+/// (its first parent's, with that tree's [`ConfigKey`]; `None` for a commit without a
+/// parent).
 #[derive(Default)]
 pub struct ConfigLine {
-    starts: Vec<(u64, Option<Oid>)>,
+    starts: Vec<(u64, Option<(Oid, ConfigKey)>)>,
 }
 
 impl ConfigLine {
     /// Records that a commit extending `parent_tree` added events from `first_seq` on.
-    pub fn add(&mut self, first_seq: u64, parent_tree: Option<Oid>) {
+    pub fn add(&mut self, first_seq: u64, parent_tree: Option<(Oid, ConfigKey)>) {
         self.starts.push((first_seq, parent_tree));
     }
 
     /// The tree the commit that added `seq` extends: `Ok(None)` for a root commit,
     /// `Err` when no commit is known to have added it.
-    fn tree_for(&self, seq: u64) -> Result<Option<Oid>, ()> {
+    fn tree_for(&self, seq: u64) -> Result<Option<(Oid, ConfigKey)>, ()> {
         let i = self.starts.partition_point(|(s, _)| *s <= seq);
         i.checked_sub(1)
             .and_then(|i| self.starts.get(i))
@@ -99,8 +100,112 @@ impl ConfigLine {
     }
 }
 
+/// The configuration in force for the event `seq`, or why there is none.
+fn config_for(
+    repo: &AuditRepo,
+    configs: &mut Configs,
+    line: &ConfigLine,
+    seq: u64,
+) -> Result<Result<std::sync::Arc<super::config::Config>, String>, AuditError> {
+    match line.tree_for(seq) {
+        Ok(Some((id, key))) => Ok(Ok(configs.by_key(repo, key, id)?)),
+        Ok(None) => Ok(Err(
+            "it was recorded in a commit without a parent, on no configuration".to_owned(),
+        )),
+        Err(()) => Ok(Err("no commit of the history added it".to_owned())),
+    }
+}
+
 /// One finding of the engine on the recorded history: (seq, code, reason).
 pub type Finding = (u64, &'static str, String);
+
+/// What the fold does, in order: fold a proposal (its events and the facts derived
+/// for it), or judge a decision.
+enum Step {
+    Propose(Vec<Event>, usize),
+    Decide(Box<Event>),
+}
+
+/// One derivation to run: the proposal's digest, signer, time and seq.
+struct Job {
+    digest: String,
+    submitter: String,
+    at: Result<chrono::DateTime<chrono::Utc>, String>,
+    seq: u64,
+}
+
+/// Derives the facts of each job, on all cores (each thread with its own repository and
+/// configurations: the policy engine is not shared).
+fn derive_all(
+    repo: &AuditRepo,
+    head_tree: Oid,
+    line: &ConfigLine,
+    jobs: &[Job],
+) -> Result<Vec<Result<engine::Derived, String>>, AuditError> {
+    let run = |r: &AuditRepo,
+               part: &[Job]|
+     -> Result<Vec<Result<engine::Derived, String>>, AuditError> {
+        let mut configs = Configs::default();
+        let tree = r.repo.find_tree(head_tree)?;
+        let blobs = r.blob_files(&tree)?;
+        let mut out = Vec::with_capacity(part.len());
+        for j in part {
+            let config = config_for(r, &mut configs, line, j.seq)?;
+            let derived = (|| {
+                let config = config?;
+                let at = j.at.clone()?;
+                let hex = j.digest.strip_prefix("sha256:").unwrap_or_default();
+                let (_, oid) = blobs
+                    .get(hex)
+                    .ok_or_else(|| format!("the recorded proposal `{}` is missing", j.digest))?;
+                let blob = r.repo.find_blob(*oid).map_err(|e| e.to_string())?;
+                let bytes = blob.content();
+                if crate::audit::sha256_hex(bytes) != hex {
+                    return Err(format!(
+                        "the recorded proposal `{}` was edited: its bytes no longer match the digest",
+                        j.digest
+                    ));
+                }
+                engine::derive_facts(&config, bytes, &j.submitter, at)
+            })();
+            out.push(derived);
+        }
+        Ok(out)
+    };
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let size = jobs.len().div_ceil(threads.clamp(1, 8)).max(256);
+    if jobs.len() <= size {
+        return run(repo, jobs);
+    }
+    let root = repo.root.as_path();
+    let parts: Vec<Result<Vec<_>, AuditError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = jobs
+            .chunks(size)
+            .map(|part| {
+                s.spawn(move || {
+                    let own = AuditRepo::open(root)?;
+                    run(&own, part)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(AuditError::Corrupt {
+                        path: crate::audit::AUDIT_DIR.to_owned(),
+                        message: "a derivation thread panicked".to_owned(),
+                    })
+                })
+            })
+            .collect()
+    });
+    let mut out = Vec::with_capacity(jobs.len());
+    for p in parts {
+        out.extend(p?);
+    }
+    Ok(out)
+}
 
 /// Folds the recorded events in order and judges them: a proposal whose recorded facts
 /// disagree with the recomputation is `derived-mismatch`; a decision the engine would
@@ -115,49 +220,85 @@ pub fn judge(
     mut line: ConfigLine,
 ) -> Result<Vec<Finding>, AuditError> {
     line.sort();
-    let mut configs = Configs::default();
-    let mut out = Vec::new();
-    // Per request: its state, and the proposal events not folded yet.
-    let mut states: HashMap<String, (State, Vec<Event>)> = HashMap::new();
-    let config_at = |configs: &mut Configs, seq: u64| -> Result<Result<_, String>, AuditError> {
-        match line.tree_for(seq) {
-            Ok(Some(id)) => {
-                let tree = repo.repo.find_tree(id)?;
-                Ok(Ok(configs.at(repo, &tree)?))
-            }
-            Ok(None) => Ok(Err(
-                "it was recorded in a commit without a parent, on no configuration".to_owned(),
-            )),
-            Err(()) => Ok(Err("no commit of the history added it".to_owned())),
-        }
-    };
-    let fold_proposal = |configs: &mut Configs,
-                         state: &mut State,
-                         pending: &mut Vec<Event>,
-                         out: &mut Vec<Finding>|
-     -> Result<(), AuditError> {
+    // 1. The steps of the fold, and a derivation job for each proposal.
+    let mut steps: Vec<Step> = Vec::new();
+    let mut jobs: Vec<Job> = Vec::new();
+    let mut pending: HashMap<String, Vec<Event>> = HashMap::new();
+    let close = |pending: &mut Vec<Event>, steps: &mut Vec<Step>, jobs: &mut Vec<Job>| {
         if pending.is_empty() {
-            return Ok(());
+            return;
         }
-        let events: Vec<&Event> = pending.iter().collect();
-        let seq = events.first().map_or(0, |e| e.seq);
-        let config = config_at(configs, seq)?;
-        state.propose(&events, |digest, submitter, at| {
-            let config = config?;
-            let bytes = engine::recorded_blob(repo, head_tree, digest)?;
-            engine::derive(&config, &bytes, submitter, at).map(|(d, _)| d)
+        let events = std::mem::take(pending);
+        let proposed = events.iter().find(|e| e.kind == types::PROPOSED);
+        jobs.push(Job {
+            digest: proposed
+                .and_then(|p| p.field_str("proposal"))
+                .unwrap_or_default()
+                .to_owned(),
+            submitter: proposed
+                .map(|p| p.actor.principal.clone())
+                .unwrap_or_default(),
+            at: proposed.map_or_else(
+                || Err("no `proposed` event".to_owned()),
+                |p| engine::parse_at(&p.at),
+            ),
+            seq: events.first().map_or(0, |e| e.seq),
         });
-        if let Some(Err(why)) = &state.derived {
-            out.push((seq, "derived-mismatch", why.clone()));
-        }
-        pending.clear();
-        Ok(())
+        steps.push(Step::Propose(events, jobs.len() - 1));
     };
     for e in recorded.events {
-        let (state, pending) = states.entry(e.request.clone()).or_default();
+        let p = pending.entry(e.request.clone()).or_default();
         match e.kind.as_str() {
             types::DECISION => {
-                fold_proposal(&mut configs, state, pending, &mut out)?;
+                close(p, &mut steps, &mut jobs);
+                steps.push(Step::Decide(Box::new(e)));
+            }
+            types::PROPOSED if !p.is_empty() => {
+                close(p, &mut steps, &mut jobs);
+                p.push(e);
+            }
+            types::APPROVAL_REQUESTED | types::BLOCKED => {
+                p.push(e);
+                close(p, &mut steps, &mut jobs);
+            }
+            _ => p.push(e),
+        }
+    }
+    let mut rest: Vec<Vec<Event>> = pending.into_values().filter(|p| !p.is_empty()).collect();
+    rest.sort_by_key(|p| p.first().map_or(0, |e| e.seq));
+    for mut p in rest {
+        close(&mut p, &mut steps, &mut jobs);
+    }
+    // 2. The derivations, on all cores.
+    let mut derived: Vec<Option<Result<engine::Derived, String>>> =
+        derive_all(repo, head_tree.id(), &line, &jobs)?
+            .into_iter()
+            .map(Some)
+            .collect();
+    // 3. The fold, in order.
+    let mut configs = Configs::default();
+    let mut out = Vec::new();
+    let mut states: HashMap<String, State> = HashMap::new();
+    for step in steps {
+        match step {
+            Step::Propose(events, job) => {
+                let Some(first) = events.first() else {
+                    continue;
+                };
+                let seq = first.seq;
+                let state = states.entry(first.request.clone()).or_default();
+                let result = derived
+                    .get_mut(job)
+                    .and_then(Option::take)
+                    .unwrap_or_else(|| Err("not derived".to_owned()));
+                let refs: Vec<&Event> = events.iter().collect();
+                state.propose(&refs, |_, _, _| result);
+                if let Some(Err(why)) = &state.derived {
+                    out.push((seq, "derived-mismatch", why.clone()));
+                }
+            }
+            Step::Decide(e) => {
+                let state = states.entry(e.request.clone()).or_default();
                 let verdict = match e.field_str("decision") {
                     Some("approved") => Some(Verdict::Approve),
                     Some("rejected") => Some(Verdict::Reject),
@@ -168,42 +309,32 @@ pub fn judge(
                         Some("its `decision` is neither `approved` nor `rejected`".to_owned())
                     }
                     (_, Err(why)) => Some(why),
-                    (Some(verdict), Ok(at)) => match config_at(&mut configs, e.seq)? {
-                        Err(why) => Some(why),
-                        Ok(current) => engine::judge_decision(
-                            state,
-                            &current,
-                            &Decision {
-                                request: &e.request,
-                                principal: &e.actor.principal,
-                                verdict,
-                                role: Some(e.field_str("role").unwrap_or_default()),
-                                reason_code: e.fields.get("reason_code").and_then(Json::as_str),
-                                at,
-                            },
-                        )
-                        .err()
-                        .map(|err| err.to_string()),
-                    },
+                    (Some(verdict), Ok(at)) => {
+                        match config_for(repo, &mut configs, &line, e.seq)? {
+                            Err(why) => Some(why),
+                            Ok(current) => engine::judge_decision(
+                                state,
+                                &current,
+                                &Decision {
+                                    request: &e.request,
+                                    principal: &e.actor.principal,
+                                    verdict,
+                                    role: Some(e.field_str("role").unwrap_or_default()),
+                                    reason_code: e.fields.get("reason_code").and_then(Json::as_str),
+                                    at,
+                                },
+                            )
+                            .err()
+                            .map(|err| err.to_string()),
+                        }
+                    }
                 };
                 if let Some(why) = why {
                     out.push((e.seq, "decision-unauthorized", why));
                 }
                 state.decide(&e);
             }
-            types::PROPOSED if !pending.is_empty() || state.derived.is_some() => {
-                fold_proposal(&mut configs, state, pending, &mut out)?;
-                pending.push(e);
-            }
-            types::APPROVAL_REQUESTED | types::BLOCKED => {
-                pending.push(e);
-                fold_proposal(&mut configs, state, pending, &mut out)?;
-            }
-            _ => pending.push(e),
         }
-    }
-    for (state, pending) in states.values_mut() {
-        fold_proposal(&mut configs, state, pending, &mut out)?;
     }
     out.sort_by_key(|f| f.0);
     Ok(out)
@@ -238,7 +369,11 @@ pub fn replay(
     for e in &events {
         kept.keep(e);
         if let Some((_, parent)) = super::history::commit_adding(repo, head, e.seq)? {
-            line.add(e.seq, parent.as_ref().map(Tree::id));
+            let key = match &parent {
+                Some(t) => Some((t.id(), ConfigKey::of(repo, t)?)),
+                None => None,
+            };
+            line.add(e.seq, key);
         }
     }
     let mut out = Replayed {
