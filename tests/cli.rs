@@ -46,5 +46,8 @@ mod matrix;
 #[path = "cli/policy.rs"]
 mod policy;
 #[cfg(test)]
+#[path = "cli/property.rs"]
+mod property;
+#[cfg(test)]
 #[path = "cli/support.rs"]
 mod support;
