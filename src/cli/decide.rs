@@ -3,7 +3,6 @@
 //! signature.
 
 use hitl_lib::audit::{Appender, AuditRepo, ConfigVersions};
-use hitl_lib::policy::PolicySet;
 use hitl_lib::workflow::{self, Verdict};
 
 use super::identity::{self, KeyArgs};
@@ -19,12 +18,6 @@ pub fn record(
 ) -> CliResult {
     let ws = ctx.workspace()?;
     let now = now()?;
-    let (_, matrix_digest) = ws.load_matrix_with_digest()?;
-    let policies = match PolicySet::load(ws.root()) {
-        Ok(Some(set)) => set.digest().to_owned(),
-        Ok(None) => "none".to_owned(),
-        Err(_) => "unloadable".to_owned(),
-    };
     let repo = AuditRepo::open(ws.root())?;
     identity::require_committed_config(&repo)?;
     let key = identity::signing_key(key_args, ws.root(), ctx.cwd())?;
@@ -51,9 +44,10 @@ pub fn record(
     let how = Appender {
         key: &key,
         actor: actor.clone(),
+        // The engine records the versions it decided under (read under the lock).
         config: ConfigVersions {
-            matrix: matrix_digest,
-            policies,
+            matrix: "none".to_owned(),
+            policies: "none".to_owned(),
             tool: format!("hitl {}", env!("CARGO_PKG_VERSION")),
         },
         clock: &super::now,

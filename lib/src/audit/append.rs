@@ -45,6 +45,9 @@ pub struct NewEvent {
     pub fields: Map<String, Json>,
     /// Write a detached signature beside it (decision events).
     pub sign: bool,
+    /// The versions of the configuration it was decided under, when the workflow engine
+    /// read them under the lock (else the appender's).
+    pub config: Option<ConfigVersions>,
 }
 
 /// What one append wrote.
@@ -370,7 +373,7 @@ impl AuditRepo {
                 request: new.request,
                 at: at.clone(),
                 actor: how.actor.clone(),
-                config: how.config.clone(),
+                config: new.config.clone().unwrap_or_else(|| how.config.clone()),
                 fields: new.fields,
             };
             let bytes = event.to_bytes()?;

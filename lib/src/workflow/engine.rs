@@ -566,7 +566,7 @@ pub fn state_at(
                 ));
             }
             let bytes = recorded_blob(repo, tree, digest)?;
-            derive(&config, &bytes, submitter, at).map(|(d, _)| d)
+            derive_facts(&config, &bytes, submitter, at)
         });
     }
     for e in events.iter().filter(|e| e.kind == types::DECISION) {

@@ -160,6 +160,27 @@ pub fn commit_adding<'r>(
     if !has(&commit.tree()?) {
         return Ok(None);
     }
+    // Fast path: hitl's `Hitl-Seq:` trailer says which seqs a commit adds. Walking commit
+    // headers costs little; a claim is used only once the trees confirm it, so a lying
+    // trailer only sends the search down the slow path.
+    let mut c = head.clone();
+    loop {
+        if claims_seq(c.message_bytes(), seq) {
+            if let Some(parent) = c.parents().next() {
+                let parent_tree = parent.tree()?;
+                if has(&c.tree()?) && !has(&parent_tree) {
+                    return Ok(Some((c, Some(parent_tree))));
+                }
+            } else if has(&c.tree()?) {
+                return Ok(Some((c, None)));
+            }
+            break;
+        }
+        match c.parents().next() {
+            Some(p) => c = p,
+            None => break,
+        }
+    }
     loop {
         match commit.parents().next() {
             Some(parent) => {
@@ -172,4 +193,15 @@ pub fn commit_adding<'r>(
             None => return Ok(Some((commit, None))),
         }
     }
+}
+
+/// Whether a commit message's `Hitl-Seq:` trailer (`6`, or `1-5`) names `seq`.
+fn claims_seq(message: &[u8], seq: u64) -> bool {
+    let text = String::from_utf8_lossy(message);
+    text.lines()
+        .filter_map(|l| l.strip_prefix("Hitl-Seq: "))
+        .any(|v| {
+            let (a, b) = v.trim().split_once('-').unwrap_or((v.trim(), v.trim()));
+            matches!((a.parse::<u64>(), b.parse::<u64>()), (Ok(a), Ok(b)) if a <= seq && seq <= b)
+        })
 }

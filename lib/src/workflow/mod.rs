@@ -137,6 +137,7 @@ pub fn proposal(
         request: id.clone(),
         fields: obj(fields),
         sign: false,
+        config: Some(config.clone()),
     };
     let cls = &pack.classification;
     let diff_text: String = pack
@@ -366,5 +367,10 @@ pub fn decision(
             "evidence_pack": evidence_pack,
         })),
         sign: true,
+        config: Some(crate::audit::ConfigVersions {
+            matrix: config.matrix_digest.clone(),
+            policies: config.policy_digest.clone(),
+            tool: format!("hitl {}", env!("CARGO_PKG_VERSION")),
+        }),
     })
 }
