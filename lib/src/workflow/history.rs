@@ -205,3 +205,20 @@ fn claims_seq(message: &[u8], seq: u64) -> bool {
             matches!((a.parse::<u64>(), b.parse::<u64>()), (Ok(a), Ok(b)) if a <= seq && seq <= b)
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::claims_seq;
+
+    #[test]
+    fn a_hitl_seq_trailer_claims_its_seqs_only() {
+        let m = b"propose refund-4711 (tier 3) by a\n\nHitl-Request: refund-4711\nHitl-Seq: 1-5\n";
+        assert!((1..=5).all(|s| claims_seq(m, s)));
+        assert!(!claims_seq(m, 0) && !claims_seq(m, 6));
+        assert!(claims_seq(b"x\n\nHitl-Seq: 6\n", 6));
+        assert!(!claims_seq(b"x\n\nHitl-Seq: 6\n", 7));
+        // Not a trailer hitl writes: claims nothing.
+        assert!(!claims_seq(b"x\n\nHitl-Seq: five\n", 5));
+        assert!(!claims_seq(b"x\n\nSeq: 5\n", 5));
+    }
+}
