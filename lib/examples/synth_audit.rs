@@ -155,9 +155,9 @@ fn main() {
         // Decided requests a minute apart from 2026-01-01; pending ones made now, so that
         // `hitl approve` on the real clock finds them live.
         let now = if is_pending {
-            // Up to the wall clock, never past it: a later `hitl approve` refuses a clock
+            // At the wall clock, never past it: a later `hitl approve` refuses a clock
             // behind the last event.
-            wall - Duration::seconds(i64::try_from(pending_left).unwrap())
+            wall
         } else {
             start + Duration::seconds(i64::try_from(request).unwrap() * 60)
         };
