@@ -70,18 +70,7 @@ pub fn derive_from(
     submitter: &str,
     at: DateTime<Utc>,
 ) -> Result<(Derived, EvidencePack), String> {
-    let matrix = config.matrix()?;
-    let cap = config
-        .settings
-        .as_ref()
-        .map_err(|e| format!("`hitl.toml` in force does not load: {e}"))?
-        .limits
-        .max_request_bytes;
-    submitter_rule(matrix, submitter)
-        .map_err(|why| format!("`{submitter}` may not submit proposals: {why}"))?;
-    let r = request::parse(file, proposal, &matrix.systems, cap).map_err(|d| {
-        format!("the recorded proposal does not load under the matrix in force: {d}")
-    })?;
+    let (matrix, r) = parse_under(config, file, proposal, submitter)?;
     let pack = match &config.policies {
         Ok(Some(set)) => {
             let mut set = set
@@ -107,7 +96,40 @@ pub fn derive_from(
         PolicyDecision::Failed { .. }
             | PolicyDecision::Evaluated(crate::policy::Decision { allowed: false, .. })
     );
-    let derived = Derived {
+    Ok((facts(&r, submitter, c, blocked), pack))
+}
+
+/// The matrix in force and the proposal parsed under it, once the submitter is one who
+/// may submit: what [`derive_from`] and [`derive_facts`] both start from.
+fn parse_under<'c>(
+    config: &'c Config,
+    file: &Path,
+    proposal: &[u8],
+    submitter: &str,
+) -> Result<(&'c crate::matrix::Matrix, request::Request), String> {
+    let matrix = config.matrix()?;
+    let cap = config
+        .settings
+        .as_ref()
+        .map_err(|e| format!("`hitl.toml` in force does not load: {e}"))?
+        .limits
+        .max_request_bytes;
+    submitter_rule(matrix, submitter)
+        .map_err(|why| format!("`{submitter}` may not submit proposals: {why}"))?;
+    let r = request::parse(file, proposal, &matrix.systems, cap).map_err(|d| {
+        format!("the recorded proposal does not load under the matrix in force: {d}")
+    })?;
+    Ok((matrix, r))
+}
+
+/// The facts of a classification: what the workflow rests on.
+fn facts(
+    r: &request::Request,
+    submitter: &str,
+    c: &crate::classify::Classification,
+    blocked: bool,
+) -> Derived {
+    Derived {
         requested_by: r.requested_by.clone(),
         submitted_by: submitter.to_owned(),
         tier: c.tier,
@@ -120,8 +142,7 @@ pub fn derive_from(
         self_approval: c.self_approval,
         expires_at: r.expires_at,
         blocked,
-    };
-    Ok((derived, pack))
+    }
 }
 
 /// The facts alone, without the rest of the evidence pack: what `verify` needs for each
@@ -136,19 +157,12 @@ pub fn derive_facts(
     submitter: &str,
     at: DateTime<Utc>,
 ) -> Result<Derived, String> {
-    let matrix = config.matrix()?;
-    let cap = config
-        .settings
-        .as_ref()
-        .map_err(|e| format!("`hitl.toml` in force does not load: {e}"))?
-        .limits
-        .max_request_bytes;
-    submitter_rule(matrix, submitter)
-        .map_err(|why| format!("`{submitter}` may not submit proposals: {why}"))?;
-    let file = Path::new("<recorded proposal>");
-    let r = request::parse(file, proposal, &matrix.systems, cap).map_err(|d| {
-        format!("the recorded proposal does not load under the matrix in force: {d}")
-    })?;
+    let (matrix, r) = parse_under(
+        config,
+        Path::new("<recorded proposal>"),
+        proposal,
+        submitter,
+    )?;
     let base = crate::classify::classify(matrix, &r);
     let (c, blocked) = match &config.policies {
         Ok(Some(set)) => {
@@ -167,20 +181,7 @@ pub fn derive_facts(
         Ok(None) => (base, false),
         Err(_) => (base, true),
     };
-    Ok(Derived {
-        requested_by: r.requested_by.clone(),
-        submitted_by: submitter.to_owned(),
-        tier: c.tier,
-        eligible: c
-            .eligible_roles
-            .iter()
-            .map(|e| (e.role.clone(), e.members.clone()))
-            .collect(),
-        approvals_required: c.approvals_required,
-        self_approval: c.self_approval,
-        expires_at: r.expires_at,
-        blocked,
-    })
+    Ok(facts(&r, submitter, &c, blocked))
 }
 
 /// Who may submit under `matrix`: an agent (when the matrix lists any), and never an
