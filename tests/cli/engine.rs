@@ -291,3 +291,36 @@ fn a_proposal_submitted_by_an_approver_is_named_and_takes_no_decision() {
         stderr(&o)
     );
 }
+
+/// Someone with push access and no key drops a recorded rejection from the request's
+/// index in an unsigned commit: the next decision reads the audit only through commits
+/// that append as hitl does, so it is refused, and nothing is recorded.
+#[test]
+fn a_decision_hidden_from_the_index_by_an_unsigned_commit_takes_no_new_decision() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    ok(&w.hitl(
+        LEA,
+        &[
+            "reject",
+            "refund-4711",
+            "--reason-code",
+            "insufficient-evidence",
+        ],
+    ));
+    let index = w
+        .ws()
+        .join(hitl_lib::audit::request_index_path("refund-4711"));
+    std::fs::write(&index, "1\n2\n3\n4\n5\n").unwrap();
+    w.commit_all(None, "tidy");
+    let head = w.git(&["rev-parse", "HEAD"]);
+    let o = w.hitl(LEA, &["approve", "refund-4711"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("changed the audit as no hitl append does"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
+    assert_eq!(codes(&w), ["commit-unsigned", "index"]);
+}

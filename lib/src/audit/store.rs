@@ -321,7 +321,19 @@ impl AuditRepo {
                 .filter(|(_, kind)| *kind == Some(ObjectType::Blob))
                 .ok_or_else(missing)?;
             let blob = self.repo.find_blob(entry.0)?;
-            out.push(parse_event(&event_path(seq), blob.content())?);
+            let event = parse_event(&event_path(seq), blob.content())?;
+            // The index is only a pointer: an event of another request it lists is an
+            // audit that was tampered with, not part of this request.
+            if event.request != request || event.seq != seq {
+                return Err(AuditError::Corrupt {
+                    path: request_index_path(request),
+                    message: format!(
+                        "it lists event {seq}, which belongs to request `{}`",
+                        event.request
+                    ),
+                });
+            }
+            out.push(event);
         }
         Ok(out)
     }

@@ -671,9 +671,15 @@ pub fn check_governed(
     if let Some((commit, reason)) =
         super::history::config_violation_since(repo, configs, head, stop)?
     {
-        return Err(WorkflowError::ConfigUnauthorized {
-            commit: commit.to_string(),
-            reason,
+        return Err(match reason.strip_prefix(super::history::AUDIT_MARK) {
+            Some(reason) => WorkflowError::AuditTampered {
+                commit: commit.to_string(),
+                reason: reason.to_owned(),
+            },
+            None => WorkflowError::ConfigUnauthorized {
+                commit: commit.to_string(),
+                reason,
+            },
         });
     }
     // Only a speed-up: failing to remember costs a longer walk next time.

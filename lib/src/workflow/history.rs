@@ -137,11 +137,90 @@ pub fn config_violation_since(
         {
             return Ok(Some((commit.id(), why)));
         }
+        if let Some(why) =
+            audit_change_problem(repo, configs, &commit, &tree, parent_tree.as_ref())?
+        {
+            return Ok(Some((commit.id(), format!("{AUDIT_MARK}{why}"))));
+        }
         match parent {
             Some(p) => commit = p,
             None => return Ok(None),
         }
     }
+}
+
+/// Marks a violation of the audit rule (not the configuration's) in what
+/// [`config_violation_since`] returns.
+pub const AUDIT_MARK: &str = "audit: ";
+
+/// Whether `commit` changes `audit/` as only an append may: signed by a key the
+/// configuration before it trusts, adding plain files and appending to request indexes,
+/// never changing or removing anything else. `Some(reason)` when it does not. What a
+/// decision reads of the audit rests on this holding for every commit since the head
+/// this clone last checked (`verify` checks the same, and more, on the whole history).
+///
+/// # Errors
+/// An unreadable object.
+pub fn audit_change_problem(
+    repo: &AuditRepo,
+    configs: &mut Configs,
+    commit: &Commit<'_>,
+    tree: &Tree<'_>,
+    parent_tree: Option<&Tree<'_>>,
+) -> Result<Option<String>, AuditError> {
+    let audit = repo.git_path(crate::audit::AUDIT_DIR);
+    let id_of = |t: &Tree<'_>| {
+        t.get_path(Path::new(&audit))
+            .ok()
+            .map(|e| (e.id(), e.filemode()))
+    };
+    let before = parent_tree.and_then(id_of);
+    let after = id_of(tree);
+    if before == after {
+        return Ok(None);
+    }
+    let Some(parent_tree) = parent_tree else {
+        return Ok(Some(
+            "a commit without a parent records audit events".to_owned(),
+        ));
+    };
+    let config = configs.at(repo, parent_tree)?;
+    if let Err(why) = super::engine::commit_signer(repo, commit, &config) {
+        return Ok(Some(format!("it changes the audit, but {why}")));
+    }
+    let mut opts = git2::DiffOptions::new();
+    opts.pathspec(&audit);
+    let diff = repo
+        .repo
+        .diff_tree_to_tree(Some(parent_tree), Some(tree), Some(&mut opts))?;
+    let index_dir = format!(
+        "{}/",
+        repo.git_path(&format!("{}/requests", crate::audit::AUDIT_DIR))
+    );
+    for d in diff.deltas() {
+        let path = d
+            .new_file()
+            .path()
+            .or_else(|| d.old_file().path())
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let plain = d.new_file().mode() == git2::FileMode::Blob;
+        let ok = match d.status() {
+            git2::Delta::Added => plain,
+            git2::Delta::Modified if plain && path.starts_with(&index_dir) => {
+                let old = repo.repo.find_blob(d.old_file().id())?;
+                let new = repo.repo.find_blob(d.new_file().id())?;
+                new.content().starts_with(old.content())
+            }
+            _ => false,
+        };
+        if !ok {
+            return Ok(Some(format!(
+                "it changes `{path}` in the audit other than by appending (the audit is append-only)"
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// The commit on the first-parent line from `head` that added event `seq`, and the tree

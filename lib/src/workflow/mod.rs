@@ -88,6 +88,10 @@ pub enum WorkflowError {
         "the trust configuration at HEAD was changed by commit {commit} without an admin's signature: {reason}; nothing is decided on it (run `hitl verify`)"
     )]
     ConfigUnauthorized { commit: String, reason: String },
+    #[error(
+        "commit {commit} changed the audit as no hitl append does: {reason}; nothing is decided on it (run `hitl verify`)"
+    )]
+    AuditTampered { commit: String, reason: String },
     #[error("the audit of `{request}` is inconsistent: {message}; run `hitl verify`")]
     Inconsistent { request: String, message: String },
     /// A comment or reason code holds a control or invisible character.
