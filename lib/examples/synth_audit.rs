@@ -179,6 +179,7 @@ fn main() {
             let judged = hitl_lib::workflow::engine::judge_new_proposal(
                 repo,
                 tree,
+                agent_key.public(),
                 &file,
                 proposal.as_bytes(),
                 AGENT,
@@ -211,6 +212,7 @@ fn main() {
                 let event = hitl_lib::workflow::decision(
                     repo,
                     tree,
+                    key.public(),
                     &id,
                     LEAD,
                     hitl_lib::workflow::Verdict::Approve,

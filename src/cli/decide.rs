@@ -61,6 +61,7 @@ pub fn record(
         let event = workflow::decision(
             repo,
             tree,
+            key.public(),
             request,
             &actor.principal,
             verdict,

@@ -95,6 +95,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         let judged = workflow::engine::judge_new_proposal(
             repo,
             tree,
+            key.public(),
             &loaded.path,
             &loaded.bytes,
             &actor.principal,

@@ -193,6 +193,13 @@ impl Config {
 /// (workspace-relative path, bytes). A symlink or submodule there is an error.
 fn policy_files(repo: &AuditRepo, tree: &Tree<'_>) -> Result<Vec<(String, Vec<u8>)>, String> {
     let mut out = Vec::new();
+    // A `policies` that exists but is not a folder (a file, a symlink, a submodule) is
+    // not "no policies": it is a configuration nothing can evaluate.
+    if let Ok(e) = tree.get_path(Path::new(&repo.git_path(POLICIES_DIR)))
+        && e.kind() != Some(ObjectType::Tree)
+    {
+        return Err(format!("`{POLICIES_DIR}` is not a folder in this commit"));
+    }
     let Some(dir) = repo
         .subtree(tree, POLICIES_DIR)
         .map_err(|e| e.to_string())?

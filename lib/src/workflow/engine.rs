@@ -696,6 +696,7 @@ pub fn check_governed(
 pub fn judge_new_decision(
     repo: &crate::audit::AuditRepo,
     tree: &git2::Tree<'_>,
+    signer: &ssh_key::PublicKey,
     d: &Decision<'_>,
 ) -> Result<NewDecision, WorkflowError> {
     let Some(head) = repo.head_commit()? else {
@@ -704,6 +705,7 @@ pub fn judge_new_decision(
     let mut configs = super::config::Configs::default();
     check_governed(repo, &mut configs, &head)?;
     let current = configs.at(repo, tree)?;
+    signer_trusted(&current, signer, d.principal, d.at)?;
     let (state, events) = state_at(repo, &mut configs, &head, tree, d.request)?;
     let role = judge_decision(&state, &current, d)?;
     Ok(NewDecision {
@@ -723,6 +725,37 @@ pub struct NewDecision {
     pub config: std::sync::Arc<super::config::Config>,
 }
 
+/// The signing key, under the signer files of the configuration the new commit
+/// extends (read under the lock), at `now`: the one trust function decides, again, that
+/// it acts for `principal`.
+fn signer_trusted(
+    config: &Config,
+    signer: &ssh_key::PublicKey,
+    principal: &str,
+    now: DateTime<Utc>,
+) -> Result<(), WorkflowError> {
+    let (allowed, revoked) = config
+        .trust
+        .as_ref()
+        .map_err(|e| WorkflowError::Untrusted {
+            principal: principal.to_owned(),
+            reason: e.clone(),
+        })?;
+    crate::signing::trusted_principal(
+        allowed,
+        revoked,
+        signer,
+        Some(principal),
+        crate::signing::NAMESPACE,
+        now,
+    )
+    .map(|_| ())
+    .map_err(|u| WorkflowError::Untrusted {
+        principal: principal.to_owned(),
+        reason: u.message,
+    })
+}
+
 /// What [`judge_new_proposal`] accepted: the evidence pack assembled under the
 /// configuration at HEAD, and the events and blobs to record.
 pub struct NewProposal {
@@ -738,9 +771,14 @@ pub struct NewProposal {
 ///
 /// # Errors
 /// The [`WorkflowError`] of the rule that refuses it.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is one fact of the proposal"
+)]
 pub fn judge_new_proposal(
     repo: &crate::audit::AuditRepo,
     tree: &git2::Tree<'_>,
+    signer: &ssh_key::PublicKey,
     file: &Path,
     bytes: &[u8],
     submitter: &str,
@@ -751,11 +789,16 @@ pub fn judge_new_proposal(
         check_governed(repo, &mut configs, &head)?;
     }
     let config = configs.at(repo, tree)?;
+    signer_trusted(&config, signer, submitter, now)?;
     let inconsistent = |request: &str, message: String| WorkflowError::Inconsistent {
         request: request.to_owned(),
         message,
     };
     let matrix = config.matrix().map_err(|m| inconsistent("?", m))?;
+    submitter_rule(matrix, submitter).map_err(|reason| WorkflowError::NotAnAgent {
+        principal: submitter.to_owned(),
+        reason,
+    })?;
     let (_, pack) =
         derive_from(&config, file, bytes, submitter, now).map_err(|m| inconsistent("?", m))?;
     let id = pack.request.clone();

@@ -92,6 +92,8 @@ pub enum WorkflowError {
         "commit {commit} changed the audit as no hitl append does: {reason}; nothing is decided on it (run `hitl verify`)"
     )]
     AuditTampered { commit: String, reason: String },
+    #[error("the key does not act for `{principal}` under the signer files at HEAD: {reason}")]
+    Untrusted { principal: String, reason: String },
     #[error("the audit of `{request}` is inconsistent: {message}; run `hitl verify`")]
     Inconsistent { request: String, message: String },
     /// A comment or reason code holds a control or invisible character.
@@ -312,6 +314,7 @@ impl Verdict {
 pub fn decision(
     repo: &crate::audit::AuditRepo,
     tree: &git2::Tree<'_>,
+    signer: &ssh_key::PublicKey,
     request: &str,
     principal: &str,
     verdict: Verdict,
@@ -328,6 +331,7 @@ pub fn decision(
     } = engine::judge_new_decision(
         repo,
         tree,
+        signer,
         &engine::Decision {
             request,
             principal,
