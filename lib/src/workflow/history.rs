@@ -188,36 +188,87 @@ pub fn audit_change_problem(
     if let Err(why) = super::engine::commit_signer(repo, commit, &config) {
         return Ok(Some(format!("it changes the audit, but {why}")));
     }
-    let mut opts = git2::DiffOptions::new();
-    opts.pathspec(&audit);
-    let diff = repo
-        .repo
-        .diff_tree_to_tree(Some(parent_tree), Some(tree), Some(&mut opts))?;
-    let index_dir = format!(
-        "{}/",
-        repo.git_path(&format!("{}/requests", crate::audit::AUDIT_DIR))
-    );
-    for d in diff.deltas() {
-        let path = d
-            .new_file()
-            .path()
-            .or_else(|| d.old_file().path())
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let plain = d.new_file().mode() == git2::FileMode::Blob;
-        let ok = match d.status() {
-            git2::Delta::Added => plain,
-            git2::Delta::Modified if plain && path.starts_with(&index_dir) => {
-                let old = repo.repo.find_blob(d.old_file().id())?;
-                let new = repo.repo.find_blob(d.new_file().id())?;
-                new.content().starts_with(old.content())
+    // Only the folders whose ids differ are opened (a diff with a pathspec reads far
+    // more), so the cost is that of the few paths an append touches.
+    let Ok(new) = tree.get_path(Path::new(&audit)) else {
+        return Ok(Some("it removes `audit`".to_owned()));
+    };
+    if new.kind() != Some(git2::ObjectType::Tree) {
+        return Ok(Some("`audit` is not a folder".to_owned()));
+    }
+    let new = repo.repo.find_tree(new.id())?;
+    // The first append finds no `audit` before it: everything in it is added.
+    let old = match parent_tree.get_path(Path::new(&audit)) {
+        Ok(e) if e.kind() == Some(git2::ObjectType::Tree) => Some(repo.repo.find_tree(e.id())?),
+        Ok(_) => return Ok(Some("`audit` was not a folder before".to_owned())),
+        Err(_) => None,
+    };
+    append_only(repo, old.as_ref(), &new, crate::audit::AUDIT_DIR)
+}
+
+/// The first change from `old` to `new` (the folder `rel` of the audit) that is not an
+/// append: a removed or retyped entry, a changed file other than a request index that
+/// only grew, anything added that is not a plain file.
+fn append_only(
+    repo: &AuditRepo,
+    old: Option<&Tree<'_>>,
+    new: &Tree<'_>,
+    rel: &str,
+) -> Result<Option<String>, AuditError> {
+    let index_dir = format!("{}/requests", crate::audit::AUDIT_DIR);
+    let not_append = |path: &str| {
+        Some(format!(
+            "it changes `{path}` in the audit other than by appending (the audit is append-only)"
+        ))
+    };
+    if let Some(old) = old {
+        for e in old {
+            let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
+            if new.get_name_bytes(e.name_bytes()).is_none() {
+                return Ok(not_append(&format!("{rel}/{name}")));
             }
-            _ => false,
-        };
-        if !ok {
-            return Ok(Some(format!(
-                "it changes `{path}` in the audit other than by appending (the audit is append-only)"
-            )));
+        }
+    }
+    for e in new {
+        let name = String::from_utf8_lossy(e.name_bytes()).into_owned();
+        let path = format!("{rel}/{name}");
+        let before = old.and_then(|o| o.get_name_bytes(e.name_bytes()));
+        if let Some(b) = &before
+            && b.id() == e.id()
+            && b.filemode() == e.filemode()
+        {
+            continue;
+        }
+        match (e.kind(), e.filemode()) {
+            (Some(git2::ObjectType::Tree), 0o040_000) => {
+                let sub_old = match &before {
+                    Some(b) if b.kind() == Some(git2::ObjectType::Tree) => {
+                        Some(repo.repo.find_tree(b.id())?)
+                    }
+                    Some(_) => return Ok(not_append(&path)),
+                    None => None,
+                };
+                let sub_new = repo.repo.find_tree(e.id())?;
+                if let Some(why) = append_only(repo, sub_old.as_ref(), &sub_new, &path)? {
+                    return Ok(Some(why));
+                }
+            }
+            (Some(git2::ObjectType::Blob), 0o100_644) => {
+                if let Some(b) = &before {
+                    let grew = b.kind() == Some(git2::ObjectType::Blob)
+                        && b.filemode() == 0o100_644
+                        && path.starts_with(&format!("{index_dir}/"))
+                        && repo
+                            .repo
+                            .find_blob(e.id())?
+                            .content()
+                            .starts_with(repo.repo.find_blob(b.id())?.content());
+                    if !grew {
+                        return Ok(not_append(&path));
+                    }
+                }
+            }
+            _ => return Ok(not_append(&path)),
         }
     }
     Ok(None)
