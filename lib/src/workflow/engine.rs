@@ -668,9 +668,18 @@ pub fn check_governed(
         });
     }
     let stop = checked;
-    if let Some((commit, reason)) =
-        super::history::config_violation_since(repo, configs, head, stop)?
-    {
+    // A first decision in a fresh clone walks the whole history: each commit is read
+    // once, so libgit2's object cache would only hold memory (hundreds of MB at
+    // 100,000 events).
+    let long_walk = stop.is_none();
+    if long_walk {
+        git2::opts::enable_caching(false);
+    }
+    let violation = super::history::config_violation_since(repo, configs, head, stop);
+    if long_walk {
+        git2::opts::enable_caching(true);
+    }
+    if let Some((commit, reason)) = violation? {
         return Err(match reason.strip_prefix(super::history::AUDIT_MARK) {
             Some(reason) => WorkflowError::AuditTampered {
                 commit: commit.to_string(),
