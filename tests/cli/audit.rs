@@ -46,7 +46,48 @@ pub fn ok(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+/// A fresh unprotected ed25519 key at `dir/name` (and `.pub`); returns the private key's
+/// path.
+pub fn keygen(dir: &Path, name: &str, comment: &str) -> PathBuf {
+    let key = dir.join(name);
+    ok(&sh(
+        dir,
+        "ssh-keygen",
+        &[
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            comment,
+            "-f",
+            key.to_str().unwrap(),
+        ],
+    ));
+    key
+}
+
+/// `ssh-keygen -Y sign` of `file` under `namespace` with the private key `key`, into
+/// `file.sig`.
+pub fn sign_file(dir: &Path, key: &Path, namespace: &str, file: &Path) -> Output {
+    sh(
+        dir,
+        "ssh-keygen",
+        &[
+            "-Y",
+            "sign",
+            "-q",
+            "-n",
+            namespace,
+            "-f",
+            key.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+    )
+}
+
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
         let p = e.unwrap().path();
@@ -75,22 +116,7 @@ impl AuditWs {
         std::fs::create_dir(&keys).unwrap();
         let mut signers = String::new();
         for who in [AGENT, LEA, RAVI, MARIA, MALLORY, ALEX] {
-            let key = keys.join(who);
-            ok(&sh(
-                dir.path(),
-                "ssh-keygen",
-                &[
-                    "-q",
-                    "-t",
-                    "ed25519",
-                    "-N",
-                    "",
-                    "-C",
-                    who,
-                    "-f",
-                    key.to_str().unwrap(),
-                ],
-            ));
+            let key = keygen(&keys, who, who);
             if who != MALLORY {
                 let public = std::fs::read_to_string(key.with_extension("com.pub")).unwrap();
                 signers.push_str(&format!("{who} namespaces=\"git,hitl\" {public}"));
@@ -179,6 +205,38 @@ impl AuditWs {
     pub fn propose_and_approve(&self) {
         ok(&self.hitl(AGENT, &["propose", "refund-4711"]));
         ok(&self.hitl(LEA, &["approve", "refund-4711"]));
+    }
+
+    /// The `SHA256:...` fingerprint of `who`'s key, as `ssh-keygen -l` prints it.
+    pub fn fingerprint(&self, who: &str) -> String {
+        let public = self.key(who).with_extension("com.pub");
+        let out = ok(&sh(
+            self.dir.path(),
+            "ssh-keygen",
+            &["-l", "-E", "sha256", "-f", public.to_str().unwrap()],
+        ));
+        out.split_whitespace().nth(1).unwrap().to_owned()
+    }
+
+    /// `git` in the workspace with extra environment and, optionally, bytes on stdin.
+    pub fn git_with(&self, env: &[(&str, &str)], args: &[&str], input: Option<&[u8]>) -> String {
+        use std::io::Write as _;
+        use std::process::Stdio;
+        let mut child = Proc::new("git")
+            .args(args)
+            .current_dir(self.ws())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", self.ws())
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.unwrap_or_default()).unwrap();
+        drop(stdin);
+        ok(&child.wait_with_output().unwrap())
     }
 
     pub fn event_file(&self, seq: u64) -> PathBuf {
@@ -465,20 +523,7 @@ impl AuditWs {
         let event = self.event_file(seq);
         let out = self.dir.path().join("event.json");
         std::fs::copy(&event, &out).unwrap();
-        ok(&sh(
-            self.dir.path(),
-            "ssh-keygen",
-            &[
-                "-Y",
-                "sign",
-                "-q",
-                "-n",
-                namespace,
-                "-f",
-                self.key(who).to_str().unwrap(),
-                out.to_str().unwrap(),
-            ],
-        ));
+        ok(&sign_file(self.dir.path(), &self.key(who), namespace, &out));
         std::fs::copy(self.dir.path().join("event.json.sig"), self.sig_file(seq)).unwrap();
     }
 
@@ -697,21 +742,10 @@ fn verify_names_each_kind_of_tampering() {
             |w| {
                 let six = std::fs::read(w.event_file(6)).unwrap();
                 let mut e: serde_json::Value = serde_json::from_slice(&six).unwrap();
-                let fp = ok(&sh(
-                    w.dir.path(),
-                    "ssh-keygen",
-                    &[
-                        "-l",
-                        "-E",
-                        "sha256",
-                        "-f",
-                        w.key(RAVI).with_extension("com.pub").to_str().unwrap(),
-                    ],
-                ));
                 e["seq"] = 7.into();
                 e["prev"] = hitl_lib::audit::sha256_hex(&six).into();
                 e["actor"]["principal"] = RAVI.into();
-                e["actor"]["key"] = fp.split_whitespace().nth(1).unwrap().into();
+                e["actor"]["key"] = w.fingerprint(RAVI).into();
                 e["approver"] = RAVI.into();
                 let mut bytes = serde_json::to_vec_pretty(&e).unwrap();
                 bytes.push(b'\n');
@@ -798,19 +832,11 @@ fn a_checkpoint_detects_truncation_and_rewritten_history() {
         let statement: String = line.lines().take(2).map(|l| format!("{l}\n")).collect();
         let body = w.dir.path().join("statement");
         std::fs::write(&body, statement.lines().nth(1).unwrap()).unwrap();
-        ok(&sh(
+        ok(&sign_file(
             w.dir.path(),
-            "ssh-keygen",
-            &[
-                "-Y",
-                "sign",
-                "-q",
-                "-n",
-                "hitl-checkpoint",
-                "-f",
-                w.key(MALLORY).to_str().unwrap(),
-                body.to_str().unwrap(),
-            ],
+            &w.key(MALLORY),
+            "hitl-checkpoint",
+            &body,
         ));
         let sig = std::fs::read_to_string(w.dir.path().join("statement.sig")).unwrap();
         std::fs::write(&theirs, format!("{statement}{sig}")).unwrap();

@@ -240,18 +240,7 @@ fn a_workspace_planted_inside_the_workspace_is_refused_when_found_by_searching()
 fn a_proposal_submitted_by_an_approver_is_named_and_takes_no_decision() {
     let w = AuditWs::new();
     ok(&w.hitl(AGENT, &["propose", "email-customer-5531"]));
-    let fp = ok(&super::audit::sh(
-        w.dir.path(),
-        "ssh-keygen",
-        &[
-            "-l",
-            "-E",
-            "sha256",
-            "-f",
-            w.key(RAVI).with_extension("com.pub").to_str().unwrap(),
-        ],
-    ));
-    let fp = fp.split_whitespace().nth(1).unwrap().to_owned();
+    let fp = w.fingerprint(RAVI);
     let mut prev = "0".repeat(64);
     for seq in 1..=5 {
         let path = w.event_file(seq);

@@ -2,13 +2,13 @@
 //! commit made as people make it, propose, approve, verify; `allowed_signers` prefilled
 //! from git's SSH signing configuration; and `hitl demo`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 
 use snapbox::cmd::cargo_bin;
 use tempfile::TempDir;
 
-use super::audit::{ok, sh};
+use super::audit::{keygen, ok, sh};
 use super::support::{stderr, stdout};
 
 /// The binary on the real clock with `home` as `$HOME` and no system git configuration.
@@ -24,27 +24,6 @@ fn hitl_in(home: &Path, dir: &Path, args: &[&str]) -> Output {
         .env_remove("COLUMNS")
         .output()
         .expect("hitl runs")
-}
-
-/// A fresh ed25519 key at `dir/name` (and `.pub`); returns the private key's path.
-fn keygen(dir: &Path, name: &str, comment: &str) -> PathBuf {
-    let key = dir.join(name);
-    ok(&sh(
-        dir,
-        "ssh-keygen",
-        &[
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            comment,
-            "-f",
-            key.to_str().unwrap(),
-        ],
-    ));
-    key
 }
 
 fn public(key: &Path) -> String {

@@ -6,11 +6,10 @@
 //! false alarm fails it as surely as a miss.
 
 use std::collections::BTreeSet;
-use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::{Command as Proc, Output, Stdio};
+use std::process::Output;
 
-use super::audit::{AuditWs, ok, sh};
+use super::audit::{AuditWs, ok};
 use super::support::{stderr, stdout};
 
 const AGENT: &str = "support-copilot@agents.example.com";
@@ -19,25 +18,6 @@ const RAVI: &str = "ravi@example.com";
 const MALLORY: &str = "mallory@example.com";
 /// The matrix's `governance.admins`: who signs changes of the configuration.
 const ALEX: &str = "alex@example.com";
-
-/// `git` in the workspace with extra environment and, optionally, bytes on stdin.
-fn git_with(w: &AuditWs, env: &[(&str, &str)], args: &[&str], input: Option<&[u8]>) -> String {
-    let mut child = Proc::new("git")
-        .args(args)
-        .current_dir(w.ws())
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", w.ws())
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input.unwrap_or_default()).unwrap();
-    drop(stdin);
-    ok(&child.wait_with_output().unwrap())
-}
 
 fn rev(w: &AuditWs, what: &str) -> String {
     w.git(&["rev-parse", what]).trim().to_owned()
@@ -52,7 +32,7 @@ fn first_commit(w: &AuditWs) -> String {
 
 /// Writes `bytes` as a blob (`git hash-object -w`); returns its id.
 fn blob(w: &AuditWs, bytes: &[u8]) -> String {
-    git_with(w, &[], &["hash-object", "-w", "--stdin"], Some(bytes))
+    w.git_with(&[], &["hash-object", "-w", "--stdin"], Some(bytes))
         .trim()
         .to_owned()
 }
@@ -70,12 +50,11 @@ fn tree_with(w: &AuditWs, base: &str, edits: &[Edit<'_>]) -> String {
     let index = w.dir.path().join("scratch-index");
     let _ = std::fs::remove_file(&index);
     let env = [("GIT_INDEX_FILE", index.to_str().unwrap())];
-    git_with(w, &env, &["read-tree", base], None);
+    w.git_with(&env, &["read-tree", base], None);
     for e in edits {
         match e {
             Edit::Put(mode, id, path) => {
-                git_with(
-                    w,
+                w.git_with(
                     &env,
                     &[
                         "update-index",
@@ -88,11 +67,11 @@ fn tree_with(w: &AuditWs, base: &str, edits: &[Edit<'_>]) -> String {
                 );
             }
             Edit::Remove(path) => {
-                git_with(w, &env, &["update-index", "--force-remove", path], None);
+                w.git_with(&env, &["update-index", "--force-remove", path], None);
             }
         }
     }
-    git_with(w, &env, &["write-tree"], None).trim().to_owned()
+    w.git_with(&env, &["write-tree"], None).trim().to_owned()
 }
 
 /// `git commit-tree TREE -p PARENT...`, authored and committed by `who`, signed with
@@ -119,7 +98,7 @@ fn commit_tree(
         args.push("-S");
     }
     args.extend(["-m", message]);
-    git_with(w, env, &args, None).trim().to_owned()
+    w.git_with(env, &args, None).trim().to_owned()
 }
 
 fn commit(w: &AuditWs, tree: &str, parents: &[&str], who: Option<&str>, message: &str) -> String {
@@ -341,7 +320,8 @@ fn a_second_root_signed_by_a_trusted_key_merged_in() {
         "100644 blob {}\tallowed_signers\n",
         blob(&w, signers.as_bytes())
     );
-    let orphan_tree = git_with(&w, &[], &["mktree"], Some(listing.as_bytes()))
+    let orphan_tree = w
+        .git_with(&[], &["mktree"], Some(listing.as_bytes()))
         .trim()
         .to_owned();
     let orphan = commit(&w, &orphan_tree, &[], Some(LEA), "another root");
@@ -595,20 +575,8 @@ fn a_checkpoint_records_the_root_of_trust() {
     let v1 = format!(r#"{{"seq":6,"event":"{event}","commit":"{approved2}"}}"#);
     let msg = w.dir.path().join("v1.json");
     std::fs::write(&msg, &v1).unwrap();
-    let signed: Output = sh(
-        w.dir.path(),
-        "ssh-keygen",
-        &[
-            "-Y",
-            "sign",
-            "-q",
-            "-n",
-            "hitl-checkpoint",
-            "-f",
-            w.key(LEA).to_str().unwrap(),
-            msg.to_str().unwrap(),
-        ],
-    );
+    let signed: Output =
+        super::audit::sign_file(w.dir.path(), &w.key(LEA), "hitl-checkpoint", &msg);
     ok(&signed);
     let sig = std::fs::read_to_string(w.dir.path().join("v1.json.sig")).unwrap();
     let old = w.dir.path().join("v1-checkpoint.txt");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use super::audit::{AuditWs, ok};
+use super::audit::{AuditWs, copy_dir, ok};
 use super::support::{NOW, example_workspace, stderr, stdout};
 
 const AGENT: &str = "support-copilot@agents.example.com";
@@ -199,19 +199,6 @@ fn mkfifo(path: &Path) {
         "mkfifo: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, &target).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -26,9 +26,8 @@
 //! case's operations as they run.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command as Proc, Output, Stdio};
+use std::process::Output;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
@@ -315,25 +314,6 @@ struct Case {
     counter: u32,
 }
 
-/// `git` in the workspace with extra environment and, optionally, bytes on stdin.
-fn git_with(w: &AuditWs, env: &[(&str, &str)], args: &[&str], input: Option<&[u8]>) -> String {
-    let mut child = Proc::new("git")
-        .args(args)
-        .current_dir(w.ws())
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("HOME", w.ws())
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input.unwrap_or_default()).unwrap();
-    drop(stdin);
-    ok(&child.wait_with_output().unwrap())
-}
-
 /// `git -c user.signingkey=... -c user.email=... CMD... (-S | --no-gpg-sign) REST...`.
 fn git_as(w: &AuditWs, by: Signer, cmd: &[&str], rest: &[&str]) -> String {
     let mut args: Vec<String> = Vec::new();
@@ -358,7 +338,7 @@ fn git_as(w: &AuditWs, by: Signer, cmd: &[&str], rest: &[&str]) -> String {
     );
     args.extend(rest.iter().map(|s| (*s).to_owned()));
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    git_with(w, &[], &refs, None)
+    w.git_with(&[], &refs, None)
 }
 
 fn rev(w: &AuditWs, what: &str) -> String {
@@ -370,7 +350,7 @@ fn head(w: &AuditWs) -> String {
 }
 
 fn blob(w: &AuditWs, bytes: &[u8]) -> String {
-    git_with(w, &[], &["hash-object", "-w", "--stdin"], Some(bytes))
+    w.git_with(&[], &["hash-object", "-w", "--stdin"], Some(bytes))
         .trim()
         .to_owned()
 }
@@ -381,11 +361,10 @@ fn tree_with(w: &AuditWs, base: Option<&str>, puts: &[(&str, &str, &str)]) -> St
     let _ = std::fs::remove_file(&index);
     let env = [("GIT_INDEX_FILE", index.to_str().unwrap())];
     if let Some(base) = base {
-        git_with(w, &env, &["read-tree", base], None);
+        w.git_with(&env, &["read-tree", base], None);
     }
     for (mode, id, path) in puts {
-        git_with(
-            w,
+        w.git_with(
             &env,
             &[
                 "update-index",
@@ -397,7 +376,7 @@ fn tree_with(w: &AuditWs, base: Option<&str>, puts: &[(&str, &str, &str)]) -> St
             None,
         );
     }
-    git_with(w, &env, &["write-tree"], None).trim().to_owned()
+    w.git_with(&env, &["write-tree"], None).trim().to_owned()
 }
 
 fn commit_tree(w: &AuditWs, tree: &str, parents: &[&str], by: Signer, msg: &str) -> String {
@@ -521,30 +500,12 @@ fn mutate(text: &str, pick: u16, flip_decision: bool) -> String {
 /// Signs `file` under namespace `hitl` with `who`'s key, into `file.sig` (replaced).
 fn sign_detached(w: &AuditWs, who: &str, file: &Path) {
     let _ = std::fs::remove_file(sig_of(file));
-    ok(&sh(
+    ok(&super::audit::sign_file(
         w.dir.path(),
-        "ssh-keygen",
-        &[
-            "-Y",
-            "sign",
-            "-q",
-            "-n",
-            "hitl",
-            "-f",
-            w.key(who).to_str().unwrap(),
-            file.to_str().unwrap(),
-        ],
+        &w.key(who),
+        "hitl",
+        file,
     ));
-}
-
-fn fingerprint(w: &AuditWs, who: &str) -> String {
-    let public = w.key(who).with_extension("com.pub");
-    let out = ok(&sh(
-        w.dir.path(),
-        "ssh-keygen",
-        &["-l", "-f", public.to_str().unwrap()],
-    ));
-    out.split_whitespace().nth(1).unwrap().to_owned()
 }
 
 /// The requests the audit in the working tree holds, with their state as the events
@@ -1016,7 +977,7 @@ impl Case {
                 } else {
                     ("approved", "null")
                 };
-                let key = fingerprint(w, forger);
+                let key = w.fingerprint(forger);
                 let body = format!(
                     r#"{{
   "seq": {seq},
