@@ -9,9 +9,6 @@
 
 use chrono::{DateTime, Utc};
 
-/// Whether this build honours `HITL_TEST_NOW`.
-pub const ENABLED: bool = cfg!(all(feature = "test-clock", debug_assertions));
-
 /// The instant a test fixed with `HITL_TEST_NOW` (RFC 3339, or `YYYY-MM-DD HH:MM:SS`
 /// in UTC), in a test build only. A value that does not parse is a broken test, so it
 /// is reported rather than ignored.

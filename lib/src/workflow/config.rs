@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use git2::{ObjectType, Oid, Tree};
 
+use crate::audit::verify::REVOKED_SIGNERS;
 use crate::audit::{AuditError, AuditRepo, sha256_hex};
 use crate::matrix::{self, Matrix};
 use crate::policy::PolicySet;
@@ -16,9 +17,6 @@ use crate::signing::{AllowedSigners, RevokedSigners};
 use crate::workspace::{
     ALLOWED_SIGNERS, MATRIX_FILE, POLICIES_DIR, SETTINGS_FILE, Settings, parse_settings,
 };
-
-/// `revoked_signers`, beside `allowed_signers` (there is no constant in `workspace`).
-pub const REVOKED_SIGNERS: &str = "revoked_signers";
 
 /// The governed paths: a change to any of them changes who may do what.
 pub const GOVERNED: [&str; 5] = [

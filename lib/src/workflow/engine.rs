@@ -1,8 +1,8 @@
 //! The workflow engine: the one place that decides.
 //!
-//! A request's state is the fold of its recorded events ([`State::fold`]), with every
+//! A request's state is the fold of its recorded events ([`State::propose`], [`State::decide`]), with every
 //! fact that can be derived recomputed from the recorded proposal (its exact bytes, by
-//! digest) under the configuration in force when it was proposed ([`derive`]): tier,
+//! digest) under the configuration in force when it was proposed ([`derive_facts`]): tier,
 //! route, eligible roles and their members, approvals required, self-approval, expiry,
 //! blocked or not, who requested it and who submitted it (the signer of the `proposed`
 //! event). Recorded fields are compared with the recomputation and never read back as
@@ -39,30 +39,12 @@ pub struct Derived {
     pub blocked: bool,
 }
 
-/// Recomputes what a proposal gets under `config` at `at`: the evidence pack `propose`
-/// would assemble, and the facts the workflow rests on.
+/// Recomputes what a proposal (in `file`, named in the pack and in messages) gets under
+/// `config` at `at`: the evidence pack `propose` would assemble, and the facts the
+/// workflow rests on.
 ///
 /// # Errors
 /// The configuration does not load, or the proposal does not parse under it.
-pub fn derive(
-    config: &Config,
-    proposal: &[u8],
-    submitter: &str,
-    at: DateTime<Utc>,
-) -> Result<(Derived, EvidencePack), String> {
-    derive_from(
-        config,
-        Path::new("<recorded proposal>"),
-        proposal,
-        submitter,
-        at,
-    )
-}
-
-/// As [`derive`], with the proposal's file named `file` in the pack and in messages.
-///
-/// # Errors
-/// As [`derive`].
 pub fn derive_from(
     config: &Config,
     file: &Path,
@@ -146,11 +128,11 @@ fn facts(
 }
 
 /// The facts alone, without the rest of the evidence pack: what `verify` needs for each
-/// recorded proposal (the classification and the policies' decision, as [`derive`]
+/// recorded proposal (the classification and the policies' decision, as [`derive_from`]
 /// computes them, without sources, diff and warnings).
 ///
 /// # Errors
-/// As [`derive`].
+/// As [`derive_from`].
 pub fn derive_facts(
     config: &Config,
     proposal: &[u8],
