@@ -500,6 +500,46 @@ impl AuditRepo {
     }
 }
 
+impl AuditRepo {
+    /// Runs `work` on consecutive parts of `items` (of `size` each), one thread and one
+    /// repository handle per part (a libgit2 repository is not shared between threads),
+    /// and returns the parts' results in order. `what` names the work in the error a
+    /// panicking thread becomes.
+    ///
+    /// # Errors
+    /// The first part's error, in order; a repository that cannot be opened again.
+    pub fn in_parts<T: Sync, R: Send>(
+        &self,
+        items: &[T],
+        size: usize,
+        what: &str,
+        work: impl Fn(&Self, &[T]) -> Result<R, AuditError> + Sync,
+    ) -> Result<Vec<R>, AuditError> {
+        if items.len() <= size {
+            return Ok(vec![work(self, items)?]);
+        }
+        let root = self.root.as_path();
+        let work = &work;
+        std::thread::scope(|s| {
+            let handles: Vec<_> = items
+                .chunks(size.max(1))
+                .map(|part| s.spawn(move || work(&Self::open(root)?, part)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(AuditError::Corrupt {
+                            path: AUDIT_DIR.to_owned(),
+                            message: format!("a thread {what} panicked"),
+                        })
+                    })
+                })
+                .collect()
+        })
+    }
+}
+
 /// Parses an event file.
 ///
 /// # Errors

@@ -280,23 +280,9 @@ fn load_events(
     if threads == 1 || files.len() < 256 {
         return Ok(load(repo, files));
     }
-    let root = repo.root.as_path();
     let size = files.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = files
-            .chunks(size)
-            .map(|part| s.spawn(move || AuditRepo::open(root).map(|own| load(&own, part))))
-            .collect();
-        let mut out = Vec::with_capacity(files.len());
-        for h in handles {
-            let part = h.join().map_err(|_| AuditError::Corrupt {
-                path: AUDIT_DIR.to_owned(),
-                message: "a thread reading events panicked".to_owned(),
-            })??;
-            out.extend(part);
-        }
-        Ok(out)
-    })
+    let parts = repo.in_parts(files, size, "reading events", |r, part| Ok(load(r, part)))?;
+    Ok(parts.into_iter().flatten().collect())
 }
 
 /// The actor of each event at HEAD, by blob id, so the history walk need not read and
@@ -1016,38 +1002,13 @@ fn history(
     };
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let size = oids.len().div_ceil(threads.clamp(2, 8)).max(MIN_RUN);
-    let parts: Vec<Result<Part, AuditError>> = if oids.len() <= size {
-        vec![history_part(repo, &oids, actors, &step)]
-    } else {
-        let root = repo.root.as_path();
-        std::thread::scope(|s| {
-            let handles: Vec<_> = oids
-                .chunks(size)
-                .map(|run| {
-                    let step = &step;
-                    s.spawn(move || {
-                        let own = AuditRepo::open(root)?;
-                        history_part(&own, run, actors, step)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(AuditError::Corrupt {
-                            path: AUDIT_DIR.to_owned(),
-                            message: "a history thread panicked".to_owned(),
-                        })
-                    })
-                })
-                .collect()
-        })
-    };
+    let parts = repo.in_parts(&oids, size, "walking the history", |r, run| {
+        history_part(r, run, actors, &step)
+    })?;
     let mut roots = Vec::new();
     let mut line = crate::workflow::recorded::ConfigLine::default();
     for part in parts {
-        let (commits, mut problems, mut part_roots, adds) = part?;
+        let (commits, mut problems, mut part_roots, adds) = part;
         report.commits += commits;
         report.problems.append(&mut problems);
         roots.append(&mut part_roots);

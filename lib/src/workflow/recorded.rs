@@ -180,37 +180,8 @@ fn derive_all(
     };
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let size = jobs.len().div_ceil(threads.clamp(1, 8)).max(256);
-    if jobs.len() <= size {
-        return run(repo, jobs);
-    }
-    let root = repo.root.as_path();
-    let parts: Vec<Result<Vec<_>, AuditError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = jobs
-            .chunks(size)
-            .map(|part| {
-                s.spawn(move || {
-                    let own = AuditRepo::open(root)?;
-                    run(&own, part)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(AuditError::Corrupt {
-                        path: crate::audit::AUDIT_DIR.to_owned(),
-                        message: "a derivation thread panicked".to_owned(),
-                    })
-                })
-            })
-            .collect()
-    });
-    let mut out = Vec::with_capacity(jobs.len());
-    for p in parts {
-        out.extend(p?);
-    }
-    Ok(out)
+    let parts = repo.in_parts(jobs, size, "deriving proposals", run)?;
+    Ok(parts.into_iter().flatten().collect())
 }
 
 /// Folds the recorded events in order and judges them: a proposal whose recorded facts
