@@ -1474,20 +1474,46 @@ impl AuditWs {
         // `script` ends the session when its input closes: keep it open until the end.
         let mut stdin = child.stdin.take().unwrap();
         let mut stdout = child.stdout.take().unwrap();
-        let mut shown = Vec::new();
-        let mut buf = [0u8; 256];
-        while !String::from_utf8_lossy(&shown).contains(prompt) {
-            let n = stdout.read(&mut buf).unwrap();
-            if n == 0 {
-                break;
-            }
-            shown.extend_from_slice(&buf[..n]);
+        let shown = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let reader = {
+            let shown = shown.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 256];
+                while let Ok(n) = stdout.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    shown.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            })
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let text = || String::from_utf8_lossy(&shown.lock().unwrap()).into_owned();
+        while !text().contains(prompt) && child.try_wait().unwrap().is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no prompt: {}",
+                text()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        stdin.write_all(input.as_bytes()).unwrap();
-        stdin.flush().unwrap();
-        stdout.read_to_end(&mut shown).unwrap();
-        let status = child.wait().unwrap();
+        // Typed input that arrives before the prompt has set up the terminal is
+        // discarded (the terminal is flushed): type it again until the command ends.
+        let status = loop {
+            let _ = stdin.write_all(input.as_bytes());
+            let _ = stdin.flush();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("`hitl {args}` did not end on the terminal: {}", text());
+            }
+        };
         drop(stdin);
+        reader.join().unwrap();
+        let shown = shown.lock().unwrap().clone();
         (status, String::from_utf8_lossy(&shown).into_owned())
     }
 }
