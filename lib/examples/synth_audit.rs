@@ -169,8 +169,6 @@ fn main() {
             },
             config: config.clone(),
             clock: &move || Ok(now),
-            subject: format!("propose {id} (tier 3) by {AGENT}"),
-            trailers: vec![("Hitl-Tier".to_owned(), "3".to_owned())],
         };
         // The example refund under its own id, made at `now`.
         let proposal = hitl_lib::scaffold::live(&template, now).replace("refund-4711", &id);
@@ -186,7 +184,7 @@ fn main() {
                 now,
             )
             .unwrap_or_else(|e| panic!("{id}: {e}"));
-            Ok::<_, hitl_lib::audit::AuditError>((judged.proposal.events, judged.proposal.blobs))
+            Ok::<_, hitl_lib::audit::AuditError>(judged.proposal.built(AGENT))
         })
         .unwrap();
         appends += 1;
@@ -205,11 +203,9 @@ fn main() {
                 },
                 config: config.clone(),
                 clock: &move || Ok(now),
-                subject: format!("approve {id} (tier 3) by {LEAD}"),
-                trailers: vec![("Hitl-Decision".to_owned(), "approved".to_owned())],
             };
             repo.append(&how, |repo, tree, now| {
-                let event = hitl_lib::workflow::decision(
+                let built = hitl_lib::workflow::decision(
                     repo,
                     tree,
                     key.public(),
@@ -221,7 +217,7 @@ fn main() {
                     now,
                 )
                 .unwrap_or_else(|e| panic!("{id}: {e}"));
-                Ok::<_, hitl_lib::audit::AuditError>((vec![event], Vec::new()))
+                Ok::<_, hitl_lib::audit::AuditError>(built)
             })
             .unwrap();
             written += 1;

@@ -4,8 +4,6 @@
 use std::path::Path;
 
 use hitl_lib::audit::{Appender, AuditRepo, ConfigVersions};
-use hitl_lib::evidence;
-use hitl_lib::policy::PolicySet;
 use hitl_lib::workflow;
 
 use super::identity::{self, KeyArgs};
@@ -24,7 +22,7 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     let ws = ctx.workspace()?;
     let now = now()?;
-    let (matrix, matrix_digest) = ws.load_matrix_with_digest()?;
+    let matrix = ws.load_matrix()?;
     let loaded = if args.file == "-" {
         ws.read_request(Path::new("<stdin>"), &mut std::io::stdin().lock(), &matrix)?
     } else {
@@ -35,62 +33,21 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     identity::require_committed_config(&repo)?;
     let key = identity::signing_key(&args.key, ws.root(), ctx.cwd())?;
     let actor = identity::actor(ws.root(), &key, now)?;
-    let r = &loaded.request;
-    let (pack, policies) = match PolicySet::load(ws.root()) {
-        Ok(Some(mut set)) => {
-            let pack = evidence::assemble_submitted(
-                &matrix,
-                &mut set,
-                loaded.path.clone(),
-                r,
-                Some(&actor.principal),
-                now,
-            );
-            (pack, set.digest().to_owned())
-        }
-        Ok(None) => (
-            evidence::assemble(&matrix, loaded.path.clone(), r, now),
-            "none".to_owned(),
-        ),
-        Err(e) => (
-            evidence::assemble_with_policy_error(
-                &matrix,
-                e.to_string(),
-                loaded.path.clone(),
-                r,
-                now,
-            ),
-            "unloadable".to_owned(),
-        ),
-    };
-    let config = ConfigVersions {
-        matrix: matrix_digest,
-        policies,
-        tool: format!("hitl {}", env!("CARGO_PKG_VERSION")),
-    };
-    let proposal = workflow::proposal(&matrix, r, &loaded.bytes, &pack, &actor.principal, &config)
-        .map_err(|e| {
-            super::CliError::new(Exit::Io, format!("cannot render the evidence pack: {e}"))
-        })?;
-    let blocked = proposal.blocked;
-    let tier = pack.classification.tier;
     let how = Appender {
         key: &key,
         actor: actor.clone(),
-        config,
+        // The engine records the versions it assembled the pack under (under the lock).
+        config: ConfigVersions {
+            matrix: "none".to_owned(),
+            policies: "none".to_owned(),
+            tool: format!("hitl {}", env!("CARGO_PKG_VERSION")),
+        },
         clock: &super::now,
-        subject: format!(
-            "{} {} (tier {tier}) by {}",
-            if blocked { "block" } else { "propose" },
-            r.id,
-            actor.principal
-        ),
-        trailers: vec![("Hitl-Tier".to_owned(), tier.to_string())],
     };
-    // The events recorded are the engine's, judged and assembled under the lock from
-    // the configuration at HEAD; the subject and the message above and below are from
-    // the working tree, which `require_committed_config` holds equal to it.
-    let mut recorded: Option<(bool, u8)> = None;
+    // What is recorded, and what is said below, is the engine's: judged and assembled
+    // under the lock from the configuration at HEAD. The file was read and checked
+    // above only to report its problems against the file itself.
+    let mut judged_pack = None;
     let appended = repo.append(&how, |repo, tree, now| {
         let judged = workflow::engine::judge_new_proposal(
             repo,
@@ -101,13 +58,20 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
             &actor.principal,
             now,
         )?;
-        recorded = Some((judged.proposal.blocked, judged.pack.classification.tier));
-        Ok((judged.proposal.events, judged.proposal.blobs))
+        judged_pack = Some((judged.proposal.blocked, judged.pack.clone()));
+        Ok(judged.proposal.built(&actor.principal))
     })?;
-    let (blocked, tier) = recorded.unwrap_or((blocked, tier));
-    let id = r.id.clone();
+    let Some((blocked, pack)) = judged_pack else {
+        return Err(super::CliError::new(
+            Exit::Io,
+            "the append recorded a proposal the engine did not judge".to_owned(),
+        ));
+    };
+    let tier = pack.classification.tier;
+    let id = pack.request.clone();
     let first = appended.events.first().map_or(0, |(_, e)| e.seq);
     let last = appended.events.last().map_or(0, |(_, e)| e.seq);
+    workflow::engine::remember_appended(&repo, appended.commit);
     let commit = appended.commit.to_string();
     if let Some(w) = &appended.warning {
         eprintln!("warning: {w}");

@@ -243,6 +243,14 @@ impl AuditWs {
         self.ws()
             .join(format!("audit/events/{:09}/{seq:012}.json", seq / 1000))
     }
+
+    /// Makes this workspace stand for another clone, one that never decided on the
+    /// commits made here so far: an attack that replaces the agent's unpushed commit is
+    /// met by the approvers' clones, which never saw the original (the clone that made
+    /// it refuses the rewrite as a rewind).
+    pub fn as_other_clone(&self) {
+        std::fs::remove_file(self.ws().join(".git/hitl-config-checked")).unwrap();
+    }
 }
 
 fn codes(report: &serde_json::Value) -> Vec<String> {

@@ -51,6 +51,7 @@ fn a_forged_eligible_set_is_refused_at_decision_time_and_named_by_verify() {
         "-m",
         "propose refund-4711",
     ]);
+    w.as_other_clone();
     let head = w.git(&["rev-parse", "HEAD"]);
     let o = w.hitl(RAVI, &["approve", "refund-4711"]);
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
@@ -194,6 +195,11 @@ fn a_proposal_commit_not_signed_by_its_submitter_takes_no_decision() {
         "propose refund-4711",
     ]);
     let head = w.git(&["rev-parse", "HEAD"]);
+    // The clone that recorded the proposal sees its commit replaced: a rewind.
+    let o = w.hitl(LEA, &["approve", "refund-4711"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(stderr(&o).contains("was rewound"), "{}", stderr(&o));
+    w.as_other_clone();
     let o = w.hitl(LEA, &["approve", "refund-4711"]);
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
     assert!(stderr(&o).contains("is not signed"), "{}", stderr(&o));
@@ -271,6 +277,7 @@ fn a_proposal_submitted_by_an_approver_is_named_and_takes_no_decision() {
         "-m",
         "propose email-customer-5531",
     ]);
+    w.as_other_clone();
     assert_eq!(codes(&w), ["derived-mismatch"]);
     let o = w.hitl(LEA, &["approve", "email-customer-5531"]);
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
@@ -312,4 +319,28 @@ fn a_decision_hidden_from_the_index_by_an_unsigned_commit_takes_no_new_decision(
     );
     assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
     assert_eq!(codes(&w), ["commit-unsigned", "index"]);
+}
+
+/// Lea's key is trusted for decisions (namespace `hitl`) but not for commits (`git`),
+/// by an admin's commit: the commit her approval would make could not pass the audit
+/// rule, so the approval is refused before anything is written, naming the namespace.
+#[test]
+fn a_key_not_trusted_for_commits_decides_nothing() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    let signers = w.ws().join("allowed_signers");
+    let text = std::fs::read_to_string(&signers).unwrap();
+    let narrowed = text.replace(
+        &format!("{LEA} namespaces=\"git,hitl\""),
+        &format!("{LEA} namespaces=\"hitl\""),
+    );
+    assert_ne!(narrowed, text);
+    std::fs::write(&signers, narrowed).unwrap();
+    w.commit_all(Some(ALEX), "lea signs decisions only");
+    let head = w.git(&["rev-parse", "HEAD"]);
+    let o = w.hitl(LEA, &["approve", "refund-4711"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(stderr(&o).contains("`git`"), "{}", stderr(&o));
+    assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
+    assert_eq!(codes(&w), Vec::<String>::new());
 }

@@ -70,6 +70,15 @@ pub struct Appender<'a, E = AuditError> {
     /// checks with. Read before the lock, a process that waited for another would
     /// record a time before the event that process appended.
     pub clock: &'a dyn Fn() -> Result<DateTime<Utc>, E>,
+}
+
+/// What an append's `build` decided under the lock: the events and blobs to record, and
+/// the commit's subject and trailers, taken from what was decided (never from what a
+/// command read before it held the lock).
+#[derive(Debug)]
+pub struct Built {
+    pub events: Vec<NewEvent>,
+    pub blobs: Vec<Vec<u8>>,
     /// The commit subject, e.g. `approve refund-4711 (tier 3) by lea@example.com`.
     pub subject: String,
     /// Extra trailers (`Hitl-Tier`, `Hitl-Decision`); `Hitl-Request`, `Hitl-Type` and
@@ -284,13 +293,13 @@ impl AuditRepo {
     /// clock's own error, `E`, when it cannot be read.
     ///
     /// `build` runs under the lock with HEAD's tree and the clock's `now` and returns the
-    /// events and blobs to append: checks that read the audit (was this request
+    /// events and blobs to append, with the commit's message ([`Built`]): checks that read the audit (was this request
     /// proposed, is it decided, has it expired) see the state the append extends and
     /// the time it records, so two processes cannot both pass them.
     pub fn append<E: From<AuditError>>(
         &self,
         how: &Appender<'_, E>,
-        build: impl FnOnce(&Self, &Tree<'_>, DateTime<Utc>) -> Result<(Vec<NewEvent>, Vec<Vec<u8>>), E>,
+        build: impl FnOnce(&Self, &Tree<'_>, DateTime<Utc>) -> Result<Built, E>,
     ) -> Result<Appended, E> {
         let lock = self.lock()?;
         self.recover(&lock)?;
@@ -313,14 +322,13 @@ impl AuditRepo {
         if let Some((event, _)) = &last {
             not_before(now, event)?;
         }
-        let (events, blobs) = build(self, &base_tree, now)?;
+        let built = build(self, &base_tree, now)?;
         let batch = Batch {
             parent: parent.as_ref(),
             base_tree: &base_tree,
             last,
             now,
-            events,
-            blobs: &blobs,
+            built,
         };
         Ok(self.append_locked(how, lock, batch)?)
     }
@@ -336,9 +344,14 @@ impl AuditRepo {
             base_tree,
             last,
             now,
+            built,
+        } = batch;
+        let Built {
             events,
             blobs,
-        } = batch;
+            subject,
+            trailers,
+        } = built;
         // An index nobody here can write would leave the commit unstaged (and a later
         // `git commit -a` would delete it): refuse before anything is recorded.
         // Walking the index costs a read of it: only when one can be split (a
@@ -400,7 +413,7 @@ impl AuditRepo {
             files.push((request_index_path(request), index));
         }
         for blob in blobs {
-            files.push((blob_path(&sha256_hex(blob)), blob.clone()));
+            files.push((blob_path(&sha256_hex(&blob)), blob));
         }
 
         // Events and signatures are never overwritten: if one is already there, HEAD's
@@ -423,7 +436,7 @@ impl AuditRepo {
         let tree_id = update.create_updated(&self.repo, base_tree)?;
         let tree = self.repo.find_tree(tree_id)?;
 
-        let message = commit_message(&how.subject, &written, &how.trailers);
+        let message = commit_message(&subject, &written, &trailers);
         let when = Time::new(now.timestamp(), 0);
         let who = Signature::new(&how.actor.principal, &how.actor.principal, &when)?;
         let parents: Vec<&git2::Commit<'_>> = parent.into_iter().collect();
@@ -452,7 +465,7 @@ impl AuditRepo {
             .symbolic_target()
             .ok_or(AuditError::DetachedHead)?
             .to_owned();
-        let log = format!("hitl: {}", how.subject);
+        let log = format!("hitl: {subject}");
         let moved = match parent {
             Some(p) => self
                 .repo
@@ -497,8 +510,7 @@ struct Batch<'r, 't> {
     /// The last event in `base_tree`, with its bytes.
     last: Option<(Event, Vec<u8>)>,
     now: DateTime<Utc>,
-    events: Vec<NewEvent>,
-    blobs: &'t [Vec<u8>],
+    built: Built,
 }
 
 /// Refuses a `now` whose second (what the event would record) is before the `at` of the

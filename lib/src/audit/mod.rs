@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use sha2::{Digest, Sha256};
 
-pub use append::{Appended, Appender, NewEvent};
+pub use append::{Appended, Appender, Built, NewEvent};
 pub use store::AuditRepo;
 
 /// The audit folder, relative to the workspace root.

@@ -678,6 +678,28 @@ pub fn check_governed(
     Ok(())
 }
 
+/// Remembers `commit`, which this process has just appended on top of a head that
+/// [`check_governed`] checked, as checked too: its signer was judged for both the event
+/// and the commit namespace under the configuration it extends, and an append only adds
+/// audit files. The next decision then walks no commit at all. Only when the file still
+/// names `commit`'s parent: another process that appended since keeps its own, newer
+/// head (and an older one would only cost a longer walk).
+pub fn remember_appended(repo: &crate::audit::AuditRepo, commit: git2::Oid) {
+    let file = repo.repo.path().join(CHECKED_FILE);
+    let parent = repo
+        .repo
+        .find_commit(commit)
+        .ok()
+        .and_then(|c| c.parent_id(0).ok());
+    let checked = std::fs::read_to_string(&file)
+        .ok()
+        .and_then(|s| git2::Oid::from_str(s.trim()).ok());
+    if parent.is_some() && checked == parent {
+        // Only a speed-up, as in `check_governed`.
+        let _ = std::fs::write(&file, format!("{commit}\n"));
+    }
+}
+
 /// Judges a new decision under the audit lock, from the tree it extends: the
 /// configuration at HEAD must be governed, the request's state is folded and derived,
 /// and [`judge_decision`] decides.
@@ -718,7 +740,7 @@ pub struct NewDecision {
 
 /// The signing key, under the signer files of the configuration the new commit
 /// extends (read under the lock), at `now`: the one trust function decides, again, that
-/// it acts for `principal`.
+/// it acts for `principal`, for the event's signature and for the commit's.
 fn signer_trusted(
     config: &Config,
     signer: &ssh_key::PublicKey,
@@ -732,19 +754,23 @@ fn signer_trusted(
             principal: principal.to_owned(),
             reason: e.clone(),
         })?;
-    crate::signing::trusted_principal(
-        allowed,
-        revoked,
-        signer,
-        Some(principal),
-        crate::signing::NAMESPACE,
-        now,
-    )
-    .map(|_| ())
-    .map_err(|u| WorkflowError::Untrusted {
-        principal: principal.to_owned(),
-        reason: u.message,
-    })
+    // The event's signature (namespace `hitl`) and the commit's (`git`): a key trusted
+    // for only one of them would record a commit the audit rule refuses afterwards.
+    for namespace in [crate::signing::NAMESPACE, crate::signing::GIT_NAMESPACE] {
+        crate::signing::trusted_principal(
+            allowed,
+            revoked,
+            signer,
+            Some(principal),
+            namespace,
+            now,
+        )
+        .map_err(|u| WorkflowError::Untrusted {
+            principal: principal.to_owned(),
+            reason: u.message,
+        })?;
+    }
+    Ok(())
 }
 
 /// What [`judge_new_proposal`] accepted: the evidence pack assembled under the

@@ -13,7 +13,7 @@ pub mod recorded;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value as Json, json};
 
-use crate::audit::{AuditError, ConfigVersions, Event, NewEvent, sha256_hex};
+use crate::audit::{AuditError, Built, ConfigVersions, Event, NewEvent, sha256_hex};
 use crate::evidence::{EvidencePack, PolicyDecision};
 use crate::matrix::Matrix;
 use crate::request::Request;
@@ -109,6 +109,34 @@ pub struct Proposal {
     pub events: Vec<NewEvent>,
     pub blobs: Vec<Vec<u8>>,
     pub blocked: bool,
+}
+
+impl Proposal {
+    /// What `propose` appends: these events and blobs, in a commit whose subject is
+    /// `propose ID (tier N) by SUBMITTER` (`block …` when a policy blocked it), all taken
+    /// from the events the engine decided.
+    #[must_use]
+    pub fn built(self, submitter: &str) -> Built {
+        let request = self
+            .events
+            .first()
+            .map(|e| e.request.clone())
+            .unwrap_or_default();
+        let tier = self
+            .events
+            .iter()
+            .find(|e| e.kind == types::CLASSIFIED)
+            .and_then(|e| e.fields.get("tier"))
+            .and_then(Json::as_u64)
+            .unwrap_or_default();
+        let word = if self.blocked { "block" } else { "propose" };
+        Built {
+            events: self.events,
+            blobs: self.blobs,
+            subject: format!("{word} {request} (tier {tier}) by {submitter}"),
+            trailers: vec![("Hitl-Tier".to_owned(), tier.to_string())],
+        }
+    }
 }
 
 fn obj(v: Json) -> Map<String, Json> {
@@ -321,7 +349,7 @@ pub fn decision(
     reason_code: Option<&str>,
     comment: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<NewEvent, WorkflowError> {
+) -> Result<Built, WorkflowError> {
     crate::text::check_decision(reason_code, comment)?;
     let engine::NewDecision {
         state,
@@ -361,7 +389,7 @@ pub fn decision(
     let changes_requested = reason_code
         .filter(|c| matrix.reason_codes.request_changes.iter().any(|r| r == c))
         .map(str::to_owned);
-    Ok(NewEvent {
+    let event = NewEvent {
         kind: types::DECISION.to_owned(),
         request: request.to_owned(),
         fields: obj(json!({
@@ -380,5 +408,18 @@ pub fn decision(
             policies: config.policy_digest.clone(),
             tool: format!("hitl {}", env!("CARGO_PKG_VERSION")),
         }),
+    };
+    let word = match verdict {
+        Verdict::Approve => "approve",
+        Verdict::Reject => "reject",
+    };
+    Ok(Built {
+        events: vec![event],
+        blobs: Vec::new(),
+        subject: format!("{word} {request} (tier {tier}) by {principal}"),
+        trailers: vec![
+            ("Hitl-Tier".to_owned(), tier.to_string()),
+            ("Hitl-Decision".to_owned(), verdict.as_str().to_owned()),
+        ],
     })
 }
