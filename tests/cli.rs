@@ -51,3 +51,6 @@ mod property;
 #[cfg(test)]
 #[path = "cli/support.rs"]
 mod support;
+#[cfg(test)]
+#[path = "cli/workflow.rs"]
+mod workflow;

@@ -205,7 +205,7 @@ fn main() {
                 clock: &move || Ok(now),
             };
             repo.append(&how, |repo, tree, now| {
-                let built = hitl_lib::workflow::decision(
+                let (built, _) = hitl_lib::workflow::decision(
                     repo,
                     tree,
                     key.public(),

@@ -3,6 +3,7 @@
 //! signature.
 
 use hitl_lib::audit::{Appender, AuditRepo, ConfigVersions};
+use hitl_lib::workflow::engine::Outcome;
 use hitl_lib::workflow::{self, Verdict};
 
 use super::identity::{self, KeyArgs};
@@ -33,8 +34,9 @@ pub fn record(
         },
         clock: &super::now,
     };
+    let mut outcome = None;
     let appended = repo.append(&how, |repo, tree, now| {
-        Ok(workflow::decision(
+        let (built, after) = workflow::decision(
             repo,
             tree,
             key.public(),
@@ -44,7 +46,9 @@ pub fn record(
             reason_code,
             comment,
             now,
-        )?)
+        )?;
+        outcome = Some(after);
+        Ok(built)
     })?;
     let seq = appended.events.first().map_or(0, |(_, e)| e.seq);
     workflow::engine::remember_appended(&repo, appended.commit);
@@ -52,9 +56,21 @@ pub fn record(
     if let Some(w) = &appended.warning {
         eprintln!("warning: {w}");
     }
+    let now_stands = match outcome {
+        Some(Outcome::Pending {
+            approvals,
+            required,
+            still_needed,
+        }) => format!(
+            "{request}: {approvals} of {required} approvals, still needed: {}\n",
+            still_needed.join(", ")
+        ),
+        Some(Outcome::Approved) => format!("{request}: quorum reached, the request is approved\n"),
+        _ => String::new(),
+    };
     emit(
         format!(
-            "{request}: {} by {} (event {seq}, commit {})\n",
+            "{request}: {} by {} (event {seq}, commit {})\n{now_stands}",
             verdict.as_str(),
             actor.principal,
             &commit[..12.min(commit.len())]

@@ -35,6 +35,10 @@ const REQUESTER: &str = "maria@example.com";
 /// The support lead and revenue-ops (`approval-matrix.yaml`).
 const SUPPORT_LEAD: &str = "lea@example.com";
 const REVENUE_OPS: &str = "ravi@example.com";
+/// The IAM change's agent and its two approvers, from distinct roles.
+const DEPLOY_AGENT: &str = "deploy-bot@agents.example.com";
+const IAM_OWNER: &str = "ines@example.com";
+const SECURITY_APPROVER: &str = "sam@example.com";
 
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     let (scratch, dir) = match &args.dir {
@@ -309,14 +313,47 @@ impl Demo<'_> {
             ],
             0,
         )?;
+        let deploy = format!("keys/{DEPLOY_AGENT}");
+        let ines = format!("keys/{IAM_OWNER}");
+        let sam = format!("keys/{SECURITY_APPROVER}");
         self.step(
             7,
+            "An IAM change (tier 4): two approvals, from distinct roles. The deploy agent proposes it.",
+            &["propose", "iam-grant-ci-deployer", "--key", &deploy],
+            0,
+        )?;
+        self.step(
+            8,
+            "Ines (iam-owner) approves: one of the two.",
+            &["approve", "iam-grant-ci-deployer", "--key", &ines],
+            0,
+        )?;
+        self.step(
+            9,
+            "Ines again: refused. One principal counts once, and iam-owner has given its approval.",
+            &["approve", "iam-grant-ci-deployer", "--key", &ines],
+            6,
+        )?;
+        self.step(
+            10,
+            "Sam (security-approver) gives the second approval: the quorum is reached.",
+            &["approve", "iam-grant-ci-deployer", "--key", &sam],
+            0,
+        )?;
+        self.step(
+            11,
+            "Where it stands, as the workflow engine derives it from the audit.",
+            &["status", "iam-grant-ci-deployer"],
+            0,
+        )?;
+        self.step(
+            12,
             "The auditor's check: the hash chain, every signature, and the git history.",
             &["verify"],
             0,
         )?;
         self.step(
-            8,
+            13,
             "Replay: the timeline from the audit alone, and the outcome recomputed.",
             &["replay", "refund-4711"],
             0,

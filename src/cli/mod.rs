@@ -18,6 +18,7 @@ mod propose;
 mod reject;
 mod replay;
 mod show;
+mod status;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -60,6 +61,7 @@ pub enum Command {
     Checkpoint(checkpoint::Args),
     Log(log::Args),
     Replay(replay::Args),
+    Status(status::Args),
 }
 
 /// Context shared by the subcommands.
@@ -144,6 +146,7 @@ pub fn main() -> ExitCode {
         Command::Checkpoint(a) => checkpoint::run(&ctx, &a),
         Command::Log(a) => log::run(&ctx, &a),
         Command::Replay(a) => replay::run(&ctx, &a),
+        Command::Status(a) => status::run(&ctx, &a),
     };
     match result {
         Ok(exit) => exit.into(),

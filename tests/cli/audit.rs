@@ -102,6 +102,12 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 impl AuditWs {
     pub fn new() -> Self {
+        Self::with_people(&[])
+    }
+
+    /// A workspace whose `allowed_signers` (in the root commit) also trusts a key made
+    /// for each of `extra` (e.g. the IAM approvers, the deploy agent).
+    pub fn with_people(extra: &[&str]) -> Self {
         let dir = TempDir::new().unwrap();
         let ws = dir.path().join("ws");
         std::fs::create_dir(&ws).unwrap();
@@ -115,7 +121,7 @@ impl AuditWs {
         let keys = dir.path().join("keys");
         std::fs::create_dir(&keys).unwrap();
         let mut signers = String::new();
-        for who in [AGENT, LEA, RAVI, MARIA, MALLORY, ALEX] {
+        for &who in [AGENT, LEA, RAVI, MARIA, MALLORY, ALEX].iter().chain(extra) {
             let key = keygen(&keys, who, who);
             if who != MALLORY {
                 let public = std::fs::read_to_string(key.with_extension("com.pub")).unwrap();
@@ -167,9 +173,14 @@ impl AuditWs {
         run(self.command(time).env_remove("HITL_SIGNING_KEY").args(&all))
     }
 
-    /// `hitl` without a key (verify, log, replay).
+    /// `hitl` without a key (verify, log, replay, status).
     pub fn read(&self, args: &[&str]) -> Output {
-        run(self.command(NOW).args(args))
+        self.read_at(NOW, args)
+    }
+
+    /// [`AuditWs::read`] at `time`.
+    pub fn read_at(&self, time: &str, args: &[&str]) -> Output {
+        run(self.command(time).args(args))
     }
 
     /// The binary at `time` in the workspace, with the test's home and no system git

@@ -11,497 +11,24 @@
 //! [`judge_decision`] accepts or refuses a decision against that state and the
 //! configuration the decision extends. `approve` and `reject` call it under the audit
 //! lock before they append; `verify` calls it on every recorded decision. One rulebook.
+//!
+//! The derivation lives in `derive.rs` and the rules in `rules.rs` (both re-exported
+//! here); this file reads them from the audit: the state at HEAD, the governance check
+//! under the lock, and the judges of a new decision and a new proposal.
 
 use std::path::Path;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 
 use super::config::Config;
 use super::{Verdict, WorkflowError, types};
 use crate::audit::Event;
-use crate::evidence::{self, EvidencePack, PolicyDecision};
+use crate::evidence::EvidencePack;
 use crate::request;
 
-/// What the engine derives about a request from its recorded proposal.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Derived {
-    pub requested_by: String,
-    /// The principal whose key signed the `proposed` event.
-    pub submitted_by: String,
-    pub tier: u8,
-    /// Eligible roles and their members, as routing and limits give them.
-    pub eligible: Vec<(String, Vec<String>)>,
-    pub approvals_required: u8,
-    pub self_approval: bool,
-    pub expires_at: DateTime<Utc>,
-    /// A policy denied it (or failed): it takes no decision.
-    pub blocked: bool,
-}
-
-/// Recomputes what a proposal (in `file`, named in the pack and in messages) gets under
-/// `config` at `at`: the evidence pack `propose` would assemble, and the facts the
-/// workflow rests on.
-///
-/// # Errors
-/// The configuration does not load, or the proposal does not parse under it.
-pub fn derive_from(
-    config: &Config,
-    file: &Path,
-    proposal: &[u8],
-    submitter: &str,
-    at: DateTime<Utc>,
-) -> Result<(Derived, EvidencePack), String> {
-    let (matrix, r) = parse_under(config, file, proposal, submitter)?;
-    let pack = match &config.policies {
-        Ok(Some(set)) => {
-            let mut set = set
-                .lock()
-                .map_err(|_| "the policy engine is poisoned".to_owned())?;
-            evidence::assemble_submitted(
-                matrix,
-                &mut set,
-                file.to_path_buf(),
-                &r,
-                Some(submitter),
-                at,
-            )
-        }
-        Ok(None) => evidence::assemble(matrix, file.to_path_buf(), &r, at),
-        Err(e) => {
-            evidence::assemble_with_policy_error(matrix, e.clone(), file.to_path_buf(), &r, at)
-        }
-    };
-    let c = &pack.classification;
-    let blocked = matches!(
-        &pack.policy_decision,
-        PolicyDecision::Failed { .. }
-            | PolicyDecision::Evaluated(crate::policy::Decision { allowed: false, .. })
-    );
-    Ok((facts(&r, submitter, c, blocked), pack))
-}
-
-/// The matrix in force and the proposal parsed under it, once the submitter is one who
-/// may submit: what [`derive_from`] and [`derive_facts`] both start from.
-fn parse_under<'c>(
-    config: &'c Config,
-    file: &Path,
-    proposal: &[u8],
-    submitter: &str,
-) -> Result<(&'c crate::matrix::Matrix, request::Request), String> {
-    let matrix = config.matrix()?;
-    let cap = config
-        .settings
-        .as_ref()
-        .map_err(|e| format!("`hitl.toml` in force does not load: {e}"))?
-        .limits
-        .max_request_bytes;
-    submitter_rule(matrix, submitter)
-        .map_err(|why| format!("`{submitter}` may not submit proposals: {why}"))?;
-    let r = request::parse(file, proposal, &matrix.systems, cap).map_err(|d| {
-        format!("the recorded proposal does not load under the matrix in force: {d}")
-    })?;
-    Ok((matrix, r))
-}
-
-/// The facts of a classification: what the workflow rests on.
-fn facts(
-    r: &request::Request,
-    submitter: &str,
-    c: &crate::classify::Classification,
-    blocked: bool,
-) -> Derived {
-    Derived {
-        requested_by: r.requested_by.clone(),
-        submitted_by: submitter.to_owned(),
-        tier: c.tier,
-        eligible: c
-            .eligible_roles
-            .iter()
-            .map(|e| (e.role.clone(), e.members.clone()))
-            .collect(),
-        approvals_required: c.approvals_required,
-        self_approval: c.self_approval,
-        expires_at: r.expires_at,
-        blocked,
-    }
-}
-
-/// The facts alone, without the rest of the evidence pack: what `verify` needs for each
-/// recorded proposal (the classification and the policies' decision, as [`derive_from`]
-/// computes them, without sources, diff and warnings).
-///
-/// # Errors
-/// As [`derive_from`].
-pub fn derive_facts(
-    config: &Config,
-    proposal: &[u8],
-    submitter: &str,
-    at: DateTime<Utc>,
-) -> Result<Derived, String> {
-    let (matrix, r) = parse_under(
-        config,
-        Path::new("<recorded proposal>"),
-        proposal,
-        submitter,
-    )?;
-    let base = crate::classify::classify(matrix, &r);
-    let (c, blocked) = match &config.policies {
-        Ok(Some(set)) => {
-            let input = crate::policy::input(matrix, &r, &base, Some(submitter), at);
-            let mut set = set
-                .lock()
-                .map_err(|_| "the policy engine is poisoned".to_owned())?;
-            match set.evaluate(&input) {
-                Ok(d) => (
-                    crate::classify::apply_policy(matrix, &r, &base, &d),
-                    !d.allowed,
-                ),
-                Err(_) => (base, true),
-            }
-        }
-        Ok(None) => (base, false),
-        Err(_) => (base, true),
-    };
-    Ok(facts(&r, submitter, &c, blocked))
-}
-
-/// Who may submit under `matrix`: an agent (when the matrix lists any), and never an
-/// admin or a member of a role (who submits never decides).
-///
-/// # Errors
-/// Why `submitter` may not submit.
-pub fn submitter_rule(matrix: &crate::matrix::Matrix, submitter: &str) -> Result<(), String> {
-    let g = &matrix.governance;
-    if g.is_admin(submitter) || matrix.roles_of(submitter).next().is_some() {
-        return Err("it approves or administers, and who submits never decides".to_owned());
-    }
-    if !g.agents.is_empty() && !g.is_agent(submitter) {
-        return Err(format!(
-            "the matrix's `governance.agents` lists only {}",
-            g.agents.join(", ")
-        ));
-    }
-    Ok(())
-}
-
-/// The recorded fields of a proposal's events that disagree with the recomputation,
-/// one line each (empty when they all agree).
-#[must_use]
-pub fn disagreements(derived: &Derived, events: &[&Event]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut differs = |what: &str, recorded: &str, derived: &str| {
-        if recorded != derived {
-            out.push(format!(
-                "{what} is recorded as `{recorded}` but the proposal under the configuration in force gives `{derived}`"
-            ));
-        }
-    };
-    let secs = |t: &DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let mut saw_asked = false;
-    let mut saw_blocked = false;
-    for e in events {
-        match e.kind.as_str() {
-            types::PROPOSED => {
-                differs(
-                    "`requested_by`",
-                    e.field_str("requested_by").unwrap_or_default(),
-                    &derived.requested_by,
-                );
-                differs(
-                    "`submitted_by`",
-                    e.field_str("submitted_by").unwrap_or_default(),
-                    &derived.submitted_by,
-                );
-            }
-            types::CLASSIFIED => differs(
-                "the tier",
-                &e.fields
-                    .get("tier")
-                    .map(Json::to_string)
-                    .unwrap_or_default(),
-                &derived.tier.to_string(),
-            ),
-            types::APPROVAL_REQUESTED => {
-                saw_asked = true;
-                differs(
-                    "the tier asked for",
-                    &e.fields
-                        .get("tier")
-                        .map(Json::to_string)
-                        .unwrap_or_default(),
-                    &derived.tier.to_string(),
-                );
-                let recorded: Vec<(String, Vec<String>)> = e
-                    .fields
-                    .get("eligible")
-                    .and_then(Json::as_array)
-                    .map(|roles| {
-                        roles
-                            .iter()
-                            .map(|r| {
-                                let name = r.get("role").and_then(Json::as_str).unwrap_or_default();
-                                let members = r
-                                    .get("members")
-                                    .and_then(Json::as_array)
-                                    .map(|m| {
-                                        m.iter()
-                                            .map(|p| p.as_str().unwrap_or_default().to_owned())
-                                            .collect()
-                                    })
-                                    .unwrap_or_default();
-                                (name.to_owned(), members)
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let show = |v: &[(String, Vec<String>)]| {
-                    v.iter()
-                        .map(|(r, m)| format!("{r}: {}", m.join(" ")))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                };
-                differs(
-                    "the eligible approvers",
-                    &show(&recorded),
-                    &show(&derived.eligible),
-                );
-                differs(
-                    "`approvals_required`",
-                    &e.fields
-                        .get("approvals_required")
-                        .map(Json::to_string)
-                        .unwrap_or_default(),
-                    &derived.approvals_required.to_string(),
-                );
-                differs(
-                    "`self_approval`",
-                    &e.fields
-                        .get("self_approval")
-                        .map(Json::to_string)
-                        .unwrap_or_default(),
-                    &derived.self_approval.to_string(),
-                );
-                differs(
-                    "`expires_at`",
-                    e.field_str("expires_at").unwrap_or_default(),
-                    &secs(&derived.expires_at),
-                );
-            }
-            types::BLOCKED => saw_blocked = true,
-            _ => {}
-        }
-    }
-    if saw_blocked != derived.blocked || saw_asked == derived.blocked {
-        out.push(format!(
-            "the proposal is recorded as {} but the policies in force {}",
-            if saw_blocked {
-                "blocked"
-            } else {
-                "awaiting approval"
-            },
-            if derived.blocked {
-                "deny it"
-            } else {
-                "allow it"
-            }
-        ));
-    }
-    out
-}
-
-/// A request's state: the fold of its events, with its derived facts.
-#[derive(Debug, Clone, Default)]
-pub struct State {
-    /// The derived facts once `proposed` was seen: `Err` when they cannot be derived
-    /// or the record disagrees with them (the request then takes no decision).
-    pub derived: Option<Result<Derived, String>>,
-    /// The decision that closed it: (`approved`/`rejected`, by whom).
-    pub decided: Option<(String, String)>,
-}
-
-impl State {
-    /// Folds a request's proposal events (`proposed` to `approval_requested` or
-    /// `blocked`, recorded together) into its state, deriving its facts with `derive`
-    /// (given the proposal's digest, its signer and its time; the caller knows the
-    /// configuration in force and where the proposal's bytes are).
-    pub fn propose(
-        &mut self,
-        events: &[&Event],
-        derive: impl FnOnce(&str, &str, DateTime<Utc>) -> Result<Derived, String>,
-    ) {
-        let Some(proposed) = events.iter().find(|e| e.kind == types::PROPOSED) else {
-            return;
-        };
-        if self.derived.is_some() || events.iter().filter(|e| e.kind == types::PROPOSED).count() > 1
-        {
-            self.derived = Some(Err("the request was proposed twice".to_owned()));
-            return;
-        }
-        let digest = proposed.field_str("proposal").unwrap_or_default();
-        let at = match parse_at(&proposed.at) {
-            Ok(t) => t,
-            Err(e) => {
-                self.derived = Some(Err(e));
-                return;
-            }
-        };
-        let derived = derive(digest, &proposed.actor.principal, at).and_then(|d| {
-            let bad = disagreements(&d, events);
-            if bad.is_empty() {
-                Ok(d)
-            } else {
-                Err(bad.join("; "))
-            }
-        });
-        self.derived = Some(derived);
-    }
-
-    /// Folds a decision that was accepted into the state.
-    pub fn decide(&mut self, event: &Event) {
-        self.decided = Some((
-            event.field_str("decision").unwrap_or("?").to_owned(),
-            event.actor.principal.clone(),
-        ));
-    }
-}
-
-/// An event's `at`: refused when it is not an RFC 3339 time (never a default).
-///
-/// # Errors
-/// Not a time.
-pub fn parse_at(at: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(at)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| format!("`at` is not an RFC 3339 time: {at:?}"))
-}
-
-/// A decision to judge: who, what, and (for a recorded one) the role it names.
-pub struct Decision<'a> {
-    pub request: &'a str,
-    pub principal: &'a str,
-    pub verdict: Verdict,
-    /// The role a recorded decision names; `None` when judging a new one (the engine
-    /// picks the role).
-    pub role: Option<&'a str>,
-    pub reason_code: Option<&'a str>,
-    pub at: DateTime<Utc>,
-}
-
-/// Accepts or refuses a decision on a request in `state`, made under `current` (the
-/// configuration of the tree the decision extends). Returns the role it is made in.
-///
-/// The rules, in order: proposed; its record agrees with the recomputation; not
-/// blocked; not already decided; not expired; not an agent; not the requester (unless
-/// the tier allows self-approval) nor the submitter; a member of an eligible role both
-/// when it was proposed and now; a reason code the matrix in force knows.
-///
-/// # Errors
-/// The [`WorkflowError`] of the first rule that refuses it.
-pub fn judge_decision(
-    state: &State,
-    current: &Config,
-    d: &Decision<'_>,
-) -> Result<String, WorkflowError> {
-    let request = d.request.to_owned();
-    let derived = match &state.derived {
-        None => return Err(WorkflowError::NotProposed(request)),
-        Some(Err(message)) => {
-            return Err(WorkflowError::Inconsistent {
-                request,
-                message: message.clone(),
-            });
-        }
-        Some(Ok(derived)) => derived,
-    };
-    if derived.blocked {
-        return Err(WorkflowError::Blocked(request));
-    }
-    if let Some((decision, by)) = &state.decided {
-        return Err(WorkflowError::AlreadyDecided {
-            request,
-            decision: decision.clone(),
-            by: by.clone(),
-        });
-    }
-    if d.at >= derived.expires_at {
-        return Err(WorkflowError::Expired {
-            request,
-            expires_at: derived
-                .expires_at
-                .to_rfc3339_opts(SecondsFormat::Secs, true),
-        });
-    }
-    let matrix = current
-        .matrix()
-        .map_err(|message| WorkflowError::Inconsistent {
-            request: request.clone(),
-            message,
-        })?;
-    if matrix.governance.is_agent(d.principal) {
-        return Err(WorkflowError::AgentDecides {
-            principal: d.principal.to_owned(),
-            request,
-        });
-    }
-    let is_requester = d.principal == derived.requested_by;
-    if (is_requester && !derived.self_approval) || d.principal == derived.submitted_by {
-        return Err(WorkflowError::OwnRequest {
-            principal: d.principal.to_owned(),
-            request,
-        });
-    }
-    // Eligible when proposed, and still a member of that role in the matrix in force:
-    // a removal from a role takes effect at once.
-    let qualifies = |role: &str, members: &[String]| {
-        members.iter().any(|m| m == d.principal)
-            && matrix
-                .role(role)
-                .is_some_and(|r| r.members.iter().any(|m| m == d.principal))
-    };
-    let role = derived
-        .eligible
-        .iter()
-        .find(|(role, members)| d.role.is_none_or(|r| r == role) && qualifies(role, members))
-        .map(|(role, _)| role.clone());
-    let Some(role) = role else {
-        let roles: Vec<&str> = derived.eligible.iter().map(|(r, _)| r.as_str()).collect();
-        return Err(WorkflowError::NotEligible {
-            principal: d.principal.to_owned(),
-            request,
-            roles: if roles.is_empty() {
-                "none".to_owned()
-            } else {
-                roles.join(", ")
-            },
-        });
-    };
-    if d.verdict == Verdict::Reject && d.reason_code.is_none() {
-        return Err(WorkflowError::MissingReasonCode);
-    }
-    if let Some(code) = d.reason_code {
-        let allowed: Vec<&String> = match d.verdict {
-            Verdict::Reject => matrix
-                .reason_codes
-                .reject
-                .iter()
-                .chain(&matrix.reason_codes.request_changes)
-                .collect(),
-            Verdict::Approve => matrix.reason_codes.request_changes.iter().collect(),
-        };
-        if !allowed.iter().any(|c| *c == code) {
-            return Err(WorkflowError::ReasonCode {
-                code: code.to_owned(),
-                allowed: allowed
-                    .iter()
-                    .map(|c| c.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
-        }
-    }
-    Ok(role)
-}
+pub use super::derive::{Derived, derive_facts, derive_from, disagreements, submitter_rule};
+pub use super::rules::{Decision, Outcome, REQUESTER_ROLE, State, judge_decision, parse_at};
 
 /// A request's state as the engine folds it from the audit at `tree` (HEAD's tree, whose
 /// commit is `head`): the proposal derived under the configuration in force when it was
@@ -552,10 +79,113 @@ pub fn state_at(
             derive_facts(&config, &bytes, submitter, at)
         });
     }
+    // Each recorded decision counts only once the engine accepts it again, under the
+    // configuration of the tree its commit extended: a hand-made decision event in a
+    // trusted commit counts for nothing, and the request takes no more decisions.
     for e in events.iter().filter(|e| e.kind == types::DECISION) {
+        if let Err(why) = judge_recorded(repo, configs, head, &state, e)? {
+            state.derived = Some(Err(format!(
+                "its recorded decision (event {}) does not hold: {why}",
+                e.seq
+            )));
+            break;
+        }
         state.decide(e);
     }
     Ok((state, events))
+}
+
+/// A request's status at `now`, folded by the engine from the audit at HEAD: what
+/// `hitl status` shows (read-only; nothing is locked or recorded).
+pub struct Status {
+    pub state: State,
+    pub outcome: Outcome,
+    pub events: Vec<Event>,
+}
+
+/// The status of `request` at `now` from the audit at HEAD.
+///
+/// # Errors
+/// [`WorkflowError::NotProposed`] for an id the audit does not know; an unreadable audit.
+pub fn status(
+    repo: &crate::audit::AuditRepo,
+    request: &str,
+    now: DateTime<Utc>,
+) -> Result<Status, WorkflowError> {
+    let Some(head) = repo.head_for_reading()? else {
+        return Err(WorkflowError::NotProposed(request.to_owned()));
+    };
+    let tree = head.tree().map_err(crate::audit::AuditError::from)?;
+    let mut configs = super::config::Configs::default();
+    let (state, events) = state_at(repo, &mut configs, &head, &tree, request)?;
+    let outcome = state.outcome(now);
+    if outcome == Outcome::NotProposed {
+        return Err(WorkflowError::NotProposed(request.to_owned()));
+    }
+    Ok(Status {
+        state,
+        outcome,
+        events,
+    })
+}
+
+/// Judges a recorded decision event again, under the configuration of the tree its
+/// commit extended: `Ok(Err(why))` when the engine refuses it.
+///
+/// # Errors
+/// An unreadable audit.
+fn judge_recorded(
+    repo: &crate::audit::AuditRepo,
+    configs: &mut super::config::Configs,
+    head: &git2::Commit<'_>,
+    state: &State,
+    e: &Event,
+) -> Result<Result<(), String>, WorkflowError> {
+    let verdict = match e.field_str("decision") {
+        Some("approved") => Verdict::Approve,
+        Some("rejected") => Verdict::Reject,
+        _ => {
+            return Ok(Err(
+                "its `decision` is neither `approved` nor `rejected`".to_owned()
+            ));
+        }
+    };
+    let at = match parse_at(&e.at) {
+        Ok(at) => at,
+        Err(why) => return Ok(Err(why)),
+    };
+    let Some((commit, Some(parent_tree))) = super::history::commit_adding(repo, head, e.seq)?
+    else {
+        return Ok(Err(
+            "no commit on top of a configuration recorded it".to_owned()
+        ));
+    };
+    let config = configs.at(repo, &parent_tree)?;
+    // Who decided is who signed: a trusted key cannot record another's decision.
+    match commit_signer(repo, &commit, &config) {
+        Ok(signer) if signer == e.actor.principal => {}
+        Ok(signer) => {
+            return Ok(Err(format!(
+                "it names {} as its actor but its commit is signed by {signer}",
+                e.actor.principal
+            )));
+        }
+        Err(why) => return Ok(Err(why)),
+    }
+    Ok(judge_decision(
+        state,
+        &config,
+        &Decision {
+            request: &e.request,
+            principal: &e.actor.principal,
+            verdict,
+            role: Some(e.field_str("role").unwrap_or_default()),
+            reason_code: e.fields.get("reason_code").and_then(Json::as_str),
+            at,
+        },
+    )
+    .map(|_| ())
+    .map_err(|err| err.to_string()))
 }
 
 /// A recorded blob by its digest, checked against it.
@@ -837,6 +467,15 @@ pub fn judge_new_proposal(
         settings.limits.max_request_bytes,
     )
     .map_err(|d| inconsistent(&id, d.to_string()))?;
+    // A request nobody could ever decide is not recorded (its id stays free).
+    if r.expires_at <= now {
+        return Err(WorkflowError::ProposedExpired {
+            request: id,
+            expires_at: r
+                .expires_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        });
+    }
     let versions = crate::audit::ConfigVersions {
         matrix: config.matrix_digest.clone(),
         policies: config.policy_digest.clone(),

@@ -6,9 +6,11 @@
 //! issue; here one decision closes a request.
 
 pub mod config;
+pub mod derive;
 pub mod engine;
 pub mod history;
 pub mod recorded;
+pub mod rules;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value as Json, json};
@@ -53,6 +55,37 @@ pub enum WorkflowError {
         request: String,
         decision: String,
         by: String,
+    },
+    #[error(
+        "request `{request}` expired at {expires_at}, before it was proposed; nothing is recorded (give it a later `expires_at`)"
+    )]
+    ProposedExpired { request: String, expires_at: String },
+    #[error("request `{0}` needs no approval (its tier proceeds with full audit)")]
+    NoApprovalNeeded(String),
+    #[error(
+        "`{principal}` already approved `{request}`; one principal counts once, whatever roles it holds (still needed: {needed})"
+    )]
+    AlreadyApproved {
+        principal: String,
+        request: String,
+        needed: String,
+    },
+    #[error(
+        "`{request}` already has an approval from role `{role}` and its tier asks for distinct roles; `{principal}` cannot give the next one (still needed: {needed})"
+    )]
+    SameRole {
+        principal: String,
+        request: String,
+        role: String,
+        needed: String,
+    },
+    #[error(
+        "`{request}` passed its pending timeout and was escalated: only {roles} may decide it now, not `{principal}`"
+    )]
+    Escalated {
+        principal: String,
+        request: String,
+        roles: String,
     },
     #[error("request `{request}` expired at {expires_at}; it can no longer be decided")]
     Expired { request: String, expires_at: String },
@@ -287,6 +320,8 @@ pub fn proposal(
 pub enum Closed {
     /// A policy denied it when it was proposed.
     Blocked,
+    /// Its tier needs no approval: it proceeded when it was proposed.
+    Proceeds,
     /// It was approved or rejected.
     Decided {
         /// `approved` or `rejected`.
@@ -296,20 +331,45 @@ pub enum Closed {
     },
 }
 
-/// Whether a request's events closed it (blocked, or decided once; quorum comes with the
-/// workflow issue): then it can no longer be decided, nor expire.
+/// Whether a request's events closed it (blocked, rejected, or approved by as many
+/// decisions as its recorded `approvals_required`): then it can no longer be decided,
+/// nor expire. For display and lint only: the engine's [`engine::State::outcome`]
+/// decides.
 #[must_use]
 pub fn closed(events: &[Event]) -> Option<Closed> {
     if events.iter().any(|e| e.kind == types::BLOCKED) {
         return Some(Closed::Blocked);
     }
-    events
+    let decisions: Vec<&Event> = events
         .iter()
-        .find(|e| e.kind == types::DECISION)
-        .map(|d| Closed::Decided {
-            decision: d.field_str("decision").unwrap_or("?").to_owned(),
-            by: d.actor.principal.clone(),
-        })
+        .filter(|e| e.kind == types::DECISION)
+        .collect();
+    if let Some(r) = decisions
+        .iter()
+        .find(|d| d.field_str("decision") == Some(Verdict::Reject.as_str()))
+    {
+        return Some(Closed::Decided {
+            decision: Verdict::Reject.as_str().to_owned(),
+            by: r.actor.principal.clone(),
+        });
+    }
+    let required = events
+        .iter()
+        .find(|e| e.kind == types::APPROVAL_REQUESTED)
+        .and_then(|e| e.fields.get("approvals_required"))
+        .and_then(Json::as_u64)
+        .unwrap_or(1);
+    if required == 0 {
+        return Some(Closed::Proceeds);
+    }
+    (decisions.len() as u64 >= required).then(|| Closed::Decided {
+        decision: Verdict::Approve.as_str().to_owned(),
+        by: decisions
+            .iter()
+            .map(|d| d.actor.principal.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })
 }
 
 /// Approve or reject.
@@ -349,12 +409,12 @@ pub fn decision(
     reason_code: Option<&str>,
     comment: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<Built, WorkflowError> {
+) -> Result<(Built, engine::Outcome), WorkflowError> {
     crate::text::check_decision(reason_code, comment)?;
     let engine::NewDecision {
-        state,
+        mut state,
         events,
-        role,
+        role: role_name,
         config,
     } = engine::judge_new_decision(
         repo,
@@ -394,7 +454,7 @@ pub fn decision(
         request: request.to_owned(),
         fields: obj(json!({
             "approver": principal,
-            "role": role,
+            "role": role_name,
             "decision": verdict.as_str(),
             "reason_code": reason_code,
             "comment": comment,
@@ -413,7 +473,10 @@ pub fn decision(
         Verdict::Approve => "approve",
         Verdict::Reject => "reject",
     };
-    Ok(Built {
+    // Where the request stands once this decision is recorded.
+    state.record(principal, &role_name, verdict);
+    let outcome = state.outcome(now);
+    let built = Built {
         events: vec![event],
         blobs: Vec::new(),
         subject: format!("{word} {request} (tier {tier}) by {principal}"),
@@ -421,5 +484,6 @@ pub fn decision(
             ("Hitl-Tier".to_owned(), tier.to_string()),
             ("Hitl-Decision".to_owned(), verdict.as_str().to_owned()),
         ],
-    })
+    };
+    Ok((built, outcome))
 }

@@ -306,10 +306,11 @@ pub fn judge(
                         }
                     }
                 };
-                if let Some(why) = why {
-                    out.push((e.seq, "decision-unauthorized", why));
+                // Only an accepted decision counts towards the quorum (or closes it).
+                match why {
+                    Some(why) => out.push((e.seq, "decision-unauthorized", why)),
+                    None => state.decide(&e),
                 }
-                state.decide(&e);
             }
         }
     }

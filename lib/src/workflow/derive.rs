@@ -1,0 +1,362 @@
+//! What the engine derives about a request from its recorded proposal's bytes under the
+//! configuration in force ([`derive_facts`], [`derive_from`]), who may submit, and the
+//! recorded fields that disagree with the recomputation ([`disagreements`]).
+
+use std::path::Path;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value as Json;
+
+use super::config::Config;
+use super::types;
+use crate::audit::Event;
+use crate::evidence::{self, EvidencePack, PolicyDecision};
+use crate::request;
+
+/// What the engine derives about a request from its recorded proposal.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Derived {
+    pub requested_by: String,
+    /// The principal whose key signed the `proposed` event.
+    pub submitted_by: String,
+    pub tier: u8,
+    /// Eligible roles and their members, as routing and limits give them.
+    pub eligible: Vec<(String, Vec<String>)>,
+    pub approvals_required: u8,
+    /// Each approval must come from another role (the tier's `distinct_roles`).
+    pub distinct_roles: bool,
+    pub self_approval: bool,
+    pub expires_at: DateTime<Utc>,
+    /// The end of the tier's pending timeout, counted from the proposal: past it the
+    /// request is expired, or escalated to [`Derived::escalation`].
+    pub pending_until: Option<DateTime<Utc>>,
+    /// The role (and its members when proposed) that alone may decide once the pending
+    /// timeout has passed, when the tier escalates instead of expiring.
+    pub escalation: Option<(String, Vec<String>)>,
+    /// A policy denied it (or failed): it takes no decision.
+    pub blocked: bool,
+}
+
+impl Derived {
+    /// Whether the pending timeout has escalated the request at `at`.
+    #[must_use]
+    pub fn escalated_at(&self, at: DateTime<Utc>) -> bool {
+        self.escalation.is_some() && self.pending_until.is_some_and(|until| at >= until)
+    }
+
+    /// When the request can no longer be decided: its own `expires_at`, or the end of a
+    /// pending timeout that expires rather than escalates, whichever comes first.
+    #[must_use]
+    pub fn deadline(&self) -> DateTime<Utc> {
+        match (self.pending_until, &self.escalation) {
+            (Some(until), None) => until.min(self.expires_at),
+            _ => self.expires_at,
+        }
+    }
+
+    /// The roles that may decide at `at`, with their members when it was proposed.
+    #[must_use]
+    pub fn eligible_at(&self, at: DateTime<Utc>) -> Vec<(String, Vec<String>)> {
+        match &self.escalation {
+            Some(role) if self.escalated_at(at) => vec![role.clone()],
+            _ => self.eligible.clone(),
+        }
+    }
+}
+
+/// Recomputes what a proposal (in `file`, named in the pack and in messages) gets under
+/// `config` at `at`: the evidence pack `propose` would assemble, and the facts the
+/// workflow rests on.
+///
+/// # Errors
+/// The configuration does not load, or the proposal does not parse under it.
+pub fn derive_from(
+    config: &Config,
+    file: &Path,
+    proposal: &[u8],
+    submitter: &str,
+    at: DateTime<Utc>,
+) -> Result<(Derived, EvidencePack), String> {
+    let (matrix, r) = parse_under(config, file, proposal, submitter)?;
+    let pack = match &config.policies {
+        Ok(Some(set)) => {
+            let mut set = set
+                .lock()
+                .map_err(|_| "the policy engine is poisoned".to_owned())?;
+            evidence::assemble_submitted(
+                matrix,
+                &mut set,
+                file.to_path_buf(),
+                &r,
+                Some(submitter),
+                at,
+            )
+        }
+        Ok(None) => evidence::assemble(matrix, file.to_path_buf(), &r, at),
+        Err(e) => {
+            evidence::assemble_with_policy_error(matrix, e.clone(), file.to_path_buf(), &r, at)
+        }
+    };
+    let c = &pack.classification;
+    let blocked = matches!(
+        &pack.policy_decision,
+        PolicyDecision::Failed { .. }
+            | PolicyDecision::Evaluated(crate::policy::Decision { allowed: false, .. })
+    );
+    Ok((facts(matrix, &r, submitter, c, blocked, at), pack))
+}
+
+/// The matrix in force and the proposal parsed under it, once the submitter is one who
+/// may submit: what [`derive_from`] and [`derive_facts`] both start from.
+fn parse_under<'c>(
+    config: &'c Config,
+    file: &Path,
+    proposal: &[u8],
+    submitter: &str,
+) -> Result<(&'c crate::matrix::Matrix, request::Request), String> {
+    let matrix = config.matrix()?;
+    let cap = config
+        .settings
+        .as_ref()
+        .map_err(|e| format!("`hitl.toml` in force does not load: {e}"))?
+        .limits
+        .max_request_bytes;
+    submitter_rule(matrix, submitter)
+        .map_err(|why| format!("`{submitter}` may not submit proposals: {why}"))?;
+    let r = request::parse(file, proposal, &matrix.systems, cap).map_err(|d| {
+        format!("the recorded proposal does not load under the matrix in force: {d}")
+    })?;
+    Ok((matrix, r))
+}
+
+/// The facts of a classification: what the workflow rests on.
+fn facts(
+    matrix: &crate::matrix::Matrix,
+    r: &request::Request,
+    submitter: &str,
+    c: &crate::classify::Classification,
+    blocked: bool,
+    proposed_at: DateTime<Utc>,
+) -> Derived {
+    let tier = matrix.tier(c.tier);
+    let pending_until = tier
+        .and_then(|t| t.pending_timeout)
+        .and_then(|d| chrono::Duration::from_std(d).ok())
+        .and_then(|d| proposed_at.checked_add_signed(d));
+    let escalation = match tier.map(|t| &t.on_timeout) {
+        Some(crate::matrix::OnTimeout::Escalate { role }) => Some((
+            role.clone(),
+            matrix
+                .role(role)
+                .map(|role| {
+                    role.members
+                        .iter()
+                        .filter(|m| **m != r.requested_by)
+                        .cloned()
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )),
+        _ => None,
+    };
+    Derived {
+        requested_by: r.requested_by.clone(),
+        submitted_by: submitter.to_owned(),
+        tier: c.tier,
+        eligible: c
+            .eligible_roles
+            .iter()
+            .map(|e| (e.role.clone(), e.members.clone()))
+            .collect(),
+        approvals_required: c.approvals_required,
+        distinct_roles: c.distinct_roles,
+        self_approval: c.self_approval,
+        expires_at: r.expires_at,
+        pending_until,
+        escalation,
+        blocked,
+    }
+}
+
+/// The facts alone, without the rest of the evidence pack: what `verify` needs for each
+/// recorded proposal (the classification and the policies' decision, as [`derive_from`]
+/// computes them, without sources, diff and warnings).
+///
+/// # Errors
+/// As [`derive_from`].
+pub fn derive_facts(
+    config: &Config,
+    proposal: &[u8],
+    submitter: &str,
+    at: DateTime<Utc>,
+) -> Result<Derived, String> {
+    let (matrix, r) = parse_under(
+        config,
+        Path::new("<recorded proposal>"),
+        proposal,
+        submitter,
+    )?;
+    let base = crate::classify::classify(matrix, &r);
+    let (c, blocked) = match &config.policies {
+        Ok(Some(set)) => {
+            let input = crate::policy::input(matrix, &r, &base, Some(submitter), at);
+            let mut set = set
+                .lock()
+                .map_err(|_| "the policy engine is poisoned".to_owned())?;
+            match set.evaluate(&input) {
+                Ok(d) => (
+                    crate::classify::apply_policy(matrix, &r, &base, &d),
+                    !d.allowed,
+                ),
+                Err(_) => (base, true),
+            }
+        }
+        Ok(None) => (base, false),
+        Err(_) => (base, true),
+    };
+    Ok(facts(matrix, &r, submitter, &c, blocked, at))
+}
+
+/// Who may submit under `matrix`: an agent (when the matrix lists any), and never an
+/// admin or a member of a role (who submits never decides).
+///
+/// # Errors
+/// Why `submitter` may not submit.
+pub fn submitter_rule(matrix: &crate::matrix::Matrix, submitter: &str) -> Result<(), String> {
+    let g = &matrix.governance;
+    if g.is_admin(submitter) || matrix.roles_of(submitter).next().is_some() {
+        return Err("it approves or administers, and who submits never decides".to_owned());
+    }
+    if !g.agents.is_empty() && !g.is_agent(submitter) {
+        return Err(format!(
+            "the matrix's `governance.agents` lists only {}",
+            g.agents.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+/// The recorded fields of a proposal's events that disagree with the recomputation,
+/// one line each (empty when they all agree).
+#[must_use]
+pub fn disagreements(derived: &Derived, events: &[&Event]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut differs = |what: &str, recorded: &str, derived: &str| {
+        if recorded != derived {
+            out.push(format!(
+                "{what} is recorded as `{recorded}` but the proposal under the configuration in force gives `{derived}`"
+            ));
+        }
+    };
+    let secs = |t: &DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let mut saw_asked = false;
+    let mut saw_blocked = false;
+    for e in events {
+        match e.kind.as_str() {
+            types::PROPOSED => {
+                differs(
+                    "`requested_by`",
+                    e.field_str("requested_by").unwrap_or_default(),
+                    &derived.requested_by,
+                );
+                differs(
+                    "`submitted_by`",
+                    e.field_str("submitted_by").unwrap_or_default(),
+                    &derived.submitted_by,
+                );
+            }
+            types::CLASSIFIED => differs(
+                "the tier",
+                &e.fields
+                    .get("tier")
+                    .map(Json::to_string)
+                    .unwrap_or_default(),
+                &derived.tier.to_string(),
+            ),
+            types::APPROVAL_REQUESTED => {
+                saw_asked = true;
+                differs(
+                    "the tier asked for",
+                    &e.fields
+                        .get("tier")
+                        .map(Json::to_string)
+                        .unwrap_or_default(),
+                    &derived.tier.to_string(),
+                );
+                let recorded: Vec<(String, Vec<String>)> = e
+                    .fields
+                    .get("eligible")
+                    .and_then(Json::as_array)
+                    .map(|roles| {
+                        roles
+                            .iter()
+                            .map(|r| {
+                                let name = r.get("role").and_then(Json::as_str).unwrap_or_default();
+                                let members = r
+                                    .get("members")
+                                    .and_then(Json::as_array)
+                                    .map(|m| {
+                                        m.iter()
+                                            .map(|p| p.as_str().unwrap_or_default().to_owned())
+                                            .collect()
+                                    })
+                                    .unwrap_or_default();
+                                (name.to_owned(), members)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let show = |v: &[(String, Vec<String>)]| {
+                    v.iter()
+                        .map(|(r, m)| format!("{r}: {}", m.join(" ")))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                };
+                differs(
+                    "the eligible approvers",
+                    &show(&recorded),
+                    &show(&derived.eligible),
+                );
+                differs(
+                    "`approvals_required`",
+                    &e.fields
+                        .get("approvals_required")
+                        .map(Json::to_string)
+                        .unwrap_or_default(),
+                    &derived.approvals_required.to_string(),
+                );
+                differs(
+                    "`self_approval`",
+                    &e.fields
+                        .get("self_approval")
+                        .map(Json::to_string)
+                        .unwrap_or_default(),
+                    &derived.self_approval.to_string(),
+                );
+                differs(
+                    "`expires_at`",
+                    e.field_str("expires_at").unwrap_or_default(),
+                    &secs(&derived.expires_at),
+                );
+            }
+            types::BLOCKED => saw_blocked = true,
+            _ => {}
+        }
+    }
+    if saw_blocked != derived.blocked || saw_asked == derived.blocked {
+        out.push(format!(
+            "the proposal is recorded as {} but the policies in force {}",
+            if saw_blocked {
+                "blocked"
+            } else {
+                "awaiting approval"
+            },
+            if derived.blocked {
+                "deny it"
+            } else {
+                "allow it"
+            }
+        ));
+    }
+    out
+}

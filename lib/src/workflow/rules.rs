@@ -1,0 +1,371 @@
+//! The workflow's rules in one place: a request's [`State`] (approvals so far, a
+//! rejection), where it stands ([`Outcome`]), and [`judge_decision`], which accepts or
+//! refuses a decision against them. docs/workflow.md lists the rules.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use super::config::Config;
+use super::derive::{Derived, disagreements};
+use super::{Verdict, WorkflowError, types};
+use crate::audit::Event;
+
+/// A request's state: the fold of its events, with its derived facts.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    /// The derived facts once `proposed` was seen: `Err` when they cannot be derived
+    /// or the record disagrees with them (the request then takes no decision).
+    pub derived: Option<Result<Derived, String>>,
+    /// The approvals accepted so far, in order: (principal, role).
+    pub approvals: Vec<(String, String)>,
+    /// The rejection that closed it: (principal, role).
+    pub rejected: Option<(String, String)>,
+}
+
+/// Where a request stands, as the engine folds it (never stored beside the events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// No `proposed` event.
+    NotProposed,
+    /// Its record disagrees with the recomputation, or cannot be derived.
+    Inconsistent(String),
+    /// A policy denied it.
+    Blocked,
+    /// Its tier needs no approval: it proceeds with full audit.
+    Proceeds,
+    /// Awaiting approvals: how many it has, how many its tier needs, and the roles that
+    /// can still give one (all eligible roles, or those not used yet when the tier asks
+    /// for distinct roles).
+    Pending {
+        approvals: usize,
+        required: u8,
+        still_needed: Vec<String>,
+    },
+    /// Its pending timeout passed before the quorum (or it expired): it can never be
+    /// approved.
+    Expired { at: DateTime<Utc> },
+    /// The quorum was reached.
+    Approved,
+    /// Rejected by this principal.
+    Rejected { by: String },
+}
+
+impl Outcome {
+    /// The state's name, as docs/workflow.md names it.
+    #[must_use]
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Self::NotProposed => "not_proposed",
+            Self::Inconsistent(_) => "inconsistent",
+            Self::Blocked => "blocked",
+            Self::Proceeds => "proceeds",
+            Self::Pending { .. } => "pending_approval",
+            Self::Expired { .. } => "expired",
+            Self::Approved => "approved",
+            Self::Rejected { .. } => "rejected",
+        }
+    }
+}
+
+impl State {
+    /// Folds a request's proposal events (`proposed` to `approval_requested` or
+    /// `blocked`, recorded together) into its state, deriving its facts with `derive`
+    /// (given the proposal's digest, its signer and its time; the caller knows the
+    /// configuration in force and where the proposal's bytes are).
+    pub fn propose(
+        &mut self,
+        events: &[&Event],
+        derive: impl FnOnce(&str, &str, DateTime<Utc>) -> Result<Derived, String>,
+    ) {
+        let Some(proposed) = events.iter().find(|e| e.kind == types::PROPOSED) else {
+            return;
+        };
+        if self.derived.is_some() || events.iter().filter(|e| e.kind == types::PROPOSED).count() > 1
+        {
+            self.derived = Some(Err("the request was proposed twice".to_owned()));
+            return;
+        }
+        let digest = proposed.field_str("proposal").unwrap_or_default();
+        let at = match parse_at(&proposed.at) {
+            Ok(t) => t,
+            Err(e) => {
+                self.derived = Some(Err(e));
+                return;
+            }
+        };
+        let derived = derive(digest, &proposed.actor.principal, at).and_then(|d| {
+            let bad = disagreements(&d, events);
+            if bad.is_empty() {
+                Ok(d)
+            } else {
+                Err(bad.join("; "))
+            }
+        });
+        self.derived = Some(derived);
+    }
+
+    /// Folds a decision that was accepted into the state.
+    pub fn decide(&mut self, event: &Event) {
+        let verdict = if event.field_str("decision") == Some(Verdict::Approve.as_str()) {
+            Verdict::Approve
+        } else {
+            Verdict::Reject
+        };
+        self.record(
+            &event.actor.principal,
+            event.field_str("role").unwrap_or_default(),
+            verdict,
+        );
+    }
+
+    /// Folds an accepted decision by `principal` in `role` into the state.
+    pub fn record(&mut self, principal: &str, role: &str, verdict: Verdict) {
+        let by = (principal.to_owned(), role.to_owned());
+        match verdict {
+            Verdict::Approve => self.approvals.push(by),
+            Verdict::Reject => self.rejected = Some(by),
+        }
+    }
+
+    /// The roles that can still give an approval the quorum counts, at `at`.
+    fn still_needed(&self, derived: &Derived, at: DateTime<Utc>) -> Vec<String> {
+        let mut roles: Vec<String> = derived
+            .eligible_at(at)
+            .into_iter()
+            .map(|(role, _)| role)
+            .filter(|role| {
+                !derived.distinct_roles || !self.approvals.iter().any(|(_, r)| r == role)
+            })
+            .collect();
+        if derived.self_approval && !derived.escalated_at(at) && self.approvals.is_empty() {
+            roles.push(REQUESTER_ROLE.to_owned());
+        }
+        roles
+    }
+
+    /// Where the request stands at `at`.
+    #[must_use]
+    pub fn outcome(&self, at: DateTime<Utc>) -> Outcome {
+        let derived = match &self.derived {
+            None => return Outcome::NotProposed,
+            Some(Err(e)) => return Outcome::Inconsistent(e.clone()),
+            Some(Ok(d)) => d,
+        };
+        if derived.blocked {
+            return Outcome::Blocked;
+        }
+        if let Some((by, _)) = &self.rejected {
+            return Outcome::Rejected { by: by.clone() };
+        }
+        if derived.approvals_required == 0 {
+            return Outcome::Proceeds;
+        }
+        if self.approvals.len() >= usize::from(derived.approvals_required) {
+            return Outcome::Approved;
+        }
+        if at >= derived.deadline() {
+            return Outcome::Expired {
+                at: derived.deadline(),
+            };
+        }
+        Outcome::Pending {
+            approvals: self.approvals.len(),
+            required: derived.approvals_required,
+            still_needed: self.still_needed(derived, at),
+        }
+    }
+}
+
+/// The role a requester approves in where the tier lets them approve their own request.
+pub const REQUESTER_ROLE: &str = "requester";
+
+/// An event's `at`: refused when it is not an RFC 3339 time (never a default).
+///
+/// # Errors
+/// Not a time.
+pub fn parse_at(at: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(at)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| format!("`at` is not an RFC 3339 time: {at:?}"))
+}
+
+/// A decision to judge: who, what, and (for a recorded one) the role it names.
+pub struct Decision<'a> {
+    pub request: &'a str,
+    pub principal: &'a str,
+    pub verdict: Verdict,
+    /// The role a recorded decision names; `None` when judging a new one (the engine
+    /// picks the role).
+    pub role: Option<&'a str>,
+    pub reason_code: Option<&'a str>,
+    pub at: DateTime<Utc>,
+}
+
+/// Accepts or refuses a decision on a request in `state`, made under `current` (the
+/// configuration of the tree the decision extends). Returns the role it is made in.
+///
+/// The rules, in order: proposed; its record agrees with the recomputation; not
+/// blocked; not already decided; not expired; not an agent; not the requester (unless
+/// the tier allows self-approval) nor the submitter; a member of an eligible role both
+/// when it was proposed and now; a reason code the matrix in force knows.
+///
+/// # Errors
+/// The [`WorkflowError`] of the first rule that refuses it.
+pub fn judge_decision(
+    state: &State,
+    current: &Config,
+    d: &Decision<'_>,
+) -> Result<String, WorkflowError> {
+    let request = d.request.to_owned();
+    let derived = match &state.derived {
+        None => return Err(WorkflowError::NotProposed(request)),
+        Some(Err(message)) => {
+            return Err(WorkflowError::Inconsistent {
+                request,
+                message: message.clone(),
+            });
+        }
+        Some(Ok(derived)) => derived,
+    };
+    if derived.blocked {
+        return Err(WorkflowError::Blocked(request));
+    }
+    if derived.approvals_required == 0 {
+        return Err(WorkflowError::NoApprovalNeeded(request));
+    }
+    if let Some((by, _)) = &state.rejected {
+        return Err(WorkflowError::AlreadyDecided {
+            request,
+            decision: Verdict::Reject.as_str().to_owned(),
+            by: by.clone(),
+        });
+    }
+    if state.approvals.len() >= usize::from(derived.approvals_required) {
+        return Err(WorkflowError::AlreadyDecided {
+            request,
+            decision: Verdict::Approve.as_str().to_owned(),
+            by: state
+                .approvals
+                .iter()
+                .map(|(p, _)| p.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    if d.at >= derived.deadline() {
+        return Err(WorkflowError::Expired {
+            request,
+            expires_at: derived
+                .deadline()
+                .to_rfc3339_opts(SecondsFormat::Secs, true),
+        });
+    }
+    let matrix = current
+        .matrix()
+        .map_err(|message| WorkflowError::Inconsistent {
+            request: request.clone(),
+            message,
+        })?;
+    if matrix.governance.is_agent(d.principal) {
+        return Err(WorkflowError::AgentDecides {
+            principal: d.principal.to_owned(),
+            request,
+        });
+    }
+    let is_requester = d.principal == derived.requested_by;
+    if (is_requester && !derived.self_approval) || d.principal == derived.submitted_by {
+        return Err(WorkflowError::OwnRequest {
+            principal: d.principal.to_owned(),
+            request,
+        });
+    }
+    if d.verdict == Verdict::Approve && state.approvals.iter().any(|(p, _)| p == d.principal) {
+        return Err(WorkflowError::AlreadyApproved {
+            principal: d.principal.to_owned(),
+            request,
+            needed: state.still_needed(derived, d.at).join(", "),
+        });
+    }
+    // Eligible when proposed, and still a member of that role in the matrix in force:
+    // a removal from a role takes effect at once. Past a pending timeout that
+    // escalates, only the escalation role decides.
+    let qualifies = |role: &str, members: &[String]| {
+        members.iter().any(|m| m == d.principal)
+            && matrix
+                .role(role)
+                .is_some_and(|r| r.members.iter().any(|m| m == d.principal))
+    };
+    let eligible = derived.eligible_at(d.at);
+    let mut roles: Vec<String> = eligible
+        .iter()
+        .filter(|(role, members)| qualifies(role, members))
+        .map(|(role, _)| role.clone())
+        .collect();
+    // The requester approves their own request where the tier allows it (tier 1).
+    if is_requester && derived.self_approval && !derived.escalated_at(d.at) {
+        roles.push(REQUESTER_ROLE.to_owned());
+    }
+    if let Some(named) = d.role {
+        roles.retain(|r| r == named);
+    }
+    // One approval per role where the tier asks for distinct roles.
+    let used: Vec<&str> = if d.verdict == Verdict::Approve && derived.distinct_roles {
+        state.approvals.iter().map(|(_, r)| r.as_str()).collect()
+    } else {
+        Vec::new()
+    };
+    let role = roles.iter().find(|r| !used.contains(&r.as_str())).cloned();
+    let Some(role) = role else {
+        if let Some(taken) = roles.first() {
+            return Err(WorkflowError::SameRole {
+                principal: d.principal.to_owned(),
+                request,
+                role: taken.clone(),
+                needed: state.still_needed(derived, d.at).join(", "),
+            });
+        }
+        let names: Vec<&str> = eligible.iter().map(|(r, _)| r.as_str()).collect();
+        let roles = if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        };
+        return Err(if derived.escalated_at(d.at) {
+            WorkflowError::Escalated {
+                principal: d.principal.to_owned(),
+                request,
+                roles,
+            }
+        } else {
+            WorkflowError::NotEligible {
+                principal: d.principal.to_owned(),
+                request,
+                roles,
+            }
+        });
+    };
+    if d.verdict == Verdict::Reject && d.reason_code.is_none() {
+        return Err(WorkflowError::MissingReasonCode);
+    }
+    if let Some(code) = d.reason_code {
+        let allowed: Vec<&String> = match d.verdict {
+            Verdict::Reject => matrix
+                .reason_codes
+                .reject
+                .iter()
+                .chain(&matrix.reason_codes.request_changes)
+                .collect(),
+            Verdict::Approve => matrix.reason_codes.request_changes.iter().collect(),
+        };
+        if !allowed.iter().any(|c| *c == code) {
+            return Err(WorkflowError::ReasonCode {
+                code: code.to_owned(),
+                allowed: allowed
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    }
+    Ok(role)
+}

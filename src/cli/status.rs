@@ -1,0 +1,127 @@
+//! `hitl status ID`: where a request stands, as the workflow engine folds it from the
+//! audit at HEAD (never from a stored state): who did what, and what is still needed.
+
+use hitl_lib::text::escape;
+use hitl_lib::workflow::engine::{self, Outcome};
+use hitl_lib::workflow::types;
+
+use super::{CliResult, Ctx, Exit, Format, emit, now, print_json};
+
+/// Show where a request stands: its state, who did what, what is still needed.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The request id.
+    pub request: String,
+    /// Output format (`json` puts the state's name under `state`).
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
+    let ws = ctx.workspace()?;
+    let repo = hitl_lib::audit::AuditRepo::open(ws.root())?;
+    let now = now()?;
+    let st = engine::status(&repo, &args.request, now)?;
+    let derived = st.state.derived.as_ref().and_then(|d| d.as_ref().ok());
+    let stamp =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let decisions: Vec<serde_json::Value> = st
+        .events
+        .iter()
+        .filter(|e| e.kind == types::DECISION)
+        .map(|e| {
+            serde_json::json!({
+                "seq": e.seq,
+                "at": e.at,
+                "by": e.actor.principal,
+                "decision": e.field_str("decision"),
+                "role": e.field_str("role"),
+                "reason_code": e.field_str("reason_code"),
+            })
+        })
+        .collect();
+    let (approvals, required, still_needed) = match &st.outcome {
+        Outcome::Pending {
+            approvals,
+            required,
+            still_needed,
+        } => (*approvals, *required, still_needed.clone()),
+        _ => (
+            st.state.approvals.len(),
+            derived.map_or(0, |d| d.approvals_required),
+            Vec::new(),
+        ),
+    };
+    if matches!(args.format, Format::Json) {
+        print_json(&serde_json::json!({
+            "request": args.request,
+            "state": st.outcome.name(),
+            "tier": derived.map(|d| d.tier),
+            "requested_by": derived.map(|d| d.requested_by.clone()),
+            "submitted_by": derived.map(|d| d.submitted_by.clone()),
+            "approvals": approvals,
+            "approvals_required": required,
+            "still_needed": still_needed,
+            "decisions": decisions,
+            "deadline": derived.map(|d| stamp(d.deadline())),
+            "escalated": derived.is_some_and(|d| d.escalated_at(now)),
+            "reason": match &st.outcome {
+                Outcome::Inconsistent(why) => Some(why.clone()),
+                _ => None,
+            },
+            "as_of": stamp(now),
+        }))?;
+        return Ok(Exit::Ok);
+    }
+    let mut out = format!("{}: {}", escape(&args.request), st.outcome.name());
+    if let Some(d) = derived {
+        out.push_str(&format!(
+            " (tier {}, requested by {}, submitted by {})",
+            d.tier,
+            escape(&d.requested_by),
+            escape(&d.submitted_by)
+        ));
+    }
+    out.push('\n');
+    for e in st.events.iter().filter(|e| e.kind == types::DECISION) {
+        out.push_str(&format!(
+            "  {} {} by {}{}\n",
+            escape(&e.at),
+            escape(e.field_str("decision").unwrap_or("?")),
+            escape(&e.actor.principal),
+            e.field_str("role")
+                .map(|r| format!(" as {}", escape(r)))
+                .unwrap_or_default()
+        ));
+    }
+    match &st.outcome {
+        Outcome::Pending { .. } => {
+            out.push_str(&format!(
+                "  {approvals} of {required} approvals; still needed: {}\n",
+                if still_needed.is_empty() {
+                    "nobody can give one".to_owned()
+                } else {
+                    still_needed.join(", ")
+                }
+            ));
+            if let Some(d) = derived {
+                if d.escalated_at(now) {
+                    out.push_str("  escalated: its pending timeout has passed\n");
+                }
+                out.push_str(&format!("  decide before {}\n", stamp(d.deadline())));
+            }
+        }
+        Outcome::Expired { at } => {
+            out.push_str(&format!(
+                "  expired at {} with {approvals} of {required} approvals; it can never be approved\n",
+                stamp(*at)
+            ));
+        }
+        Outcome::Inconsistent(why) => {
+            out.push_str(&format!("  takes no decision: {}\n", escape(why)));
+        }
+        _ => {}
+    }
+    emit(out.as_bytes())?;
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,278 @@
+//! The approval workflow through the real binary: quorum, distinct roles, one principal
+//! counted once, pending timeouts (expiry and escalation) without any sweep, tiers 0
+//! and 1, and `hitl status`.
+
+use super::audit::{AuditWs, ok};
+use super::support::{stderr, stdout};
+
+const AGENT: &str = "support-copilot@agents.example.com";
+const DEPLOY_BOT: &str = "deploy-bot@agents.example.com";
+const LEA: &str = "lea@example.com";
+const RAVI: &str = "ravi@example.com";
+const MARIA: &str = "maria@example.com";
+const ALEX: &str = "alex@example.com";
+const INES: &str = "ines@example.com";
+const IVAN: &str = "ivan@example.com";
+const SAM: &str = "sam@example.com";
+
+const IAM: &str = "iam-grant-ci-deployer";
+
+fn codes(w: &AuditWs) -> Vec<String> {
+    let v = w.verify_json();
+    let mut c: Vec<String> = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["code"].as_str().unwrap().to_owned())
+        .collect();
+    c.sort();
+    c
+}
+
+fn status(w: &AuditWs, time: &str, id: &str) -> serde_json::Value {
+    let o = w.read_at(time, &["status", id, "--format", "json"]);
+    serde_json::from_str(&ok(&o)).unwrap()
+}
+
+/// An admin's commit changes the matrix (before anything is proposed under it).
+fn edit_matrix(w: &AuditWs, from: &str, to: &str, message: &str) {
+    let m = w.ws().join("approval-matrix.yaml");
+    let text = std::fs::read_to_string(&m).unwrap();
+    assert!(text.contains(from), "the matrix has `{from}`");
+    std::fs::write(&m, text.replacen(from, to, 1)).unwrap();
+    w.commit_all(Some(ALEX), message);
+}
+
+/// The IAM workspace: iam-owner has two members (ines, ivan), security-approver one
+/// (sam); the tier-4 IAM change needs two approvals from distinct roles.
+fn iam_ws() -> AuditWs {
+    let w = AuditWs::with_people(&[DEPLOY_BOT, INES, IVAN, SAM]);
+    edit_matrix(
+        &w,
+        "    members: [ines@example.com]\n",
+        "    members: [ines@example.com, ivan@example.com]\n",
+        "iam-owner: ivan joins ines",
+    );
+    ok(&w.hitl(DEPLOY_BOT, &["propose", IAM]));
+    w
+}
+
+#[test]
+fn a_tier_4_change_is_approved_only_by_two_approvals_from_distinct_roles() {
+    let w = iam_ws();
+    let first = ok(&w.hitl(INES, &["approve", IAM]));
+    assert!(
+        first.contains("1 of 2 approvals, still needed: security-approver"),
+        "{first}"
+    );
+    let s = status(&w, "2026-11-27 16:00:00", IAM);
+    assert_eq!(s["state"], "pending_approval");
+    assert_eq!(s["approvals"], 1);
+    assert_eq!(s["still_needed"], serde_json::json!(["security-approver"]));
+
+    // The same role again, by another of its members: refused, naming what is needed.
+    let head = w.git(&["rev-parse", "HEAD"]);
+    let o = w.hitl(IVAN, &["approve", IAM]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("already has an approval from role `iam-owner`")
+            && stderr(&o).contains("still needed: security-approver"),
+        "{}",
+        stderr(&o)
+    );
+    // One principal counts once.
+    let o = w.hitl(INES, &["approve", IAM]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already approved"), "{}", stderr(&o));
+    assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
+
+    let second = ok(&w.hitl(SAM, &["approve", IAM]));
+    assert!(second.contains("quorum reached"), "{second}");
+    let s = status(&w, "2026-11-27 16:00:00", IAM);
+    assert_eq!(s["state"], "approved");
+    assert_eq!(s["approvals"], 2);
+    let roles: Vec<&str> = s["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["iam-owner", "security-approver"]);
+    let o = w.hitl(IVAN, &["approve", IAM]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already decided"), "{}", stderr(&o));
+    assert_eq!(codes(&w), Vec::<String>::new());
+    let table = stdout(&w.read(&["status", IAM]));
+    assert!(
+        table.starts_with("iam-grant-ci-deployer: approved (tier 4"),
+        "{table}"
+    );
+}
+
+/// Tier 4's pending timeout (4 h) escalates to break-glass: five hours after the
+/// proposal, before the request's own expiry, the routed approvers may no longer decide,
+/// with no sweep run. Tier 3 made to expire after one hour: lea's approval two hours
+/// later is refused, and `status` says expired.
+#[test]
+fn a_pending_timeout_escalates_or_expires_without_a_sweep() {
+    let w = iam_ws();
+    let later = "2026-11-27 21:00:00";
+    let o = w.hitl_at(later, INES, &["approve", IAM]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("was escalated: only break-glass may decide it now"),
+        "{}",
+        stderr(&o)
+    );
+    let s = status(&w, later, IAM);
+    assert_eq!(s["state"], "pending_approval");
+    assert_eq!(s["escalated"], true);
+
+    let w = AuditWs::new();
+    edit_matrix(
+        &w,
+        "    pending_timeout: 8h\n    on_timeout: {escalate: revenue-ops}\n",
+        "    pending_timeout: 1h\n    on_timeout: expire\n",
+        "tier 3: pending for one hour, then expired",
+    );
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    let head = w.git(&["rev-parse", "HEAD"]);
+    let o = w.hitl_at("2026-11-27 18:00:00", LEA, &["approve", "refund-4711"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("expired at 2026-11-27T17:00:00Z"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
+    assert_eq!(
+        status(&w, "2026-11-27 18:00:00", "refund-4711")["state"],
+        "expired"
+    );
+    // Within the hour it could be approved.
+    assert_eq!(
+        status(&w, "2026-11-27 16:30:00", "refund-4711")["state"],
+        "pending_approval"
+    );
+    assert_eq!(codes(&w), Vec::<String>::new());
+}
+
+/// Tier 1 lets the requester send their own draft (and nobody else, as no role is
+/// routed); tier 0 needs no approval and proceeds with full audit.
+#[test]
+fn tier_1_closes_by_the_requester_and_tier_0_proceeds() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "draft-reply-5531"]));
+    let s = status(&w, "2026-11-27 16:00:00", "draft-reply-5531");
+    assert_eq!(s["still_needed"], serde_json::json!(["requester"]));
+    let o = w.hitl(RAVI, &["approve", "draft-reply-5531"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is not in any role that may decide"),
+        "{}",
+        stderr(&o)
+    );
+    let out = ok(&w.hitl(MARIA, &["approve", "draft-reply-5531"]));
+    assert!(out.contains("quorum reached"), "{out}");
+    assert_eq!(
+        status(&w, "2026-11-27 16:00:00", "draft-reply-5531")["state"],
+        "approved"
+    );
+
+    ok(&w.hitl(AGENT, &["propose", "summarize-runbook"]));
+    assert_eq!(
+        status(&w, "2026-11-27 16:00:00", "summarize-runbook")["state"],
+        "proceeds"
+    );
+    let o = w.hitl(LEA, &["approve", "summarize-runbook"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(stderr(&o).contains("needs no approval"), "{}", stderr(&o));
+    assert_eq!(codes(&w), Vec::<String>::new());
+}
+
+/// `status` of an id the audit does not know is a refusal naming it.
+#[test]
+fn status_of_an_unknown_id_says_so() {
+    let w = AuditWs::new();
+    let o = w.read(&["status", "no-such-request"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        stderr(&o).contains("`no-such-request` is not in the audit"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// An insider holding a trusted key (ravi's, no IAM role) writes the missing second
+/// approval by hand, naming sam as its actor in the security-approver role, and signs
+/// the commit (and the detached signature) with his own key. The engine judges recorded
+/// decisions again before it counts them: the request is inconsistent, not approved, and
+/// takes no decision (sam's genuine one included); `verify` names the forgery.
+#[test]
+fn a_hand_made_approval_in_another_name_completes_no_quorum() {
+    let w = iam_ws();
+    ok(&w.hitl(INES, &["approve", IAM]));
+    let genuine = w.event_file(6);
+    let mut e: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&genuine).unwrap()).unwrap();
+    assert_eq!(e["type"], "decision");
+    e["seq"] = 7.into();
+    e["prev"] = hitl_lib::audit::sha256_hex(&std::fs::read(&genuine).unwrap()).into();
+    e["actor"]["principal"] = SAM.into();
+    e["actor"]["key"] = w.fingerprint(SAM).into();
+    e["approver"] = SAM.into();
+    e["role"] = "security-approver".into();
+    let mut bytes = serde_json::to_vec_pretty(&e).unwrap();
+    bytes.push(b'\n');
+    let forged = w.event_file(7);
+    std::fs::write(&forged, bytes).unwrap();
+    ok(&super::audit::sign_file(
+        &w.ws(),
+        &w.key(RAVI),
+        "hitl",
+        &forged,
+    ));
+    let index = w.ws().join(hitl_lib::audit::request_index_path(IAM));
+    let mut listed = std::fs::read_to_string(&index).unwrap();
+    listed.push_str("7\n");
+    std::fs::write(&index, listed).unwrap();
+    w.commit_all(
+        Some(RAVI),
+        "approve iam-grant-ci-deployer (tier 4) by sam@example.com",
+    );
+
+    let s = status(&w, "2026-11-27 16:00:00", IAM);
+    assert_eq!(s["state"], "inconsistent", "{s}");
+    assert!(
+        s["reason"]
+            .as_str()
+            .unwrap()
+            .contains("its commit is signed by ravi@example.com"),
+        "{s}"
+    );
+    let head = w.git(&["rev-parse", "HEAD"]);
+    let o = w.hitl(SAM, &["approve", IAM]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(stderr(&o).contains("does not hold"), "{}", stderr(&o));
+    assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
+    // The detached signature and the commit are both ravi's, not sam's.
+    assert_eq!(codes(&w), ["signer-not-actor", "signer-not-actor"]);
+}
+
+/// A request already past its `expires_at` is refused by `propose`: nothing recorded,
+/// the id stays free.
+#[test]
+fn propose_refuses_a_request_that_has_already_expired() {
+    let w = AuditWs::new();
+    let head = w.git(&["rev-parse", "HEAD"]);
+    // refund-4711 expires at 2026-11-28T09:00:00Z.
+    let o = w.hitl_at("2026-11-29 00:00:00", AGENT, &["propose", "refund-4711"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("expired at 2026-11-28T09:00:00Z, before it was proposed"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+}
