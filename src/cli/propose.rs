@@ -10,7 +10,8 @@ use super::identity::{self, KeyArgs};
 use super::{CliResult, Ctx, Exit, emit, now};
 
 /// Record a proposal: proposed, classified, evidence_assembled, policy_checked, then
-/// approval_requested, or blocked when a policy denies it (exit 1).
+/// approval_requested, or blocked when a policy denies it or nobody could approve it
+/// (exit 1, with the reasons).
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The proposal file, a request id from `requests/`, or `-` for standard input.
@@ -77,7 +78,17 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         eprintln!("warning: {w}");
     }
     let outcome = if blocked {
-        "blocked by policy".to_owned()
+        let reasons: Vec<String> = pack
+            .warnings
+            .iter()
+            .filter(|w| w.code == "policy-deny" || w.code == "policy-error")
+            .map(|w| w.message.clone())
+            .chain(workflow::derive::unapprovable(&pack.classification))
+            .map(|r| format!("\n  - {}", hitl_lib::text::escape(&r)))
+            .collect();
+        format!("blocked:{}", reasons.concat())
+    } else if pack.classification.approvals_required == 0 {
+        "proceeds: its tier needs no approval (full audit)".to_owned()
     } else {
         format!(
             "awaiting approval by {}",

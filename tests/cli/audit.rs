@@ -363,13 +363,21 @@ fn a_denied_proposal_is_recorded_as_blocked_and_cannot_be_approved() {
     let w = AuditWs::new();
     let o = w.hitl(AGENT, &["propose", "email-contract-terms"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stdout(&o).contains("blocked by policy"));
+    assert!(
+        stdout(&o).contains("email-contract-terms: blocked:\n  - "),
+        "{}",
+        stdout(&o)
+    );
     let e: serde_json::Value =
         serde_json::from_slice(&std::fs::read(w.event_file(5)).unwrap()).unwrap();
     assert_eq!(e["type"], "blocked");
     let o = w.hitl(LEA, &["approve", "email-contract-terms"]);
     assert_eq!(o.status.code(), Some(6));
-    assert!(stderr(&o).contains("blocked by policy"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("was blocked when it was proposed"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -465,6 +473,15 @@ fn the_requester_may_not_approve_their_own_request() {
         "\"lea@example.com\": [\"payments\"],\n    \"maria@example.com\": [",
     );
     std::fs::write(&rbac, text).unwrap();
+    // Ravi joins support-lead: with lea as the requester and the role's only member,
+    // nobody could approve, and `propose` would record the request as blocked.
+    let m = w.ws().join("approval-matrix.yaml");
+    let text = std::fs::read_to_string(&m).unwrap().replacen(
+        "    members: [lea@example.com]\n",
+        "    members: [lea@example.com, ravi@example.com]\n",
+        1,
+    );
+    std::fs::write(&m, text).unwrap();
     let req = std::fs::read_to_string(w.ws().join("requests/refund-4711.yaml"))
         .unwrap()
         .replace(
@@ -473,7 +490,10 @@ fn the_requester_may_not_approve_their_own_request() {
         )
         .replace("id: refund-4711", "id: refund-lea");
     // Policies must be committed before they decide, by an admin (they are governed).
-    w.commit_all(Some(ALEX), "lea may request payments");
+    w.commit_all(
+        Some(ALEX),
+        "lea may request payments; ravi joins support-lead",
+    );
     // The user's own work in progress: an untracked proposal, a staged note and an
     // unstaged edit.
     std::fs::write(w.ws().join("requests/refund-lea.yaml"), req).unwrap();
@@ -1613,9 +1633,9 @@ fn lint_does_not_warn_that_decided_requests_expired() {
             "insufficient-evidence",
         ],
     ));
-    // Blocked by policy the next morning, after it had expired (23:30).
+    // Blocked by policy late in the evening, half an hour before it expires (23:30).
     let o = w.hitl_at(
-        "2026-11-28 08:00:00",
+        "2026-11-27 23:00:00",
         AGENT,
         &["propose", "email-contract-terms"],
     );
@@ -1671,16 +1691,15 @@ fn lint_does_not_warn_that_decided_requests_expired() {
     assert!(want.contains(&"refund-4712".to_owned()), "{want:?}");
     assert_eq!(found, want);
 
-    // As of 07:00, before email-contract-terms was blocked, it was expired and open.
+    // As of 09:05, refund-4711 (expired at 09:00) was closed: no warning; refund-4712
+    // (expires 09:10) not expired yet. (A request can no longer be closed after its
+    // expiry: `propose` refuses it and no decision is taken on it.)
     let o = run(w
         .command(noon)
-        .args(["lint", "--format", "json", "--at", "2026-11-28T07:00:00Z"]));
+        .args(["lint", "--format", "json", "--at", "2026-11-28T09:05:00Z"]));
     let found = expired(&o);
-    assert!(
-        found.contains(&"email-contract-terms".to_owned()),
-        "{found:?}"
-    );
     assert!(!found.contains(&"refund-4711".to_owned()), "{found:?}");
+    assert!(!found.contains(&"refund-4712".to_owned()), "{found:?}");
 
     // The table says the same.
     let table = stdout(&run(w.command(noon).args(["lint"])));

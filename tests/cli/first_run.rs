@@ -272,6 +272,10 @@ fn the_demo_runs_the_lifecycle_and_leaves_a_workspace_that_verifies() {
         "may not decide it (separation of duties)\n(exit 6, as expected)\n",
         "refund-4711: approved by lea@example.com",
         "refund-4712: rejected by ravi@example.com",
+        "iam-grant-ci-deployer: 1 of 2 approvals, still needed: security-approver\n",
+        "one principal counts once",
+        "iam-grant-ci-deployer: quorum reached",
+        "iam-grant-ci-deployer: approved (tier 4",
         "ok: no problems\n",
         "same outcome\n",
         "Try next, in `kept`",
@@ -288,8 +292,8 @@ fn the_demo_runs_the_lifecycle_and_leaves_a_workspace_that_verifies() {
     let commits = ok(&sh(&ws, "git", &["rev-list", "HEAD"]));
     assert_eq!(
         commits.lines().count(),
-        5,
-        "first commit, 2 proposals, 2 decisions"
+        8,
+        "first commit, 3 proposals, 4 decisions"
     );
     for c in commits.lines() {
         ok(&sh(&ws, "git", &["verify-commit", c]));

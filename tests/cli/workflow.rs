@@ -276,3 +276,41 @@ fn propose_refuses_a_request_that_has_already_expired() {
     assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
     ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
 }
+
+/// A refund of 80,000 EUR: above every role's limit along the escalation line
+/// (support-lead 1,000, revenue-ops 10,000, finance-approver 50,000), so nobody could
+/// approve it. `propose` records it as blocked with the reason, instead of leaving it
+/// pending for nobody; no decision is taken on it; `verify` agrees.
+#[test]
+fn a_request_nobody_could_approve_is_recorded_as_blocked_with_the_reason() {
+    let w = AuditWs::new();
+    let file = w.ws().join("requests/refund-4711.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("amount: {value: 180.00, currency: EUR}"),
+        "{text}"
+    );
+    std::fs::write(
+        &file,
+        text.replace(
+            "amount: {value: 180.00, currency: EUR}",
+            "amount: {value: 80000, currency: EUR}",
+        ),
+    )
+    .unwrap();
+    let o = w.hitl(AGENT, &["propose", "refund-4711"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("refund-4711: blocked:\n  - "), "{out}");
+    assert!(out.contains("no role is eligible"), "{out}");
+    let e: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.event_file(5)).unwrap()).unwrap();
+    assert_eq!(e["type"], "blocked");
+    assert_eq!(
+        status(&w, "2026-11-27 16:00:00", "refund-4711")["state"],
+        "blocked"
+    );
+    let o = w.hitl(RAVI, &["approve", "refund-4711"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert_eq!(codes(&w), Vec::<String>::new());
+}

@@ -103,6 +103,7 @@ pub fn derive_from(
         PolicyDecision::Failed { .. }
             | PolicyDecision::Evaluated(crate::policy::Decision { allowed: false, .. })
     );
+    let blocked = blocked || !unapprovable(c).is_empty();
     Ok((facts(matrix, &r, submitter, c, blocked, at), pack))
 }
 
@@ -214,7 +215,27 @@ pub fn derive_facts(
         Ok(None) => (base, false),
         Err(_) => (base, true),
     };
+    let blocked = blocked || !unapprovable(&c).is_empty();
     Ok(facts(matrix, &r, submitter, &c, blocked, at))
+}
+
+/// Why nobody could approve a request as classified, one line each (empty when it can
+/// be approved): a route that does not work (no eligible role, a quorum the eligible
+/// roles cannot reach, an empty role, a role without authority for the amount, a
+/// policy's required role that cannot approve) or evidence its tier requires that the
+/// proposal lacks. `propose` records such a request as `blocked`, with these reasons,
+/// instead of leaving it pending for nobody.
+#[must_use]
+pub fn unapprovable(c: &crate::classify::Classification) -> Vec<String> {
+    let mut out: Vec<String> = c.problems.iter().map(|p| p.message.clone()).collect();
+    if !c.missing_evidence.is_empty() {
+        out.push(format!(
+            "tier {} requires evidence the proposal lacks: {}",
+            c.tier,
+            c.missing_evidence.join(", ")
+        ));
+    }
+    out
 }
 
 /// Who may submit under `matrix`: an agent (when the matrix lists any), and never an

@@ -48,7 +48,9 @@ pub enum WorkflowError {
     AlreadyProposed(String),
     #[error("request `{0}` is not in the audit; propose it first with `hitl propose`")]
     NotProposed(String),
-    #[error("request `{0}` was blocked by policy; it cannot be approved or rejected")]
+    #[error(
+        "request `{0}` was blocked when it was proposed (a policy denied it, or nobody could approve it); it cannot be approved or rejected"
+    )]
     Blocked(String),
     #[error("request `{request}` was already decided ({decision} by {by})")]
     AlreadyDecided {
@@ -184,7 +186,8 @@ fn digest(bytes: &[u8]) -> String {
 }
 
 /// The events of `hitl propose`: proposed, classified, evidence_assembled,
-/// policy_checked, then approval_requested, or blocked when a policy denies (or failed).
+/// policy_checked, then approval_requested, or blocked when a policy denies (or failed)
+/// or nobody could approve it ([`derive::unapprovable`]).
 ///
 /// # Errors
 /// Only when the pack cannot be serialised.
@@ -220,7 +223,8 @@ pub fn proposal(
         PolicyDecision::Failed { error } => ("failed", json!({ "error": error })),
         PolicyDecision::NotEvaluated { .. } => ("not_evaluated", Json::Null),
     };
-    let blocked = matches!(decision, "denied" | "failed");
+    let unapprovable = derive::unapprovable(&pack.classification);
+    let blocked = matches!(decision, "denied" | "failed") || !unapprovable.is_empty();
     let mut events = vec![
         event(
             types::PROPOSED,
@@ -290,6 +294,7 @@ pub fn proposal(
                 "reasons": pack.warnings.iter()
                     .filter(|w| w.code == "policy-deny" || w.code == "policy-error")
                     .map(|w| w.message.clone())
+                    .chain(unapprovable)
                     .collect::<Vec<_>>(),
             }),
         ));
