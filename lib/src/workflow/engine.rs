@@ -304,8 +304,20 @@ pub fn check_governed(
         });
     }
     // Only a speed-up: failing to remember costs a longer walk next time.
-    let _ = std::fs::write(&file, format!("{}\n", head.id()));
+    write_checked(&file, head.id());
     Ok(())
+}
+
+/// Writes the checked head through a temporary file and a rename: a reader (another
+/// process, under the lock, while this one remembers its own commit outside it) sees
+/// the old id or the new one, never a truncated file, which would read as "nothing
+/// checked" and cost a walk of the whole history. Only a speed-up: a failure costs a
+/// longer walk next time.
+fn write_checked(file: &Path, id: git2::Oid) {
+    let tmp = file.with_extension(format!("tmp.{}", std::process::id()));
+    if std::fs::write(&tmp, format!("{id}\n")).is_err() || std::fs::rename(&tmp, file).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
 }
 
 /// Remembers `commit`, which this process has just appended on top of a head that
@@ -325,8 +337,7 @@ pub fn remember_appended(repo: &crate::audit::AuditRepo, commit: git2::Oid) {
         .ok()
         .and_then(|s| git2::Oid::from_str(s.trim()).ok());
     if parent.is_some() && checked == parent {
-        // Only a speed-up, as in `check_governed`.
-        let _ = std::fs::write(&file, format!("{commit}\n"));
+        write_checked(&file, commit);
     }
 }
 
