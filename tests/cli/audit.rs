@@ -10,13 +10,13 @@ use tempfile::TempDir;
 use super::support::{NOW, hitl_at, root, run, stderr, stdout};
 
 /// Principals with keys in the test workspace, and one stranger.
-const AGENT: &str = "support-copilot@agents.example.com";
-const LEA: &str = "lea@example.com";
-const RAVI: &str = "ravi@example.com";
-const MARIA: &str = "maria@example.com";
-const MALLORY: &str = "mallory@example.com";
+pub const AGENT: &str = "support-copilot@agents.example.com";
+pub const LEA: &str = "lea@example.com";
+pub const RAVI: &str = "ravi@example.com";
+pub const MARIA: &str = "maria@example.com";
+pub const MALLORY: &str = "mallory@example.com";
 /// The matrix's one `governance.admins`: the only signer of configuration changes.
-const ALEX: &str = "alex@example.com";
+pub const ALEX: &str = "alex@example.com";
 
 /// A git repository holding a copy of the example workspace, keys for the principals
 /// above (all but mallory in `allowed_signers`), and a first commit signed by lea.
@@ -205,6 +205,13 @@ impl AuditWs {
             .stdin(std::fs::File::open(&event).unwrap())
             .output()
             .unwrap()
+    }
+
+    /// The codes of `verify`'s problems, sorted (a tamper test compares the exact set).
+    pub fn problem_codes(&self) -> Vec<String> {
+        let mut c = codes(&self.verify_json());
+        c.sort();
+        c
     }
 
     pub fn verify_json(&self) -> serde_json::Value {

@@ -2,24 +2,11 @@
 //! and the configuration in force, never read back from recorded fields; the governance
 //! rule on the trust configuration, at decision time and in `verify`.
 
-use super::audit::{AuditWs, ok};
+use super::audit::{AGENT, ALEX, AuditWs, LEA, RAVI, ok};
 use super::support::{stderr, stdout};
 
-const AGENT: &str = "support-copilot@agents.example.com";
-const LEA: &str = "lea@example.com";
-const RAVI: &str = "ravi@example.com";
-const ALEX: &str = "alex@example.com";
-
 fn codes(w: &AuditWs) -> Vec<String> {
-    let v = w.verify_json();
-    let mut c: Vec<String> = v["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["code"].as_str().unwrap().to_owned())
-        .collect();
-    c.sort();
-    c
+    w.problem_codes()
 }
 
 /// An agent writes its own proposal commit whose `approval_requested` names a crony

@@ -2,15 +2,10 @@
 //! counted once, pending timeouts (expiry and escalation) without any sweep, tiers 0
 //! and 1, and `hitl status`.
 
-use super::audit::{AuditWs, ok};
+use super::audit::{AGENT, ALEX, AuditWs, LEA, MARIA, RAVI, ok};
 use super::support::{stderr, stdout};
 
-const AGENT: &str = "support-copilot@agents.example.com";
 const DEPLOY_BOT: &str = "deploy-bot@agents.example.com";
-const LEA: &str = "lea@example.com";
-const RAVI: &str = "ravi@example.com";
-const MARIA: &str = "maria@example.com";
-const ALEX: &str = "alex@example.com";
 const INES: &str = "ines@example.com";
 const IVAN: &str = "ivan@example.com";
 const SAM: &str = "sam@example.com";
@@ -18,15 +13,7 @@ const SAM: &str = "sam@example.com";
 const IAM: &str = "iam-grant-ci-deployer";
 
 fn codes(w: &AuditWs) -> Vec<String> {
-    let v = w.verify_json();
-    let mut c: Vec<String> = v["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["code"].as_str().unwrap().to_owned())
-        .collect();
-    c.sort();
-    c
+    w.problem_codes()
 }
 
 fn status(w: &AuditWs, time: &str, id: &str) -> serde_json::Value {

@@ -19,16 +19,17 @@
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value as Json;
 
 use super::config::Config;
-use super::{Verdict, WorkflowError, types};
+use super::{WorkflowError, types};
 use crate::audit::Event;
 use crate::evidence::EvidencePack;
 use crate::request;
 
 pub use super::derive::{Derived, derive_facts, derive_from, disagreements, submitter_rule};
-pub use super::rules::{Decision, Outcome, REQUESTER_ROLE, State, judge_decision, parse_at};
+pub use super::rules::{
+    Decision, Outcome, REQUESTER_ROLE, State, judge_decision, judge_recorded_event, parse_at,
+};
 
 /// A request's state as the engine folds it from the audit at `tree` (HEAD's tree, whose
 /// commit is `head`): the proposal derived under the configuration in force when it was
@@ -141,19 +142,6 @@ fn judge_recorded(
     state: &State,
     e: &Event,
 ) -> Result<Result<(), String>, WorkflowError> {
-    let verdict = match e.field_str("decision") {
-        Some("approved") => Verdict::Approve,
-        Some("rejected") => Verdict::Reject,
-        _ => {
-            return Ok(Err(
-                "its `decision` is neither `approved` nor `rejected`".to_owned()
-            ));
-        }
-    };
-    let at = match parse_at(&e.at) {
-        Ok(at) => at,
-        Err(why) => return Ok(Err(why)),
-    };
     let Some((commit, Some(parent_tree))) = super::history::commit_adding(repo, head, e.seq)?
     else {
         return Ok(Err(
@@ -172,20 +160,7 @@ fn judge_recorded(
         }
         Err(why) => return Ok(Err(why)),
     }
-    Ok(judge_decision(
-        state,
-        &config,
-        &Decision {
-            request: &e.request,
-            principal: &e.actor.principal,
-            verdict,
-            role: Some(e.field_str("role").unwrap_or_default()),
-            reason_code: e.fields.get("reason_code").and_then(Json::as_str),
-            at,
-        },
-    )
-    .map(|_| ())
-    .map_err(|err| err.to_string()))
+    Ok(judge_recorded_event(state, &config, e))
 }
 
 /// A recorded blob by its digest, checked against it.

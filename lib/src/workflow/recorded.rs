@@ -9,11 +9,11 @@
 use std::collections::HashMap;
 
 use git2::{Oid, Tree};
-use serde_json::{Map, Value as Json};
+use serde_json::Map;
 
 use super::config::{ConfigKey, Configs};
-use super::engine::{self, Decision, State};
-use super::{Verdict, types};
+use super::engine::{self, State};
+use super::types;
 use crate::audit::{AuditError, AuditRepo, Event};
 
 /// The fields of each event type the engine reads; the rest is not kept.
@@ -276,35 +276,9 @@ pub fn judge(
             }
             Step::Decide(e) => {
                 let state = states.entry(e.request.clone()).or_default();
-                let verdict = match e.field_str("decision") {
-                    Some("approved") => Some(Verdict::Approve),
-                    Some("rejected") => Some(Verdict::Reject),
-                    _ => None,
-                };
-                let why = match (verdict, engine::parse_at(&e.at)) {
-                    (None, _) => {
-                        Some("its `decision` is neither `approved` nor `rejected`".to_owned())
-                    }
-                    (_, Err(why)) => Some(why),
-                    (Some(verdict), Ok(at)) => {
-                        match config_for(repo, &mut configs, &line, e.seq)? {
-                            Err(why) => Some(why),
-                            Ok(current) => engine::judge_decision(
-                                state,
-                                &current,
-                                &Decision {
-                                    request: &e.request,
-                                    principal: &e.actor.principal,
-                                    verdict,
-                                    role: Some(e.field_str("role").unwrap_or_default()),
-                                    reason_code: e.fields.get("reason_code").and_then(Json::as_str),
-                                    at,
-                                },
-                            )
-                            .err()
-                            .map(|err| err.to_string()),
-                        }
-                    }
+                let why = match config_for(repo, &mut configs, &line, e.seq)? {
+                    Err(why) => Some(why),
+                    Ok(current) => engine::judge_recorded_event(state, &current, &e).err(),
                 };
                 // Only an accepted decision counts towards the quorum (or closes it).
                 match why {

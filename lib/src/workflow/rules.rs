@@ -369,3 +369,35 @@ pub fn judge_decision(
     }
     Ok(role)
 }
+
+/// Judges a recorded decision event against `state` under `config` (the configuration
+/// of the tree its commit extended): what `verify` and a new decision both apply to
+/// every decision already in the audit. `Err(why)` when the engine refuses it.
+///
+/// # Errors
+/// Why the recorded decision does not hold.
+pub fn judge_recorded_event(state: &State, config: &Config, e: &Event) -> Result<(), String> {
+    let verdict = match e.field_str("decision") {
+        Some("approved") => Verdict::Approve,
+        Some("rejected") => Verdict::Reject,
+        _ => return Err("its `decision` is neither `approved` nor `rejected`".to_owned()),
+    };
+    let at = parse_at(&e.at)?;
+    judge_decision(
+        state,
+        config,
+        &Decision {
+            request: &e.request,
+            principal: &e.actor.principal,
+            verdict,
+            role: Some(e.field_str("role").unwrap_or_default()),
+            reason_code: e
+                .fields
+                .get("reason_code")
+                .and_then(serde_json::Value::as_str),
+            at,
+        },
+    )
+    .map(|_| ())
+    .map_err(|err| err.to_string())
+}
