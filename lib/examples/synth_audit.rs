@@ -173,9 +173,10 @@ fn main() {
         // The example refund under its own id, made at `now`.
         let proposal = hitl_lib::scaffold::live(&template, now).replace("refund-4711", &id);
         let file = dir.join(format!("requests/{id}.yaml"));
-        repo.append(&how, |repo, tree, now| {
+        repo.append(&how, |repo, head, tree, now| {
             let judged = hitl_lib::workflow::engine::judge_new_proposal(
                 repo,
+                head,
                 tree,
                 agent_key.public(),
                 &file,
@@ -204,9 +205,10 @@ fn main() {
                 config: config.clone(),
                 clock: &move || Ok(now),
             };
-            repo.append(&how, |repo, tree, now| {
+            repo.append(&how, |repo, head, tree, now| {
                 let (built, _) = hitl_lib::workflow::decision(
                     repo,
+                    head,
                     tree,
                     key.public(),
                     &id,

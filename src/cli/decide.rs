@@ -35,9 +35,10 @@ pub fn record(
         clock: &super::now,
     };
     let mut outcome = None;
-    let appended = repo.append(&how, |repo, tree, now| {
+    let appended = repo.append(&how, |repo, head, tree, now| {
         let (built, after) = workflow::decision(
             repo,
+            head,
             tree,
             key.public(),
             request,

@@ -49,9 +49,10 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     // under the lock from the configuration at HEAD. The file was read and checked
     // above only to report its problems against the file itself.
     let mut judged_pack = None;
-    let appended = repo.append(&how, |repo, tree, now| {
+    let appended = repo.append(&how, |repo, head, tree, now| {
         let judged = workflow::engine::judge_new_proposal(
             repo,
+            head,
             tree,
             key.public(),
             &loaded.path,

@@ -331,3 +331,127 @@ fn a_key_not_trusted_for_commits_decides_nothing() {
     assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
     assert_eq!(codes(&w), Vec::<String>::new());
 }
+
+/// The agent plants a junk file, in a commit it signs, at the blob path its next
+/// proposal will write. The append changes nothing that is already there: `propose`
+/// is refused and records nothing (it used to overwrite the junk, in a commit `verify`
+/// calls a rewrite and that this clone, having remembered it, no longer checked).
+#[test]
+fn an_append_never_overwrites_a_file_planted_where_it_will_write() {
+    let w = AuditWs::new();
+    w.propose_and_approve();
+    let bytes = std::fs::read(w.ws().join("requests/refund-4712.yaml")).unwrap();
+    let hex = hitl_lib::audit::sha256_hex(&bytes);
+    let planted = w.ws().join(hitl_lib::audit::blob_path(&hex));
+    std::fs::create_dir_all(planted.parent().unwrap()).unwrap();
+    std::fs::write(&planted, "junk\n").unwrap();
+    w.commit_all(Some(AGENT), "agent: a file where the next proposal goes");
+    let head = w.git(&["rev-parse", "HEAD"]);
+    let o = w.hitl(AGENT, &["propose", "refund-4712"]);
+    assert_ne!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("an append changes nothing that is there"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
+    assert_eq!(std::fs::read_to_string(&planted).unwrap(), "junk\n");
+}
+
+/// Two workspaces in one repository (`a/` and `b/`). Lea rejects refund-4711 in b; an
+/// outsider with no key hides the rejection from b's request index in an unsigned
+/// commit. A decision in a walks that commit for a's paths only, where it changes
+/// nothing: what it remembers as checked must not vouch for b, whose next decision
+/// still refuses the tampering.
+#[test]
+fn a_checked_head_vouches_only_for_the_workspace_that_checked_it() {
+    use super::audit::{copy_dir, keygen, sh};
+    use super::support::{NOW, hitl_at, root, run};
+    let dir = tempfile::TempDir::new().unwrap();
+    let (repo, keys) = (dir.path().join("repo"), dir.path().join("keys"));
+    std::fs::create_dir_all(&keys).unwrap();
+    let mut signers = String::new();
+    for who in [AGENT, LEA, ALEX] {
+        let key = keygen(&keys, who, who);
+        let public = std::fs::read_to_string(key.with_extension("com.pub")).unwrap();
+        signers.push_str(&format!("{who} namespaces=\"git,hitl\" {public}"));
+    }
+    for ws in ["a", "b"] {
+        let ws = repo.join(ws);
+        std::fs::create_dir_all(&ws).unwrap();
+        std::fs::copy(
+            root().join("approval-matrix.yaml"),
+            ws.join("approval-matrix.yaml"),
+        )
+        .unwrap();
+        copy_dir(&root().join("requests"), &ws.join("requests"));
+        copy_dir(&root().join("policies"), &ws.join("policies"));
+        std::fs::write(ws.join("allowed_signers"), &signers).unwrap();
+    }
+    let git = |args: &[&str]| ok(&sh(&repo, "git", args));
+    git(&["init", "-q", "-b", "main"]);
+    git(&["config", "user.name", "Test"]);
+    git(&["config", "gpg.format", "ssh"]);
+    git(&["add", "-A"]);
+    let lea_key = format!("user.signingkey={}", keys.join(LEA).display());
+    git(&[
+        "-c",
+        &lea_key,
+        "-c",
+        "user.email=lea@example.com",
+        "commit",
+        "-q",
+        "-S",
+        "-m",
+        "two workspaces",
+    ]);
+    let hitl = |who: &str, ws: &str, args: &[&str]| {
+        let key = keys.join(who);
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--key", key.to_str().unwrap()]);
+        run(hitl_at(NOW)
+            .current_dir(repo.join(ws))
+            .env("HOME", dir.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env_remove("HITL_SIGNING_KEY")
+            .args(&all))
+    };
+    for ws in ["a", "b"] {
+        ok(&hitl(AGENT, ws, &["propose", "refund-4711"]));
+    }
+    ok(&hitl(
+        LEA,
+        "b",
+        &["reject", "refund-4711", "--reason-code", "too-risky"],
+    ));
+    let index = repo
+        .join("b")
+        .join(hitl_lib::audit::request_index_path("refund-4711"));
+    let listed = std::fs::read_to_string(&index).unwrap();
+    let hidden: Vec<&str> = listed.lines().collect();
+    std::fs::write(
+        &index,
+        format!("{}\n", hidden[..hidden.len() - 1].join("\n")),
+    )
+    .unwrap();
+    git(&["add", "-A"]);
+    git(&[
+        "-c",
+        "user.email=mallory@example.com",
+        "commit",
+        "-q",
+        "--no-gpg-sign",
+        "-m",
+        "tidy",
+    ]);
+    ok(&hitl(LEA, "a", &["approve", "refund-4711"]));
+    let head = git(&["rev-parse", "HEAD"]);
+    let o = hitl(LEA, "b", &["approve", "refund-4711"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("changed the audit as no hitl append does"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(git(&["rev-parse", "HEAD"]), head, "nothing recorded in b");
+}

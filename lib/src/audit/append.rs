@@ -299,7 +299,12 @@ impl AuditRepo {
     pub fn append<E: From<AuditError>>(
         &self,
         how: &Appender<'_, E>,
-        build: impl FnOnce(&Self, &Tree<'_>, DateTime<Utc>) -> Result<Built, E>,
+        build: impl FnOnce(
+            &Self,
+            Option<&git2::Commit<'_>>,
+            &Tree<'_>,
+            DateTime<Utc>,
+        ) -> Result<Built, E>,
     ) -> Result<Appended, E> {
         let lock = self.lock()?;
         self.recover(&lock)?;
@@ -322,7 +327,7 @@ impl AuditRepo {
         if let Some((event, _)) = &last {
             not_before(now, event)?;
         }
-        let built = build(self, &base_tree, now)?;
+        let built = build(self, parent.as_ref(), &base_tree, now)?;
         let batch = Batch {
             parent: parent.as_ref(),
             base_tree: &base_tree,
@@ -418,13 +423,26 @@ impl AuditRepo {
 
         // Events and signatures are never overwritten: if one is already there, HEAD's
         // tree is not what the last event said (a hand-made commit); refuse.
-        for (rel, _) in &files {
+        // Nothing already there is changed (what the audit rule of `check_governed`
+        // demands of every commit, and what `remember_appended` relies on): an event or a
+        // signature is never there; a blob is there only as these very bytes, a request
+        // index only as a plain file (it is extended from what it holds).
+        for (rel, bytes) in &files {
             let is_index = rel.starts_with(&format!("{}/requests/", super::AUDIT_DIR));
             let is_blob = rel.starts_with(&format!("{}/blobs/", super::AUDIT_DIR));
-            if !is_index && !is_blob && self.read(base_tree, rel)?.is_some() {
+            let Ok(entry) = base_tree.get_path(Path::new(&self.git_path(rel))) else {
+                continue;
+            };
+            let plain =
+                entry.kind() == Some(git2::ObjectType::Blob) && entry.filemode() == 0o100_644;
+            let same =
+                plain && entry.id() == git2::Oid::hash_object(git2::ObjectType::Blob, bytes)?;
+            let fine = (is_blob && same) || (is_index && plain);
+            if !fine {
                 return Err(AuditError::Corrupt {
                     path: rel.clone(),
-                    message: "it exists already, past what HEAD's last event says".to_owned(),
+                    message: "it exists already, and an append changes nothing that is there"
+                        .to_owned(),
                 });
             }
         }

@@ -222,6 +222,19 @@ pub fn commit_signer(
 /// governed: a decision checks only the commits after it.
 const CHECKED_FILE: &str = "hitl-config-checked";
 
+/// The checked head is a fact about one workspace (its governed paths and its `audit/`):
+/// a workspace in a subfolder keeps its own, so that a walk made for a sibling never
+/// vouches for commits it did not judge for this one.
+fn checked_file(repo: &crate::audit::AuditRepo) -> std::path::PathBuf {
+    if repo.prefix.is_empty() {
+        return repo.repo.path().join(CHECKED_FILE);
+    }
+    let tag = crate::audit::sha256_hex(repo.prefix.as_bytes());
+    repo.repo
+        .path()
+        .join(format!("{CHECKED_FILE}-{}", &tag[..16]))
+}
+
 /// Checks, under the audit lock, that the configuration at `head` was reached only
 /// through commits the governance rule allows; remembers `head` once it was.
 ///
@@ -232,7 +245,7 @@ pub fn check_governed(
     configs: &mut super::config::Configs,
     head: &git2::Commit<'_>,
 ) -> Result<(), WorkflowError> {
-    let file = repo.repo.path().join(CHECKED_FILE);
+    let file = checked_file(repo);
     // A checked commit is trusted only while it is still on the line from HEAD: after a
     // reset or a rewrite, everything is checked again.
     let checked = std::fs::read_to_string(&file)
@@ -302,7 +315,7 @@ fn write_checked(file: &Path, id: git2::Oid) {
 /// names `commit`'s parent: another process that appended since keeps its own, newer
 /// head (and an older one would only cost a longer walk).
 pub fn remember_appended(repo: &crate::audit::AuditRepo, commit: git2::Oid) {
-    let file = repo.repo.path().join(CHECKED_FILE);
+    let file = checked_file(repo);
     let parent = repo
         .repo
         .find_commit(commit)
@@ -324,11 +337,12 @@ pub fn remember_appended(repo: &crate::audit::AuditRepo, commit: git2::Oid) {
 /// The [`WorkflowError`] of the rule that refuses it.
 pub fn judge_new_decision(
     repo: &crate::audit::AuditRepo,
+    head: Option<&git2::Commit<'_>>,
     tree: &git2::Tree<'_>,
     signer: &ssh_key::PublicKey,
     d: &Decision<'_>,
 ) -> Result<NewDecision, WorkflowError> {
-    let Some(head) = repo.head_commit()? else {
+    let Some(head) = head.cloned() else {
         return Err(WorkflowError::NotProposed(d.request.to_owned()));
     };
     let mut configs = super::config::Configs::default();
@@ -410,6 +424,7 @@ pub struct NewProposal {
 )]
 pub fn judge_new_proposal(
     repo: &crate::audit::AuditRepo,
+    head: Option<&git2::Commit<'_>>,
     tree: &git2::Tree<'_>,
     signer: &ssh_key::PublicKey,
     file: &Path,
@@ -418,8 +433,8 @@ pub fn judge_new_proposal(
     now: DateTime<Utc>,
 ) -> Result<NewProposal, WorkflowError> {
     let mut configs = super::config::Configs::default();
-    if let Some(head) = repo.head_commit()? {
-        check_governed(repo, &mut configs, &head)?;
+    if let Some(head) = head {
+        check_governed(repo, &mut configs, head)?;
     }
     let config = configs.at(repo, tree)?;
     signer_trusted(&config, signer, submitter, now)?;

@@ -406,6 +406,7 @@ impl Verdict {
 )]
 pub fn decision(
     repo: &crate::audit::AuditRepo,
+    head: Option<&git2::Commit<'_>>,
     tree: &git2::Tree<'_>,
     signer: &ssh_key::PublicKey,
     request: &str,
@@ -423,6 +424,7 @@ pub fn decision(
         config,
     } = engine::judge_new_decision(
         repo,
+        head,
         tree,
         signer,
         &engine::Decision {
