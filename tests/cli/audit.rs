@@ -87,6 +87,20 @@ pub fn sign_file(dir: &Path, key: &Path, namespace: &str, file: &Path) -> Output
     )
 }
 
+/// The repository root's example workspace (matrix, requests, policies) copied to `ws`,
+/// with `signers` as its `allowed_signers`.
+pub fn example_workspace(ws: &Path, signers: &str) {
+    std::fs::create_dir_all(ws).unwrap();
+    std::fs::copy(
+        root().join("approval-matrix.yaml"),
+        ws.join("approval-matrix.yaml"),
+    )
+    .unwrap();
+    copy_dir(&root().join("requests"), &ws.join("requests"));
+    copy_dir(&root().join("policies"), &ws.join("policies"));
+    std::fs::write(ws.join("allowed_signers"), signers).unwrap();
+}
+
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap() {
@@ -110,14 +124,6 @@ impl AuditWs {
     pub fn with_people(extra: &[&str]) -> Self {
         let dir = TempDir::new().unwrap();
         let ws = dir.path().join("ws");
-        std::fs::create_dir(&ws).unwrap();
-        std::fs::copy(
-            root().join("approval-matrix.yaml"),
-            ws.join("approval-matrix.yaml"),
-        )
-        .unwrap();
-        copy_dir(&root().join("requests"), &ws.join("requests"));
-        copy_dir(&root().join("policies"), &ws.join("policies"));
         let keys = dir.path().join("keys");
         std::fs::create_dir(&keys).unwrap();
         let mut signers = String::new();
@@ -128,7 +134,7 @@ impl AuditWs {
                 signers.push_str(&format!("{who} namespaces=\"git,hitl\" {public}"));
             }
         }
-        std::fs::write(ws.join("allowed_signers"), signers).unwrap();
+        example_workspace(&ws, &signers);
         let this = Self { dir, keys };
         this.git(&["init", "-q", "-b", "main"]);
         this.git(&["config", "user.name", "Test"]);

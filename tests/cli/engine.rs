@@ -365,8 +365,8 @@ fn an_append_never_overwrites_a_file_planted_where_it_will_write() {
 /// still refuses the tampering.
 #[test]
 fn a_checked_head_vouches_only_for_the_workspace_that_checked_it() {
-    use super::audit::{copy_dir, keygen, sh};
-    use super::support::{NOW, hitl_at, root, run};
+    use super::audit::{example_workspace, keygen, sh};
+    use super::support::{NOW, hitl_at, run};
     let dir = tempfile::TempDir::new().unwrap();
     let (repo, keys) = (dir.path().join("repo"), dir.path().join("keys"));
     std::fs::create_dir_all(&keys).unwrap();
@@ -377,16 +377,7 @@ fn a_checked_head_vouches_only_for_the_workspace_that_checked_it() {
         signers.push_str(&format!("{who} namespaces=\"git,hitl\" {public}"));
     }
     for ws in ["a", "b"] {
-        let ws = repo.join(ws);
-        std::fs::create_dir_all(&ws).unwrap();
-        std::fs::copy(
-            root().join("approval-matrix.yaml"),
-            ws.join("approval-matrix.yaml"),
-        )
-        .unwrap();
-        copy_dir(&root().join("requests"), &ws.join("requests"));
-        copy_dir(&root().join("policies"), &ws.join("policies"));
-        std::fs::write(ws.join("allowed_signers"), &signers).unwrap();
+        example_workspace(&repo.join(ws), &signers);
     }
     let git = |args: &[&str]| ok(&sh(&repo, "git", args));
     git(&["init", "-q", "-b", "main"]);
