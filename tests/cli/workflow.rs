@@ -301,3 +301,44 @@ fn a_request_nobody_could_approve_is_recorded_as_blocked_with_the_reason() {
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
     assert_eq!(codes(&w), Vec::<String>::new());
 }
+
+/// Someone with push access and no key edits lea's recorded rejection into an approval
+/// and commits it unsigned: `status` shows no state read from the edited file; it
+/// refuses as a decision would, and `verify` names the edit.
+#[test]
+fn status_refuses_an_audit_edited_in_place() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "email-customer-5531"]));
+    ok(&w.hitl(
+        LEA,
+        &[
+            "reject",
+            "email-customer-5531",
+            "--reason-code",
+            "too-risky",
+        ],
+    ));
+    let file = w.event_file(6);
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("\"decision\": \"rejected\""), "{text}");
+    std::fs::write(
+        &file,
+        text.replace("\"decision\": \"rejected\"", "\"decision\": \"approved\"")
+            .replace("\"reason_code\": \"too-risky\"", "\"reason_code\": null"),
+    )
+    .unwrap();
+    w.commit_all(None, "x");
+    w.as_other_clone();
+    let o = w.read(&["status", "email-customer-5531", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("changed the audit as no hitl append does"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+    assert_eq!(
+        w.problem_codes(),
+        ["commit-unsigned", "history-rewrite", "signature-bad"]
+    );
+}

@@ -97,7 +97,7 @@ pub fn state_at(
 }
 
 /// A request's status at `now`, folded by the engine from the audit at HEAD: what
-/// `hitl status` shows (read-only; nothing is locked or recorded).
+/// `hitl status` shows (nothing is locked or recorded; the checked head may advance).
 pub struct Status {
     pub state: State,
     pub outcome: Outcome,
@@ -107,7 +107,8 @@ pub struct Status {
 /// The status of `request` at `now` from the audit at HEAD.
 ///
 /// # Errors
-/// [`WorkflowError::NotProposed`] for an id the audit does not know; an unreadable audit.
+/// [`WorkflowError::NotProposed`] for an id the audit does not know; the refusal of
+/// [`check_governed`] for a tampered history; an unreadable audit.
 pub fn status(
     repo: &crate::audit::AuditRepo,
     request: &str,
@@ -118,6 +119,10 @@ pub fn status(
     };
     let tree = head.tree().map_err(crate::audit::AuditError::from)?;
     let mut configs = super::config::Configs::default();
+    // The same check a decision makes first: a history whose audit or configuration
+    // changed as no append or admin may (an event edited in place, an unsigned matrix
+    // change) shows no state at all, rather than one read from the tampered files.
+    check_governed(repo, &mut configs, &head)?;
     let (state, events) = state_at(repo, &mut configs, &head, &tree, request)?;
     let outcome = state.outcome(now);
     if outcome == Outcome::NotProposed {
