@@ -199,34 +199,7 @@ fn status_of_an_unknown_id_says_so() {
 fn a_hand_made_approval_in_another_name_completes_no_quorum() {
     let w = iam_ws();
     ok(&w.hitl(INES, &["approve", IAM]));
-    let genuine = w.event_file(6);
-    let mut e: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&genuine).unwrap()).unwrap();
-    assert_eq!(e["type"], "decision");
-    e["seq"] = 7.into();
-    e["prev"] = hitl_lib::audit::sha256_hex(&std::fs::read(&genuine).unwrap()).into();
-    e["actor"]["principal"] = SAM.into();
-    e["actor"]["key"] = w.fingerprint(SAM).into();
-    e["approver"] = SAM.into();
-    e["role"] = "security-approver".into();
-    let mut bytes = serde_json::to_vec_pretty(&e).unwrap();
-    bytes.push(b'\n');
-    let forged = w.event_file(7);
-    std::fs::write(&forged, bytes).unwrap();
-    ok(&super::audit::sign_file(
-        &w.ws(),
-        &w.key(RAVI),
-        "hitl",
-        &forged,
-    ));
-    let index = w.ws().join(hitl_lib::audit::request_index_path(IAM));
-    let mut listed = std::fs::read_to_string(&index).unwrap();
-    listed.push_str("7\n");
-    std::fs::write(&index, listed).unwrap();
-    w.commit_all(
-        Some(RAVI),
-        "approve iam-grant-ci-deployer (tier 4) by sam@example.com",
-    );
+    hand_made_approval(&w, SAM, Some(RAVI), RAVI);
 
     let s = status(&w, "2026-11-27 16:00:00", IAM);
     assert_eq!(s["state"], "inconsistent", "{s}");
@@ -244,6 +217,61 @@ fn a_hand_made_approval_in_another_name_completes_no_quorum() {
     assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
     // The detached signature and the commit are both ravi's, not sam's.
     assert_eq!(codes(&w), ["signer-not-actor", "signer-not-actor"]);
+}
+
+/// Writes event 7 by hand: an approval of the IAM change in `actor`'s name in the
+/// security-approver role, after ines's (event 6), its detached signature made with
+/// `sig_by`'s key (none when `None`), committed and signed by `committer`.
+fn hand_made_approval(w: &AuditWs, actor: &str, sig_by: Option<&str>, committer: &str) {
+    let genuine = w.event_file(6);
+    let mut e: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&genuine).unwrap()).unwrap();
+    assert_eq!(e["type"], "decision");
+    e["seq"] = 7.into();
+    e["prev"] = hitl_lib::audit::sha256_hex(&std::fs::read(&genuine).unwrap()).into();
+    e["actor"]["principal"] = actor.into();
+    e["actor"]["key"] = w.fingerprint(actor).into();
+    e["approver"] = actor.into();
+    e["role"] = "security-approver".into();
+    let mut bytes = serde_json::to_vec_pretty(&e).unwrap();
+    bytes.push(b'\n');
+    let forged = w.event_file(7);
+    std::fs::write(&forged, bytes).unwrap();
+    if let Some(who) = sig_by {
+        ok(&super::audit::sign_file(
+            &w.ws(),
+            &w.key(who),
+            "hitl",
+            &forged,
+        ));
+    }
+    let index = w.ws().join(hitl_lib::audit::request_index_path(IAM));
+    let mut listed = std::fs::read_to_string(&index).unwrap();
+    listed.push_str("7\n");
+    std::fs::write(&index, listed).unwrap();
+    w.commit_all(
+        Some(committer),
+        "approve iam-grant-ci-deployer (tier 4) by hand",
+    );
+}
+
+/// Sam's own signed commit adds an approval in his name without its detached
+/// signature: it counts for nothing (the quorum is not reached), as `verify` says.
+#[test]
+fn a_recorded_approval_without_its_signature_counts_for_nothing() {
+    let w = iam_ws();
+    ok(&w.hitl(INES, &["approve", IAM]));
+    hand_made_approval(&w, SAM, None, SAM);
+    let s = status(&w, "2026-11-27 16:00:00", IAM);
+    assert_eq!(s["state"], "inconsistent", "{s}");
+    assert!(
+        s["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no detached signature"),
+        "{s}"
+    );
+    assert_eq!(codes(&w), ["signature-missing"]);
 }
 
 /// A request already past its `expires_at` is refused by `propose`: nothing recorded,

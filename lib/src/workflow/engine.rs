@@ -165,7 +165,66 @@ fn judge_recorded(
         }
         Err(why) => return Ok(Err(why)),
     }
+    if let Err(why) = decision_signed(repo, head, &commit, &config, e)? {
+        return Ok(Err(why));
+    }
     Ok(judge_recorded_event(state, &config, e))
+}
+
+/// The recorded decision is the one its commit added (not edited since), and its
+/// detached signature (namespace `hitl`) is by a key the configuration it extended
+/// trusts for its actor: what `verify` checks as `signature-*`, checked before the
+/// decision counts.
+fn decision_signed(
+    repo: &crate::audit::AuditRepo,
+    head: &git2::Commit<'_>,
+    commit: &git2::Commit<'_>,
+    config: &Config,
+    e: &Event,
+) -> Result<Result<(), String>, WorkflowError> {
+    use crate::audit::AuditError;
+    let path = crate::audit::event_path(e.seq);
+    let added = commit.tree().map_err(AuditError::from)?;
+    let now = head.tree().map_err(AuditError::from)?;
+    let Some(bytes) = repo.read(&added, &path)? else {
+        return Ok(Err(format!("its commit does not hold `{path}`")));
+    };
+    if repo.read(&now, &path)?.as_deref() != Some(bytes.as_slice()) {
+        return Ok(Err(format!("`{path}` was changed after it was recorded")));
+    }
+    let Some(sig) = repo.read(&added, &crate::audit::sig_path(e.seq))? else {
+        return Ok(Err("it has no detached signature".to_owned()));
+    };
+    let at = match parse_at(&e.at) {
+        Ok(at) => at,
+        Err(why) => return Ok(Err(why)),
+    };
+    let key = match crate::signing::verify(
+        &String::from_utf8_lossy(&sig),
+        crate::signing::NAMESPACE,
+        &bytes,
+    ) {
+        Ok(key) => key,
+        Err(why) => {
+            return Ok(Err(format!(
+                "its detached signature does not verify: {why}"
+            )));
+        }
+    };
+    let (allowed, revoked) = match config.trust.as_ref() {
+        Ok(t) => t,
+        Err(why) => return Ok(Err(why.clone())),
+    };
+    Ok(crate::signing::trusted_principal(
+        allowed,
+        revoked,
+        &key,
+        Some(&e.actor.principal),
+        crate::signing::NAMESPACE,
+        at,
+    )
+    .map(|_| ())
+    .map_err(|u| format!("its detached signature: {}", u.message)))
 }
 
 /// A recorded blob by its digest, checked against it.
