@@ -203,10 +203,14 @@ pub struct Decision<'a> {
 /// Accepts or refuses a decision on a request in `state`, made under `current` (the
 /// configuration of the tree the decision extends). Returns the role it is made in.
 ///
-/// The rules, in order: proposed; its record agrees with the recomputation; not
-/// blocked; not already decided; not expired; not an agent; not the requester (unless
-/// the tier allows self-approval) nor the submitter; a member of an eligible role both
-/// when it was proposed and now; a reason code the matrix in force knows.
+/// The rules, in order (docs/workflow.md): proposed; its record agrees with the
+/// recomputation; not blocked; its tier needs an approval; not rejected and its quorum
+/// not reached yet; before its deadline (`expires_at`, or a pending timeout that
+/// expires); not an agent; not the requester (unless the tier allows self-approval) nor
+/// the submitter; not an approver already; a member of an eligible role (the
+/// escalation role once a pending timeout escalated it) both when it was proposed and
+/// now, in a role not used yet where the tier asks for distinct roles; a reason code
+/// the matrix in force knows.
 ///
 /// # Errors
 /// The [`WorkflowError`] of the first rule that refuses it.
