@@ -79,13 +79,9 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         eprintln!("warning: {w}");
     }
     let outcome = if blocked {
-        let reasons: Vec<String> = pack
-            .warnings
+        let reasons: Vec<String> = workflow::block_reasons(&pack)
             .iter()
-            .filter(|w| w.code == "policy-deny" || w.code == "policy-error")
-            .map(|w| w.message.clone())
-            .chain(workflow::derive::unapprovable(&pack.classification))
-            .map(|r| format!("\n  - {}", hitl_lib::text::escape(&r)))
+            .map(|r| format!("\n  - {}", hitl_lib::text::escape(r)))
             .collect();
         format!("blocked:{}", reasons.concat())
     } else if pack.classification.approvals_required == 0 {

@@ -223,8 +223,8 @@ pub fn proposal(
         PolicyDecision::Failed { error } => ("failed", json!({ "error": error })),
         PolicyDecision::NotEvaluated { .. } => ("not_evaluated", Json::Null),
     };
-    let unapprovable = derive::unapprovable(&pack.classification);
-    let blocked = matches!(decision, "denied" | "failed") || !unapprovable.is_empty();
+    let blocked = matches!(decision, "denied" | "failed")
+        || !derive::unapprovable(&pack.classification).is_empty();
     let mut events = vec![
         event(
             types::PROPOSED,
@@ -291,11 +291,7 @@ pub fn proposal(
         events.push(event(
             types::BLOCKED,
             json!({
-                "reasons": pack.warnings.iter()
-                    .filter(|w| w.code == "policy-deny" || w.code == "policy-error")
-                    .map(|w| w.message.clone())
-                    .chain(unapprovable)
-                    .collect::<Vec<_>>(),
+                "reasons": block_reasons(pack),
             }),
         ));
     } else {
@@ -318,6 +314,19 @@ pub fn proposal(
         blobs: vec![bytes.to_vec(), pack_bytes],
         blocked,
     })
+}
+
+/// Why `propose` blocks the request of `pack`, one line each: what the policies denied
+/// (or why they failed), then why nobody could approve it ([`derive::unapprovable`]).
+/// What the `blocked` event records and what `propose` prints.
+#[must_use]
+pub fn block_reasons(pack: &EvidencePack) -> Vec<String> {
+    pack.warnings
+        .iter()
+        .filter(|w| w.code == "policy-deny" || w.code == "policy-error")
+        .map(|w| w.message.clone())
+        .chain(derive::unapprovable(&pack.classification))
+        .collect()
 }
 
 /// Why a request takes no more decisions: what its recorded events closed it with.
