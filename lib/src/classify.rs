@@ -128,7 +128,7 @@ pub fn matching_rules<'m>(matrix: &'m Matrix, r: &Request) -> impl Iterator<Item
 
 /// Follows `escalates_to` from `start` until a role covers the amount. `None` when the
 /// chain ends, loops, or names a role that does not exist.
-fn role_with_authority<'m>(
+pub fn role_with_authority<'m>(
     matrix: &'m Matrix,
     start: &str,
     amount: Option<&Amount>,

@@ -186,6 +186,10 @@ pub struct Governance {
     /// The principals that submit proposals (agents). They may never approve, reject
     /// or administer.
     pub agents: Vec<String>,
+    /// The person who owns each agent (`agent_owners`): they count as the requester of
+    /// whatever the agent submits, so they never approve it.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub agent_owners: BTreeMap<String, String>,
     /// Where the section starts (1:1 without one).
     #[serde(skip)]
     pub pos: Pos,
@@ -196,6 +200,7 @@ impl Default for Governance {
         Self {
             admins: Vec::new(),
             agents: Vec::new(),
+            agent_owners: BTreeMap::new(),
             pos: Pos::new(1, 1),
         }
     }
@@ -210,6 +215,12 @@ impl Governance {
     #[must_use]
     pub fn is_agent(&self, principal: &str) -> bool {
         self.agents.iter().any(|a| a == principal)
+    }
+
+    /// The owner of agent `agent`, when the matrix names one.
+    #[must_use]
+    pub fn owner_of(&self, agent: &str) -> Option<&str> {
+        self.agent_owners.get(agent).map(String::as_str)
     }
 }
 
@@ -436,8 +447,37 @@ fn decode_governance(d: &mut Decoder<'_>, node: &Node) -> Option<Governance> {
     };
     let admins = principals(d, &mut m, "admins");
     let agents = principals(d, &mut m, "agents");
-    m.deny_unknown(d, &["admins", "agents"]);
-    let (admins, agents) = (admins?, agents?);
+    let owners = match m.optional("agent_owners") {
+        Some(n) => decode_agent_owners(d, n),
+        None => Some(Vec::new()),
+    };
+    m.deny_unknown(d, &["admins", "agents", "agent_owners"]);
+    let (admins, agents, owners) = (admins?, agents?, owners?);
+    let mut agent_owners = BTreeMap::new();
+    let mut ok = true;
+    for (agent, owner, pos) in owners {
+        let path = format!("governance.agent_owners.{agent}");
+        if !agents.contains(&agent) {
+            d.error(
+                pos,
+                &path,
+                format!("`{agent}` is not listed in `governance.agents`"),
+            );
+            ok = false;
+        } else if agents.contains(&owner) {
+            d.error(
+                pos,
+                &path,
+                format!("the owner `{owner}` is an agent; an agent is owned by a person"),
+            );
+            ok = false;
+        } else {
+            agent_owners.insert(agent, owner);
+        }
+    }
+    if !ok {
+        return None;
+    }
     if let Some(both) = admins.iter().find(|a| agents.contains(a)) {
         d.error(
             node.pos,
@@ -449,8 +489,39 @@ fn decode_governance(d: &mut Decoder<'_>, node: &Node) -> Option<Governance> {
     Some(Governance {
         admins,
         agents,
+        agent_owners,
         pos: node.pos,
     })
+}
+
+/// `governance.agent_owners`: agent principal to owner principal, with where each
+/// entry stands.
+fn decode_agent_owners(d: &mut Decoder<'_>, node: &Node) -> Option<Vec<(String, String, Pos)>> {
+    let mut m = d.map(node, "governance.agent_owners")?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (agent, key, value) in m.entries() {
+        let path = format!("governance.agent_owners.{agent}");
+        if !is_valid_principal(&agent) {
+            d.error(
+                key.pos,
+                &path,
+                format!("`{agent}` is not a principal (no spaces, commas or quotes)"),
+            );
+            ok = false;
+            continue;
+        }
+        match d.token(
+            value,
+            &path,
+            "a principal (no spaces, commas or quotes)",
+            is_valid_principal,
+        ) {
+            Some(owner) => out.push((agent, owner, key.pos)),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
 }
 
 const TIER_FIELDS: [&str; 15] = [

@@ -370,3 +370,84 @@ fn status_refuses_an_audit_edited_in_place() {
         ["commit-unsigned", "history-rewrite", "signature-bad"]
     );
 }
+
+/// refund-4712 moves 2,400 EUR, above support-lead's limit (1,000 EUR): lea is told
+/// that revenue-ops may approve it, and ravi does. A limit an admin lowers after the
+/// proposal takes effect at once: refund-4711 (180 EUR) under a support-lead limit of
+/// 100 EUR is refused to lea the same way.
+#[test]
+fn an_over_limit_approval_is_refused_naming_the_role_that_may_approve_it() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "refund-4712"]));
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    let head = w.git(&["rev-parse", "HEAD"]);
+    let o = w.hitl(LEA, &["approve", "refund-4712"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "its amount 2400 EUR is above the authority of role `support-lead` (limit 1000 EUR); `revenue-ops` may approve it"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
+    ok(&w.hitl(RAVI, &["approve", "refund-4712"]));
+
+    edit_matrix(
+        &w,
+        "    limits: {EUR: 1000}\n",
+        "    limits: {EUR: 100}\n",
+        "support-lead: limit 100 EUR",
+    );
+    let head = w.git(&["rev-parse", "HEAD"]);
+    let o = w.hitl(LEA, &["approve", "refund-4711"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(
+            "its amount 180 EUR is above the authority of role `support-lead` (limit 100 EUR); `revenue-ops` may approve it"
+        ),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
+    assert_eq!(codes(&w), Vec::<String>::new());
+}
+
+/// The matrix names lea as the owner of the support agent: she counts as the
+/// requester of whatever it submits, so she may not approve its refund, although she
+/// is support-lead. The owner named only by the matrix in force (added after the
+/// proposal) is refused too.
+#[test]
+fn the_owner_of_the_submitting_agent_may_not_approve() {
+    for after in [false, true] {
+        let w = AuditWs::new();
+        let owners = "  agent_owners: {support-copilot@agents.example.com: lea@example.com, deploy-bot@agents.example.com: dev@example.com}\n";
+        let set_owner = |w: &AuditWs| {
+            edit_matrix(
+                w,
+                "  agent_owners:\n    support-copilot@agents.example.com: maria@example.com\n    deploy-bot@agents.example.com: dev@example.com\n",
+                owners,
+                "lea owns the support agent",
+            );
+        };
+        if !after {
+            set_owner(&w);
+        }
+        ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+        if after {
+            set_owner(&w);
+        }
+        let head = w.git(&["rev-parse", "HEAD"]);
+        let o = w.hitl(LEA, &["approve", "refund-4711"]);
+        assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains(
+                "`lea@example.com` owns the agent `support-copilot@agents.example.com` that submitted `refund-4711`"
+            ),
+            "{}",
+            stderr(&o)
+        );
+        assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
+        assert_eq!(codes(&w), Vec::<String>::new());
+    }
+}

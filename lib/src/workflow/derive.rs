@@ -35,6 +35,15 @@ pub struct Derived {
     pub escalation: Option<(String, Vec<String>)>,
     /// A policy denied it (or failed): it takes no decision.
     pub blocked: bool,
+    /// The amount the proposal moves, when it names one: an approver's role must have
+    /// authority for it under the matrix in force at decision time too.
+    pub amount: Option<request::Amount>,
+    /// The roles a limit moved the request away from, each with the role that stands in
+    /// for it: a member of the first is told which role may approve instead.
+    pub stands_in_for: Vec<(String, String)>,
+    /// The owner of the submitting agent when it was proposed (`governance.agent_owners`):
+    /// they count as the requester.
+    pub agent_owner: Option<String>,
 }
 
 impl Derived {
@@ -176,6 +185,13 @@ fn facts(
         pending_until,
         escalation,
         blocked,
+        amount: r.action.amount.clone(),
+        stands_in_for: c
+            .eligible_roles
+            .iter()
+            .filter_map(|e| Some((e.escalated_from.clone()?, e.role.clone())))
+            .collect(),
+        agent_owner: matrix.governance.owner_of(submitter).map(str::to_owned),
     }
 }
 

@@ -95,6 +95,27 @@ pub enum WorkflowError {
         "`{principal}` requested or submitted `{request}` and may not decide it (separation of duties)"
     )]
     OwnRequest { principal: String, request: String },
+    #[error(
+        "`{principal}` owns the agent `{agent}` that submitted `{request}`, and counts as its requester (separation of duties)"
+    )]
+    AgentOwner {
+        principal: String,
+        agent: String,
+        request: String,
+    },
+    #[error(
+        "`{principal}` may not approve `{request}`: its amount {amount} is above the authority of role `{role}`{limit}; {to}"
+    )]
+    OverLimit {
+        principal: String,
+        request: String,
+        amount: String,
+        role: String,
+        /// ` (limit 1000 EUR)`, or empty when the role has no authority in the currency.
+        limit: String,
+        /// Who may approve it instead: "`revenue-ops` may approve it".
+        to: String,
+    },
     #[error("`{principal}` is not in any role that may decide `{request}` (eligible: {roles})")]
     NotEligible {
         principal: String,

@@ -282,6 +282,17 @@ pub fn judge_decision(
             request,
         });
     }
+    // The owner of the submitting agent counts as the requester: named so by the matrix
+    // it was proposed under or by the one in force.
+    let owns = derived.agent_owner.as_deref() == Some(d.principal)
+        || matrix.governance.owner_of(&derived.submitted_by) == Some(d.principal);
+    if owns && !is_requester {
+        return Err(WorkflowError::AgentOwner {
+            principal: d.principal.to_owned(),
+            agent: derived.submitted_by.clone(),
+            request,
+        });
+    }
     if d.verdict == Verdict::Approve && state.approvals.iter().any(|(p, _)| p == d.principal) {
         return Err(WorkflowError::AlreadyApproved {
             principal: d.principal.to_owned(),
@@ -292,11 +303,12 @@ pub fn judge_decision(
     // Eligible when proposed, and still a member of that role in the matrix in force:
     // a removal from a role takes effect at once. Past a pending timeout that
     // escalates, only the escalation role decides.
+    let amount = derived.amount.as_ref();
     let qualifies = |role: &str, members: &[String]| {
         members.iter().any(|m| m == d.principal)
             && matrix
                 .role(role)
-                .is_some_and(|r| r.members.iter().any(|m| m == d.principal))
+                .is_some_and(|r| r.members.iter().any(|m| m == d.principal) && r.covers(amount))
     };
     let eligible = derived.eligible_at(d.at);
     let mut roles: Vec<String> = eligible
@@ -326,6 +338,9 @@ pub fn judge_decision(
                 role: taken.clone(),
                 needed: state.still_needed(derived, d.at).join(", "),
             });
+        }
+        if let Some(over) = over_limit(derived, matrix, d.principal, &eligible) {
+            return Err(over.into_error(d.principal, request));
         }
         let names: Vec<&str> = eligible.iter().map(|(r, _)| r.as_str()).collect();
         let roles = if names.is_empty() {
@@ -372,6 +387,72 @@ pub fn judge_decision(
         }
     }
     Ok(role)
+}
+
+/// A role of `principal` (in the matrix in force) that would decide the request but for
+/// its amount: one the request was routed away from by a limit, or an eligible role
+/// whose limit the matrix in force lowered below it. With the role that may approve it.
+struct OverLimit {
+    role: String,
+    limit: String,
+    to: String,
+    amount: String,
+}
+
+impl OverLimit {
+    fn into_error(self, principal: &str, request: String) -> WorkflowError {
+        WorkflowError::OverLimit {
+            principal: principal.to_owned(),
+            request,
+            amount: self.amount,
+            role: self.role,
+            limit: self.limit,
+            to: self.to,
+        }
+    }
+}
+
+fn over_limit(
+    derived: &Derived,
+    matrix: &crate::matrix::Matrix,
+    principal: &str,
+    eligible: &[(String, Vec<String>)],
+) -> Option<OverLimit> {
+    let amount = derived.amount.as_ref()?;
+    let candidates = derived
+        .stands_in_for
+        .iter()
+        .map(|(from, to)| (from.clone(), Some(to.clone())))
+        .chain(eligible.iter().map(|(role, _)| (role.clone(), None)));
+    for (name, to) in candidates {
+        let Some(role) = matrix.role(&name) else {
+            continue;
+        };
+        if !role.members.iter().any(|m| m == principal) || role.covers(Some(amount)) {
+            continue;
+        }
+        let to = to
+            .or_else(|| {
+                crate::classify::role_with_authority(matrix, &name, Some(amount))
+                    .map(|r| r.name.clone())
+            })
+            .map_or_else(
+                || "no role has authority for it".to_owned(),
+                |to| format!("`{to}` may approve it"),
+            );
+        let limit = role
+            .limits
+            .get(&amount.currency)
+            .map(|max| format!(" (limit {max} {})", amount.currency))
+            .unwrap_or_default();
+        return Some(OverLimit {
+            role: name,
+            limit,
+            to,
+            amount: format!("{} {}", amount.value, amount.currency),
+        });
+    }
+    None
 }
 
 /// Judges a recorded decision event against `state` under `config` (the configuration
