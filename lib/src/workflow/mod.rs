@@ -103,18 +103,13 @@ pub enum WorkflowError {
         agent: String,
         request: String,
     },
-    #[error(
-        "`{principal}` may not approve `{request}`: its amount {amount} is above the authority of role `{role}`{limit}; {to}"
-    )]
+    #[error("`{principal}` may not approve `{request}`: {why}")]
     OverLimit {
         principal: String,
         request: String,
-        amount: String,
-        role: String,
-        /// ` (limit 1000 EUR)`, or empty when the role has no authority in the currency.
-        limit: String,
-        /// Who may approve it instead: "`revenue-ops` may approve it".
-        to: String,
+        /// "its amount 2400 EUR is above the authority of role `support-lead` (limit
+        /// 1000 EUR); `revenue-ops` may approve it".
+        why: String,
     },
     #[error("`{principal}` is not in any role that may decide `{request}` (eligible: {roles})")]
     NotEligible {

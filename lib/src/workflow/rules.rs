@@ -404,10 +404,10 @@ impl OverLimit {
         WorkflowError::OverLimit {
             principal: principal.to_owned(),
             request,
-            amount: self.amount,
-            role: self.role,
-            limit: self.limit,
-            to: self.to,
+            why: format!(
+                "its amount {} is above the authority of role `{}`{}; {}",
+                self.amount, self.role, self.limit, self.to
+            ),
         }
     }
 }
