@@ -6,14 +6,12 @@ use super::identity::KeyArgs;
 use super::{CliResult, Ctx, decide};
 
 /// Approve a request that awaits a decision. The signer must be in one of its eligible
-/// roles and may not be its requester.
+/// roles and may not be its requester. An approval takes an optional comment and no
+/// reason code.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The request id.
     pub request: String,
-    /// A request-changes reason code from the matrix, when approving with changes.
-    #[arg(long, value_name = "CODE")]
-    pub reason_code: Option<String>,
     /// A comment recorded with the decision.
     #[arg(long, value_name = "TEXT")]
     pub comment: Option<String>,
@@ -26,7 +24,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         ctx,
         &args.request,
         Verdict::Approve,
-        args.reason_code.as_deref(),
+        None,
         args.comment.as_deref(),
         &args.key,
     )

@@ -1,4 +1,4 @@
-//! What `approve` and `reject` share: check the request awaits a decision, check the
+//! What `approve`, `reject` and `request-changes` share: check the request awaits a decision, check the
 //! signer may decide it, and record one signed decision event with its detached
 //! signature.
 
@@ -67,6 +67,9 @@ pub fn record(
             still_needed.join(", ")
         ),
         Some(Outcome::Approved) => format!("{request}: quorum reached, the request is approved\n"),
+        Some(Outcome::ChangesRequested { .. }) => format!(
+            "{request}: this version takes no more decisions; the agent may propose a new version with the same id\n"
+        ),
         _ => String::new(),
     };
     emit(

@@ -17,6 +17,7 @@ mod present;
 mod propose;
 mod reject;
 mod replay;
+mod request_changes;
 mod show;
 mod status;
 mod verify;
@@ -57,6 +58,7 @@ pub enum Command {
     Propose(propose::Args),
     Approve(approve::Args),
     Reject(reject::Args),
+    RequestChanges(request_changes::Args),
     Verify(verify::Args),
     Checkpoint(checkpoint::Args),
     Log(log::Args),
@@ -142,6 +144,7 @@ pub fn main() -> ExitCode {
         Command::Propose(a) => propose::run(&ctx, &a),
         Command::Approve(a) => approve::run(&ctx, &a),
         Command::Reject(a) => reject::run(&ctx, &a),
+        Command::RequestChanges(a) => request_changes::run(&ctx, &a),
         Command::Verify(a) => verify::run(&ctx, &a),
         Command::Checkpoint(a) => checkpoint::run(&ctx, &a),
         Command::Log(a) => log::run(&ctx, &a),

@@ -72,6 +72,14 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     let tier = pack.classification.tier;
     let id = pack.request.clone();
     let first = appended.events.first().map_or(0, |(_, e)| e.seq);
+    let version = appended
+        .events
+        .first()
+        .and_then(|(_, e)| e.fields.get("version"))
+        .and_then(serde_json::Value::as_u64)
+        .filter(|v| *v > 1)
+        .map(|v| format!(" version {v}"))
+        .unwrap_or_default();
     let last = appended.events.last().map_or(0, |(_, e)| e.seq);
     workflow::engine::remember_appended(&repo, appended.commit);
     let commit = appended.commit.to_string();
@@ -94,7 +102,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     };
     emit(
         format!(
-            "recorded {id} (tier {tier}) as {}: events {first}-{last}, commit {}\n{id}: {outcome}\n",
+            "recorded {id}{version} (tier {tier}) as {}: events {first}-{last}, commit {}\n{id}: {outcome}\n",
             actor.principal,
             &commit[..12.min(commit.len())],
         )

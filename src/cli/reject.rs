@@ -5,13 +5,14 @@ use hitl_lib::workflow::Verdict;
 use super::identity::KeyArgs;
 use super::{CliResult, Ctx, decide};
 
-/// Reject a request that awaits a decision, with a reason code from the matrix
-/// (`reason_codes.reject` or `reason_codes.request_changes`).
+/// Reject a request that awaits a decision, with a reason code from the matrix's
+/// `reason_codes.reject`. A rejection ends the request for good; to send it back for a
+/// new version, use `request-changes`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The request id.
     pub request: String,
-    /// Why: a reason code from the matrix.
+    /// Why: a code from the matrix's `reason_codes.reject`.
     #[arg(long, value_name = "CODE")]
     pub reason_code: String,
     /// A comment recorded with the decision.

@@ -34,6 +34,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
                 "seq": e.seq,
                 "at": e.at,
                 "by": e.actor.principal,
+                "version": e.fields.get("version").and_then(serde_json::Value::as_u64).unwrap_or(1),
                 "decision": e.field_str("decision"),
                 "role": e.field_str("role"),
                 "reason_code": e.field_str("reason_code"),
@@ -56,6 +57,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         print_json(&serde_json::json!({
             "request": args.request,
             "state": st.outcome.name(),
+            "version": st.state.version,
             "tier": derived.map(|d| d.tier),
             "requested_by": derived.map(|d| d.requested_by.clone()),
             "submitted_by": derived.map(|d| d.submitted_by.clone()),
@@ -74,6 +76,9 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         return Ok(Exit::Ok);
     }
     let mut out = format!("{}: {}", escape(&args.request), st.outcome.name());
+    if st.state.version > 1 {
+        out.push_str(&format!(" (version {})", st.state.version));
+    }
     if let Some(d) = derived {
         out.push_str(&format!(
             " (tier {}, requested by {}, submitted by {})",
@@ -84,8 +89,14 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     }
     out.push('\n');
     for e in st.events.iter().filter(|e| e.kind == types::DECISION) {
+        // The version a decision is bound to, once there is more than one.
+        let version = match e.fields.get("version").and_then(serde_json::Value::as_u64) {
+            Some(v) if st.state.version > 1 => format!("version {v}: "),
+            None if st.state.version > 1 => "version 1: ".to_owned(),
+            _ => String::new(),
+        };
         out.push_str(&format!(
-            "  {} {} by {}{}\n",
+            "  {} {version}{} by {}{}\n",
             escape(&e.at),
             escape(e.field_str("decision").unwrap_or("?")),
             escape(&e.actor.principal),
@@ -119,6 +130,13 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         }
         Outcome::Inconsistent(why) => {
             out.push_str(&format!("  takes no decision: {}\n", escape(why)));
+        }
+        Outcome::ChangesRequested { by } => {
+            out.push_str(&format!(
+                "  changes requested by {}: the agent may propose version {} with the same id\n",
+                escape(by),
+                st.state.version + 1
+            ));
         }
         _ => {}
     }

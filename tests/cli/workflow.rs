@@ -328,6 +328,198 @@ fn a_request_nobody_could_approve_is_recorded_as_blocked_with_the_reason() {
     let o = w.hitl(RAVI, &["approve", "refund-4711"]);
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
     assert_eq!(codes(&w), Vec::<String>::new());
+
+    // A blocked request is not the end of its id: the agent lowers the amount and
+    // proposes version 2, which revenue-ops (limit 10,000 EUR) may approve.
+    std::fs::write(
+        &file,
+        text.replace(
+            "amount: {value: 180.00, currency: EUR}",
+            "amount: {value: 8000, currency: EUR}",
+        ),
+    )
+    .unwrap();
+    let out = ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    assert!(
+        out.starts_with("recorded refund-4711 version 2 (tier 3)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("refund-4711: awaiting approval by revenue-ops"),
+        "{out}"
+    );
+    let s = status(&w, "2026-11-27 16:00:00", "refund-4711");
+    assert_eq!(
+        (s["state"].as_str(), s["version"].as_u64()),
+        (Some("pending_approval"), Some(2))
+    );
+    ok(&w.hitl(RAVI, &["approve", "refund-4711"]));
+    assert_eq!(
+        status(&w, "2026-11-27 16:00:00", "refund-4711")["state"],
+        "approved"
+    );
+    assert_eq!(codes(&w), Vec::<String>::new());
+}
+
+/// `request-changes` closes version 1 of the IAM change; ines's approval of it never
+/// counts for version 2, which needs both approvals afresh. The same bytes again,
+/// another agent, and a new version of an approved request are refused.
+#[test]
+fn an_amended_proposal_needs_fresh_approvals() {
+    let w = iam_ws();
+    ok(&w.hitl(INES, &["approve", IAM]));
+    let out = ok(&w.hitl(
+        SAM,
+        &[
+            "request-changes",
+            IAM,
+            "--reason-code",
+            "narrow-scope",
+            "--comment",
+            "one repository only",
+        ],
+    ));
+    assert!(
+        out.contains("changes_requested by sam@example.com")
+            && out.contains("the agent may propose a new version with the same id"),
+        "{out}"
+    );
+    let s = status(&w, "2026-11-27 16:00:00", IAM);
+    assert_eq!(
+        (s["state"].as_str(), s["version"].as_u64()),
+        (Some("changes_requested"), Some(1))
+    );
+
+    let head = w.git(&["rev-parse", "HEAD"]);
+    let refused = |who: &str, args: &[&str], needle: &str| {
+        let o = w.hitl(who, args);
+        assert_eq!(o.status.code(), Some(6), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        assert_eq!(
+            w.git(&["rev-parse", "HEAD"]),
+            head,
+            "{args:?}: nothing recorded"
+        );
+    };
+    refused(
+        SAM,
+        &["approve", IAM],
+        "changes to version 1 of `iam-grant-ci-deployer` were requested by sam@example.com",
+    );
+    refused(
+        DEPLOY_BOT,
+        &["propose", IAM],
+        "version 1 of `iam-grant-ci-deployer` already has these exact bytes",
+    );
+
+    let file = w.ws().join(format!("requests/{IAM}.yaml"));
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{text}# narrowed to one repository\n")).unwrap();
+    refused(
+        AGENT,
+        &["propose", IAM],
+        "`support-copilot@agents.example.com` may not propose a new version of `iam-grant-ci-deployer`: its first version was submitted by `deploy-bot@agents.example.com`",
+    );
+    let out = ok(&w.hitl(DEPLOY_BOT, &["propose", IAM]));
+    assert!(
+        out.starts_with("recorded iam-grant-ci-deployer version 2 (tier 4)"),
+        "{out}"
+    );
+    let s = status(&w, "2026-11-27 16:00:00", IAM);
+    assert_eq!(
+        (
+            s["state"].as_str(),
+            s["version"].as_u64(),
+            s["approvals"].as_u64()
+        ),
+        (Some("pending_approval"), Some(2), Some(0))
+    );
+    let first = ok(&w.hitl(INES, &["approve", IAM]));
+    assert!(
+        first.contains("1 of 2 approvals, still needed: security-approver"),
+        "{first}"
+    );
+    let second = ok(&w.hitl(SAM, &["approve", IAM]));
+    assert!(second.contains("quorum reached"), "{second}");
+    let s = status(&w, "2026-11-27 16:00:00", IAM);
+    let decisions: Vec<(u64, String)> = s["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["version"].as_u64().unwrap(),
+                d["decision"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        decisions,
+        [
+            (1, "approved".to_owned()),
+            (1, "changes_requested".to_owned()),
+            (2, "approved".to_owned()),
+            (2, "approved".to_owned())
+        ]
+    );
+    std::fs::write(&file, format!("{text}# a third try\n")).unwrap();
+    let head = w.git(&["rev-parse", "HEAD"]);
+    let o = w.hitl(DEPLOY_BOT, &["propose", IAM]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is already in the audit (version 2, `approved`)"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
+    assert_eq!(codes(&w), Vec::<String>::new());
+}
+
+/// Each verdict takes its own list of reason codes: a rejection one of
+/// `reason_codes.reject`, a request for changes one of `reason_codes.request_changes`,
+/// an approval none.
+#[test]
+fn each_verdict_takes_only_its_own_reason_codes() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    let head = w.git(&["rev-parse", "HEAD"]);
+    for (args, code, needle) in [
+        (
+            &["reject", "refund-4711", "--reason-code", "narrow-scope"][..],
+            6,
+            "unknown reason code `narrow-scope` for `rejected`; the matrix allows: insufficient-evidence, policy-violation, wrong-target, too-risky, not-authorized, duplicate",
+        ),
+        (
+            &[
+                "request-changes",
+                "refund-4711",
+                "--reason-code",
+                "too-risky",
+            ][..],
+            6,
+            "unknown reason code `too-risky` for `changes_requested`; the matrix allows: narrow-scope, add-evidence, add-rollback, lower-amount, fix-diff",
+        ),
+        (
+            &["approve", "refund-4711", "--reason-code", "narrow-scope"][..],
+            2,
+            "unexpected argument '--reason-code'",
+        ),
+        (
+            &["request-changes", "refund-4711"][..],
+            2,
+            "--reason-code <CODE>",
+        ),
+    ] {
+        let o = w.hitl(LEA, args);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        assert_eq!(
+            w.git(&["rev-parse", "HEAD"]),
+            head,
+            "{args:?}: nothing recorded"
+        );
+    }
+    assert_eq!(codes(&w), Vec::<String>::new());
 }
 
 /// Someone with push access and no key edits lea's recorded rejection into an approval

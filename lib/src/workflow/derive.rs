@@ -44,6 +44,12 @@ pub struct Derived {
     /// The owner of the submitting agent when it was proposed (`governance.agent_owners`):
     /// they count as the requester.
     pub agent_owner: Option<String>,
+    /// When it was proposed (the `proposed` event's time, which the deadlines count from).
+    pub proposed_at: DateTime<Utc>,
+    /// The action's name (`payments.refund`) and its target (`payments/ch_981`), for
+    /// display.
+    pub action: String,
+    pub target: String,
 }
 
 impl Derived {
@@ -192,6 +198,9 @@ fn facts(
             .filter_map(|e| Some((e.escalated_from.clone()?, e.role.clone())))
             .collect(),
         agent_owner: matrix.governance.owner_of(submitter).map(str::to_owned),
+        proposed_at,
+        action: r.action.name.clone(),
+        target: format!("{}/{}", r.action.target.system, r.action.target.object),
     }
 }
 

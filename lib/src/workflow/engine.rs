@@ -46,54 +46,99 @@ pub fn state_at(
 ) -> Result<(State, Vec<Event>), WorkflowError> {
     let events = repo.request_events(tree, request)?;
     let mut state = State::default();
-    let proposal: Vec<&Event> = events
-        .iter()
-        .filter(|e| e.kind != types::DECISION)
-        .collect();
-    if let Some(first) = proposal.iter().find(|e| e.kind == types::PROPOSED) {
-        let found = super::history::commit_adding(repo, head, first.seq)?;
-        let config = match &found {
-            Some((_, Some(parent_tree))) => Some(configs.at(repo, parent_tree)?),
-            // Recorded in a commit without a parent: it extends nothing, so there is no
-            // configuration it was proposed under.
-            Some((_, None)) | None => None,
-        };
-        // The submitter is whoever signed the commit that recorded the proposal, trusted
-        // by the configuration it extended: an unsigned or foreign commit claiming an
-        // agent's name submits nothing.
-        let signer = match (&found, &config) {
-            (Some((commit, _)), Some(config)) => commit_signer(repo, commit, config),
-            _ => Err("the proposal was not recorded on top of a configuration".to_owned()),
-        };
-        state.propose(&proposal, |digest, submitter, at| {
-            let config = config.ok_or_else(|| {
-                "the proposal was not recorded on top of a configuration (no parent commit)"
-                    .to_owned()
-            })?;
-            let signer = signer?;
-            if signer != submitter {
-                return Err(format!(
-                    "the proposal names {submitter} as its actor but its commit is signed by {signer}"
-                ));
+    let mut i = 0;
+    while let Some(e) = events.get(i) {
+        if e.kind == types::DECISION {
+            // Each recorded decision counts only once the engine accepts it again, under
+            // the configuration of the tree its commit extended: a hand-made decision
+            // event in a trusted commit counts for nothing, and the request takes no
+            // more decisions.
+            if let Err(why) = judge_recorded(repo, configs, head, &state, e)? {
+                state.derived = Some(Err(format!(
+                    "its recorded decision (event {}) does not hold: {why}",
+                    e.seq
+                )));
+                break;
             }
-            let bytes = recorded_blob(repo, tree, digest)?;
-            derive_facts(&config, &bytes, submitter, at)
-        });
-    }
-    // Each recorded decision counts only once the engine accepts it again, under the
-    // configuration of the tree its commit extended: a hand-made decision event in a
-    // trusted commit counts for nothing, and the request takes no more decisions.
-    for e in events.iter().filter(|e| e.kind == types::DECISION) {
-        if let Err(why) = judge_recorded(repo, configs, head, &state, e)? {
-            state.derived = Some(Err(format!(
-                "its recorded decision (event {}) does not hold: {why}",
-                e.seq
-            )));
+            state.decide(e);
+            i += 1;
+            continue;
+        }
+        // One version's proposal: `proposed` up to `approval_requested` or `blocked`.
+        let mut end = i + 1;
+        if e.kind == types::PROPOSED {
+            while let Some(next) = events.get(end) {
+                if matches!(next.kind.as_str(), types::PROPOSED | types::DECISION) {
+                    break;
+                }
+                end += 1;
+                if matches!(
+                    next.kind.as_str(),
+                    types::APPROVAL_REQUESTED | types::BLOCKED
+                ) {
+                    break;
+                }
+            }
+        }
+        let batch: Vec<&Event> = events.get(i..end).unwrap_or_default().iter().collect();
+        propose_version(repo, configs, head, tree, &mut state, &batch)?;
+        if matches!(state.derived, Some(Err(_))) {
             break;
         }
-        state.decide(e);
+        i = end;
     }
     Ok((state, events))
+}
+
+/// Folds one version's proposal events into `state`: its facts derived from the
+/// recorded bytes under the configuration of the tree the recording commit extended,
+/// its submitter the signer of that commit. Events before any `proposed` fold as a
+/// proposal without one (the request is then inconsistent).
+fn propose_version(
+    repo: &crate::audit::AuditRepo,
+    configs: &mut super::config::Configs,
+    head: &git2::Commit<'_>,
+    tree: &git2::Tree<'_>,
+    state: &mut State,
+    batch: &[&Event],
+) -> Result<(), WorkflowError> {
+    let Some(first) = batch.iter().find(|e| e.kind == types::PROPOSED) else {
+        if state.derived.is_some() {
+            state.derived = Some(Err(format!(
+                "event {} is a proposal event outside any proposal",
+                batch.first().map_or(0, |e| e.seq)
+            )));
+        }
+        return Ok(());
+    };
+    let found = super::history::commit_adding(repo, head, first.seq)?;
+    let config = match &found {
+        Some((_, Some(parent_tree))) => Some(configs.at(repo, parent_tree)?),
+        // Recorded in a commit without a parent: it extends nothing, so there is no
+        // configuration it was proposed under.
+        Some((_, None)) | None => None,
+    };
+    // The submitter is whoever signed the commit that recorded the proposal, trusted by
+    // the configuration it extended: an unsigned or foreign commit claiming an agent's
+    // name submits nothing.
+    let signer = match (&found, &config) {
+        (Some((commit, _)), Some(config)) => commit_signer(repo, commit, config),
+        _ => Err("the proposal was not recorded on top of a configuration".to_owned()),
+    };
+    state.propose(batch, |digest, submitter, at| {
+        let config = config.ok_or_else(|| {
+            "the proposal was not recorded on top of a configuration (no parent commit)".to_owned()
+        })?;
+        let signer = signer?;
+        if signer != submitter {
+            return Err(format!(
+                "the proposal names {submitter} as its actor but its commit is signed by {signer}"
+            ));
+        }
+        let bytes = recorded_blob(repo, tree, digest)?;
+        derive_facts(&config, &bytes, submitter, at)
+    });
+    Ok(())
 }
 
 /// A request's status at `now`, folded by the engine from the audit at HEAD: what
@@ -290,13 +335,17 @@ const CHECKED_FILE: &str = "hitl-config-checked";
 /// a workspace in a subfolder keeps its own, so that a walk made for a sibling never
 /// vouches for commits it did not judge for this one.
 fn checked_file(repo: &crate::audit::AuditRepo) -> std::path::PathBuf {
+    local_file(repo, CHECKED_FILE)
+}
+
+/// A file of this clone's own about one workspace, in git's folder: `name`, or
+/// `name-<tag>` for a workspace in a subfolder (its own, never a sibling's).
+pub(crate) fn local_file(repo: &crate::audit::AuditRepo, name: &str) -> std::path::PathBuf {
     if repo.prefix.is_empty() {
-        return repo.repo.path().join(CHECKED_FILE);
+        return repo.repo.path().join(name);
     }
     let tag = crate::audit::sha256_hex(repo.prefix.as_bytes());
-    repo.repo
-        .path()
-        .join(format!("{CHECKED_FILE}-{}", &tag[..16]))
+    repo.repo.path().join(format!("{name}-{}", &tag[..16]))
 }
 
 /// Checks, under the audit lock, that the configuration at `head` was reached only
@@ -366,8 +415,15 @@ pub fn check_governed(
 /// checked" and cost a walk of the whole history. Only a speed-up: a failure costs a
 /// longer walk next time.
 fn write_checked(file: &Path, id: git2::Oid) {
+    write_local(file, format!("{id}\n").as_bytes());
+}
+
+/// Writes a file of [`local_file`] through a temporary file and a rename (readers see
+/// the old content or the new, never a truncated file). Only a speed-up: a failure is
+/// ignored.
+pub(crate) fn write_local(file: &Path, bytes: &[u8]) {
     let tmp = file.with_extension(format!("tmp.{}", std::process::id()));
-    if std::fs::write(&tmp, format!("{id}\n")).is_err() || std::fs::rename(&tmp, file).is_err() {
+    if std::fs::write(&tmp, bytes).is_err() || std::fs::rename(&tmp, file).is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
 }
@@ -467,6 +523,25 @@ fn signer_trusted(
     Ok(())
 }
 
+/// The principal `key` acts for under the signer files of `config` at `now` (namespace
+/// `hitl`): who a command that only reads (`queue`) speaks for.
+///
+/// # Errors
+/// [`WorkflowError::Untrusted`] for a key the signer files do not trust.
+pub fn trusted_actor(
+    config: &Config,
+    key: &ssh_key::PublicKey,
+    now: DateTime<Utc>,
+) -> Result<String, WorkflowError> {
+    let untrusted = |reason: String| WorkflowError::Untrusted {
+        principal: key.fingerprint(ssh_key::HashAlg::Sha256).to_string(),
+        reason,
+    };
+    let (allowed, revoked) = config.trust.as_ref().map_err(|e| untrusted(e.clone()))?;
+    crate::signing::trusted_principal(allowed, revoked, key, None, crate::signing::NAMESPACE, now)
+        .map_err(|u| untrusted(u.message))
+}
+
 /// What [`judge_new_proposal`] accepted: the evidence pack assembled under the
 /// configuration at HEAD, and the events and blobs to record.
 pub struct NewProposal {
@@ -514,13 +589,18 @@ pub fn judge_new_proposal(
     let (_, pack) =
         derive_from(&config, file, bytes, submitter, now).map_err(|m| inconsistent("?", m))?;
     let id = pack.request.clone();
-    if !repo.request_seqs(tree, &id)?.is_empty() {
-        return Err(WorkflowError::AlreadyProposed(id));
-    }
-    submitter_rule(matrix, submitter).map_err(|reason| WorkflowError::NotAnAgent {
-        principal: submitter.to_owned(),
-        reason,
-    })?;
+    // A known id takes a new version only where its latest one allows it.
+    let version = match head {
+        Some(head) if !repo.request_seqs(tree, &id)?.is_empty() => {
+            let (state, _) = state_at(repo, &mut configs, head, tree, &id)?;
+            if let Some(Err(message)) = &state.derived {
+                return Err(inconsistent(&id, message.clone()));
+            }
+            let digest = format!("sha256:{}", crate::audit::sha256_hex(bytes));
+            state.next_version(&id, &digest, submitter, now)?
+        }
+        _ => 1,
+    };
     let settings = config
         .settings
         .as_ref()
@@ -546,7 +626,7 @@ pub fn judge_new_proposal(
         policies: config.policy_digest.clone(),
         tool: format!("hitl {}", env!("CARGO_PKG_VERSION")),
     };
-    let proposal = super::proposal(matrix, &r, bytes, &pack, submitter, &versions)
+    let proposal = super::proposal(matrix, &r, bytes, &pack, submitter, &versions, version)
         .map_err(|e| inconsistent(&id, e.to_string()))?;
     Ok(NewProposal { pack, proposal })
 }

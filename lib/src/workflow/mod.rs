@@ -9,6 +9,7 @@ pub mod config;
 pub mod derive;
 pub mod engine;
 pub mod history;
+pub mod queue;
 pub mod recorded;
 pub mod rules;
 
@@ -44,8 +45,35 @@ pub mod types {
 /// A workflow rule refused the command; nothing was recorded.
 #[derive(Debug, thiserror::Error)]
 pub enum WorkflowError {
-    #[error("request `{0}` is already in the audit; a proposal is recorded once (use a new id)")]
-    AlreadyProposed(String),
+    #[error(
+        "request `{request}` is already in the audit (version {version}, `{state}`); a new version with the same id may follow only `request-changes` or a blocked proposal (use a new id)"
+    )]
+    AlreadyProposed {
+        request: String,
+        version: u32,
+        state: String,
+    },
+    #[error(
+        "version {version} of `{request}` already has these exact bytes; change the proposal before proposing it again"
+    )]
+    SameProposal { request: String, version: usize },
+    #[error(
+        "`{submitter}` may not propose a new version of `{request}`: its first version was submitted by `{first}`"
+    )]
+    NewVersionBy {
+        request: String,
+        submitter: String,
+        first: String,
+    },
+    #[error(
+        "changes to version {version} of `{request}` were requested by {by}; it takes no more decisions. The agent proposes version {next} with the same id, which needs fresh approvals"
+    )]
+    ChangesRequested {
+        request: String,
+        version: u32,
+        by: String,
+        next: u32,
+    },
     #[error("request `{0}` is not in the audit; propose it first with `hitl propose`")]
     NotProposed(String),
     #[error(
@@ -117,8 +145,12 @@ pub enum WorkflowError {
         request: String,
         roles: String,
     },
-    #[error("unknown reason code `{code}`; the matrix allows: {allowed}")]
-    ReasonCode { code: String, allowed: String },
+    #[error("unknown reason code `{code}` for `{verdict}`; the matrix allows: {allowed}")]
+    ReasonCode {
+        code: String,
+        verdict: &'static str,
+        allowed: String,
+    },
     #[error(
         "the audit's history was rewound: HEAD ({head}) does not extend {checked}, the head this clone last decided on; decisions, revocations or role removals may have been erased. Check it with `hitl verify --checkpoint`; if the rewind is known and wanted, remove `{file}`"
     )]
@@ -129,8 +161,11 @@ pub enum WorkflowError {
     },
     #[error("`{principal}` may not submit proposals: {reason}")]
     NotAnAgent { principal: String, reason: String },
-    #[error("a rejection needs a reason code from the matrix")]
-    MissingReasonCode,
+    #[error("`{verdict}` needs a reason code from the matrix: {allowed}")]
+    MissingReasonCode {
+        verdict: &'static str,
+        allowed: String,
+    },
     #[error(
         "`{principal}` submits proposals (an agent in the matrix's `governance.agents`) and may not decide `{request}`"
     )]
@@ -181,10 +216,18 @@ impl Proposal {
             .and_then(Json::as_u64)
             .unwrap_or_default();
         let word = if self.blocked { "block" } else { "propose" };
+        let version = self
+            .events
+            .first()
+            .and_then(|e| e.fields.get("version"))
+            .and_then(Json::as_u64)
+            .filter(|v| *v > 1)
+            .map(|v| format!(" version {v}"))
+            .unwrap_or_default();
         Built {
             events: self.events,
             blobs: self.blobs,
-            subject: format!("{word} {request} (tier {tier}) by {submitter}"),
+            subject: format!("{word} {request}{version} (tier {tier}) by {submitter}"),
             trailers: vec![("Hitl-Tier".to_owned(), tier.to_string())],
         }
     }
@@ -201,12 +244,17 @@ fn digest(bytes: &[u8]) -> String {
     format!("sha256:{}", sha256_hex(bytes))
 }
 
-/// The events of `hitl propose`: proposed, classified, evidence_assembled,
-/// policy_checked, then approval_requested, or blocked when a policy denies (or failed)
-/// or nobody could approve it ([`derive::unapprovable`]).
+/// The events of `hitl propose` for `version` of the request (1 for the first):
+/// proposed, classified, evidence_assembled, policy_checked, then approval_requested,
+/// or blocked when a policy denies (or failed) or nobody could approve it
+/// ([`derive::unapprovable`]).
 ///
 /// # Errors
 /// Only when the pack cannot be serialised.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is one fact of the proposal"
+)]
 pub fn proposal(
     matrix: &Matrix,
     request: &Request,
@@ -214,6 +262,7 @@ pub fn proposal(
     pack: &EvidencePack,
     submitter: &str,
     config: &ConfigVersions,
+    version: u32,
 ) -> Result<Proposal, serde_json::Error> {
     let id = &request.id;
     let mut pack_bytes = serde_json::to_vec_pretty(pack)?;
@@ -257,6 +306,7 @@ pub fn proposal(
                 "tool": request.action.name,
                 "target": {"system": request.action.target.system, "object": request.action.target.object},
                 "proposal": digest(bytes),
+                "version": version,
             }),
         ),
         event(
@@ -367,6 +417,12 @@ pub enum Closed {
 /// decides.
 #[must_use]
 pub fn closed(events: &[Event]) -> Option<Closed> {
+    // Only the latest version counts.
+    let start = events
+        .iter()
+        .rposition(|e| e.kind == types::PROPOSED)
+        .unwrap_or(0);
+    let events = events.get(start..).unwrap_or_default();
     if events.iter().any(|e| e.kind == types::BLOCKED) {
         return Some(Closed::Blocked);
     }
@@ -374,12 +430,13 @@ pub fn closed(events: &[Event]) -> Option<Closed> {
         .iter()
         .filter(|e| e.kind == types::DECISION)
         .collect();
-    if let Some(r) = decisions
-        .iter()
-        .find(|d| d.field_str("decision") == Some(Verdict::Reject.as_str()))
-    {
+    if let Some(r) = decisions.iter().find(|d| {
+        d.field_str("decision")
+            .and_then(Verdict::parse)
+            .is_some_and(|v| v != Verdict::Approve)
+    }) {
         return Some(Closed::Decided {
-            decision: Verdict::Reject.as_str().to_owned(),
+            decision: r.field_str("decision").unwrap_or_default().to_owned(),
             by: r.actor.principal.clone(),
         });
     }
@@ -402,19 +459,40 @@ pub fn closed(events: &[Event]) -> Option<Closed> {
     })
 }
 
-/// Approve or reject.
+/// What a decision says: approve, reject, or send the version back for changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     Approve,
     Reject,
+    RequestChanges,
 }
 
 impl Verdict {
+    /// The decision event's `decision` field.
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Approve => "approved",
             Self::Reject => "rejected",
+            Self::RequestChanges => "changes_requested",
+        }
+    }
+
+    /// The verdict a recorded `decision` field names.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Approve, Self::Reject, Self::RequestChanges]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+
+    /// The command that records it.
+    #[must_use]
+    pub const fn command(self) -> &'static str {
+        match self {
+            Self::Approve => "approve",
+            Self::Reject => "reject",
+            Self::RequestChanges => "request-changes",
         }
     }
 }
@@ -444,7 +522,7 @@ pub fn decision(
     crate::text::check_decision(reason_code, comment)?;
     let engine::NewDecision {
         mut state,
-        events,
+        events: _,
         role: role_name,
         config,
     } = engine::judge_new_decision(
@@ -465,22 +543,6 @@ pub fn decision(
         Some(Ok(d)) => d.tier,
         _ => 0,
     };
-    // The pack the approver was shown, by the digest its proposal recorded.
-    let evidence_pack = events
-        .iter()
-        .find(|e| e.kind == types::APPROVAL_REQUESTED)
-        .and_then(|e| e.field_str("evidence_pack"))
-        .unwrap_or_default()
-        .to_owned();
-    let matrix = config
-        .matrix()
-        .map_err(|message| WorkflowError::Inconsistent {
-            request: request.to_owned(),
-            message,
-        })?;
-    let changes_requested = reason_code
-        .filter(|c| matrix.reason_codes.request_changes.iter().any(|r| r == c))
-        .map(str::to_owned);
     let event = NewEvent {
         kind: types::DECISION.to_owned(),
         request: request.to_owned(),
@@ -490,9 +552,11 @@ pub fn decision(
             "decision": verdict.as_str(),
             "reason_code": reason_code,
             "comment": comment,
-            "changes_requested": changes_requested,
             "tier": tier,
-            "evidence_pack": evidence_pack,
+            // Bound to the exact version and the pack its approvers were shown.
+            "version": state.version,
+            "proposal": state.proposal,
+            "evidence_pack": state.evidence_pack,
         })),
         sign: true,
         config: Some(crate::audit::ConfigVersions {
@@ -501,10 +565,7 @@ pub fn decision(
             tool: format!("hitl {}", env!("CARGO_PKG_VERSION")),
         }),
     };
-    let word = match verdict {
-        Verdict::Approve => "approve",
-        Verdict::Reject => "reject",
-    };
+    let word = verdict.command();
     // Where the request stands once this decision is recorded.
     state.record(principal, &role_name, verdict);
     let outcome = state.outcome(now);

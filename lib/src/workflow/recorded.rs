@@ -19,7 +19,7 @@ use crate::audit::{AuditError, AuditRepo, Event};
 /// The fields of each event type the engine reads; the rest is not kept.
 fn kept_fields(kind: &str) -> &'static [&'static str] {
     match kind {
-        types::PROPOSED => &["requested_by", "submitted_by", "proposal"],
+        types::PROPOSED => &["requested_by", "submitted_by", "proposal", "version"],
         types::CLASSIFIED => &["tier"],
         types::APPROVAL_REQUESTED => &[
             "tier",
@@ -27,8 +27,15 @@ fn kept_fields(kind: &str) -> &'static [&'static str] {
             "approvals_required",
             "self_approval",
             "expires_at",
+            "evidence_pack",
         ],
-        types::DECISION => &["decision", "role", "reason_code"],
+        types::DECISION => &[
+            "decision",
+            "role",
+            "reason_code",
+            "proposal",
+            "evidence_pack",
+        ],
         _ => &[],
     }
 }
@@ -334,7 +341,8 @@ pub fn replay(
         pack: Err("the request has no `proposed` event".to_owned()),
         findings: Vec::new(),
     };
-    if let Some(proposed) = events.iter().find(|e| e.kind == types::PROPOSED) {
+    // The latest version's proposal (each version's decisions are judged below).
+    if let Some(proposed) = events.iter().rev().find(|e| e.kind == types::PROPOSED) {
         let found = super::history::commit_adding(repo, head, proposed.seq)?;
         out.commit = found.as_ref().map(|(c, _)| c.id());
         out.at = engine::parse_at(&proposed.at).ok();

@@ -19,6 +19,17 @@ pub struct State {
     pub approvals: Vec<(String, String)>,
     /// The rejection that closed it: (principal, role).
     pub rejected: Option<(String, String)>,
+    /// The request for changes that closed this version: (principal, role).
+    pub changes_requested: Option<(String, String)>,
+    /// The version the latest proposal started (1 for the first; 0 before any).
+    pub version: u32,
+    /// The digest of the latest version's proposal bytes: every decision is bound to it.
+    pub proposal: String,
+    /// The digest of the evidence pack the latest version's approval request recorded:
+    /// the pack its approvers are shown, to which each decision is bound.
+    pub evidence_pack: String,
+    /// The proposal digests of the earlier versions.
+    pub earlier: Vec<String>,
 }
 
 /// Where a request stands, as the engine folds it (never stored beside the events).
@@ -47,6 +58,9 @@ pub enum Outcome {
     Approved,
     /// Rejected by this principal.
     Rejected { by: String },
+    /// This principal asked for changes: the version is closed, and a new one may be
+    /// proposed with the same id.
+    ChangesRequested { by: String },
 }
 
 impl Outcome {
@@ -62,15 +76,17 @@ impl Outcome {
             Self::Expired { .. } => "expired",
             Self::Approved => "approved",
             Self::Rejected { .. } => "rejected",
+            Self::ChangesRequested { .. } => "changes_requested",
         }
     }
 }
 
 impl State {
-    /// Folds a request's proposal events (`proposed` to `approval_requested` or
+    /// Folds one version's proposal events (`proposed` to `approval_requested` or
     /// `blocked`, recorded together) into its state, deriving its facts with `derive`
     /// (given the proposal's digest, its signer and its time; the caller knows the
-    /// configuration in force and where the proposal's bytes are).
+    /// configuration in force and where the proposal's bytes are). A later version is
+    /// judged by [`State::next_version`] first; its approvals start from none.
     pub fn propose(
         &mut self,
         events: &[&Event],
@@ -79,12 +95,14 @@ impl State {
         let Some(proposed) = events.iter().find(|e| e.kind == types::PROPOSED) else {
             return;
         };
-        if self.derived.is_some() || events.iter().filter(|e| e.kind == types::PROPOSED).count() > 1
-        {
-            self.derived = Some(Err("the request was proposed twice".to_owned()));
+        if events.iter().filter(|e| e.kind == types::PROPOSED).count() > 1 {
+            self.derived = Some(Err("one commit proposed the request twice".to_owned()));
             return;
         }
-        let digest = proposed.field_str("proposal").unwrap_or_default();
+        let digest = proposed
+            .field_str("proposal")
+            .unwrap_or_default()
+            .to_owned();
         let at = match parse_at(&proposed.at) {
             Ok(t) => t,
             Err(e) => {
@@ -92,7 +110,41 @@ impl State {
                 return;
             }
         };
-        let derived = derive(digest, &proposed.actor.principal, at).and_then(|d| {
+        let version =
+            match self.next_version(&proposed.request, &digest, &proposed.actor.principal, at) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.derived = Some(Err(e.to_string()));
+                    return;
+                }
+            };
+        let recorded = proposed
+            .fields
+            .get("version")
+            .map_or(Some(1), serde_json::Value::as_u64);
+        if recorded != Some(u64::from(version)) {
+            self.derived = Some(Err(format!(
+                "its `proposed` event (event {}) is recorded as version {} but it is version {version} of the request",
+                proposed.seq,
+                recorded.map_or_else(|| "?".to_owned(), |v| v.to_string())
+            )));
+            return;
+        }
+        if self.version > 0 {
+            self.earlier.push(std::mem::take(&mut self.proposal));
+        }
+        self.version = version;
+        self.proposal = digest.clone();
+        self.evidence_pack = events
+            .iter()
+            .find(|e| e.kind == types::APPROVAL_REQUESTED)
+            .and_then(|e| e.field_str("evidence_pack"))
+            .unwrap_or_default()
+            .to_owned();
+        self.approvals.clear();
+        self.rejected = None;
+        self.changes_requested = None;
+        let derived = derive(&digest, &proposed.actor.principal, at).and_then(|d| {
             let bad = disagreements(&d, events);
             if bad.is_empty() {
                 Ok(d)
@@ -103,12 +155,58 @@ impl State {
         self.derived = Some(derived);
     }
 
+    /// The version a proposal of this request with `digest` by `submitter` at `at`
+    /// starts: 1 for the first; after that, only once the latest version is
+    /// `changes_requested` or `blocked`, by the same submitter, with bytes no version
+    /// had.
+    ///
+    /// # Errors
+    /// Why no new version may start now.
+    pub fn next_version(
+        &self,
+        request: &str,
+        digest: &str,
+        submitter: &str,
+        at: DateTime<Utc>,
+    ) -> Result<u32, WorkflowError> {
+        let Some(derived) = &self.derived else {
+            return Ok(1);
+        };
+        let outcome = self.outcome(at);
+        if !matches!(outcome, Outcome::Blocked | Outcome::ChangesRequested { .. }) {
+            return Err(WorkflowError::AlreadyProposed {
+                request: request.to_owned(),
+                version: self.version,
+                state: outcome.name().to_owned(),
+            });
+        }
+        if let Ok(d) = derived
+            && d.submitted_by != submitter
+        {
+            return Err(WorkflowError::NewVersionBy {
+                request: request.to_owned(),
+                submitter: submitter.to_owned(),
+                first: d.submitted_by.clone(),
+            });
+        }
+        if let Some(n) = self
+            .earlier
+            .iter()
+            .chain(std::iter::once(&self.proposal))
+            .position(|p| p == digest)
+        {
+            return Err(WorkflowError::SameProposal {
+                request: request.to_owned(),
+                version: n + 1,
+            });
+        }
+        Ok(self.version + 1)
+    }
+
     /// Folds a decision that was accepted into the state.
     pub fn decide(&mut self, event: &Event) {
-        let verdict = if event.field_str("decision") == Some(Verdict::Approve.as_str()) {
-            Verdict::Approve
-        } else {
-            Verdict::Reject
+        let Some(verdict) = event.field_str("decision").and_then(Verdict::parse) else {
+            return;
         };
         self.record(
             &event.actor.principal,
@@ -123,6 +221,7 @@ impl State {
         match verdict {
             Verdict::Approve => self.approvals.push(by),
             Verdict::Reject => self.rejected = Some(by),
+            Verdict::RequestChanges => self.changes_requested = Some(by),
         }
     }
 
@@ -155,6 +254,9 @@ impl State {
         }
         if let Some((by, _)) = &self.rejected {
             return Outcome::Rejected { by: by.clone() };
+        }
+        if let Some((by, _)) = &self.changes_requested {
+            return Outcome::ChangesRequested { by: by.clone() };
         }
         if derived.approvals_required == 0 {
             return Outcome::Proceeds;
@@ -241,6 +343,14 @@ pub fn judge_decision(
             request,
             decision: Verdict::Reject.as_str().to_owned(),
             by: by.clone(),
+        });
+    }
+    if let Some((by, _)) = &state.changes_requested {
+        return Err(WorkflowError::ChangesRequested {
+            request,
+            version: state.version,
+            by: by.clone(),
+            next: state.version + 1,
         });
     }
     if state.approvals.len() >= usize::from(derived.approvals_required) {
@@ -362,29 +472,30 @@ pub fn judge_decision(
             }
         });
     };
-    if d.verdict == Verdict::Reject && d.reason_code.is_none() {
-        return Err(WorkflowError::MissingReasonCode);
-    }
-    if let Some(code) = d.reason_code {
-        let allowed: Vec<&String> = match d.verdict {
-            Verdict::Reject => matrix
-                .reason_codes
-                .reject
-                .iter()
-                .chain(&matrix.reason_codes.request_changes)
-                .collect(),
-            Verdict::Approve => matrix.reason_codes.request_changes.iter().collect(),
-        };
-        if !allowed.iter().any(|c| *c == code) {
-            return Err(WorkflowError::ReasonCode {
-                code: code.to_owned(),
-                allowed: allowed
-                    .iter()
-                    .map(|c| c.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
+    let allowed: &[String] = match d.verdict {
+        Verdict::Reject => &matrix.reason_codes.reject,
+        Verdict::RequestChanges => &matrix.reason_codes.request_changes,
+        Verdict::Approve => &[],
+    };
+    match d.reason_code {
+        None if d.verdict != Verdict::Approve => {
+            return Err(WorkflowError::MissingReasonCode {
+                verdict: d.verdict.as_str(),
+                allowed: allowed.join(", "),
             });
         }
+        Some(code) if !allowed.iter().any(|c| c == code) => {
+            return Err(WorkflowError::ReasonCode {
+                code: code.to_owned(),
+                verdict: d.verdict.as_str(),
+                allowed: if allowed.is_empty() {
+                    "none (an approval takes a comment, no code)".to_owned()
+                } else {
+                    allowed.join(", ")
+                },
+            });
+        }
+        _ => {}
     }
     Ok(role)
 }
@@ -462,12 +573,25 @@ fn over_limit(
 /// # Errors
 /// Why the recorded decision does not hold.
 pub fn judge_recorded_event(state: &State, config: &Config, e: &Event) -> Result<(), String> {
-    let verdict = match e.field_str("decision") {
-        Some("approved") => Verdict::Approve,
-        Some("rejected") => Verdict::Reject,
-        _ => return Err("its `decision` is neither `approved` nor `rejected`".to_owned()),
+    let Some(verdict) = e.field_str("decision").and_then(Verdict::parse) else {
+        return Err(
+            "its `decision` is none of `approved`, `rejected`, `changes_requested`".to_owned(),
+        );
     };
     let at = parse_at(&e.at)?;
+    // Bound to the exact version in force and the pack its approvers were shown.
+    for (field, bound) in [
+        ("proposal", &state.proposal),
+        ("evidence_pack", &state.evidence_pack),
+    ] {
+        let recorded = e.field_str(field).unwrap_or_default();
+        if recorded != bound.as_str() {
+            return Err(format!(
+                "it is bound to {field} `{recorded}`, not to version {}'s `{bound}`",
+                state.version
+            ));
+        }
+    }
     judge_decision(
         state,
         config,
