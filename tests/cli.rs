@@ -49,6 +49,9 @@ mod policy;
 #[path = "cli/property.rs"]
 mod property;
 #[cfg(test)]
+#[path = "cli/queue.rs"]
+mod queue;
+#[cfg(test)]
 #[path = "cli/support.rs"]
 mod support;
 #[cfg(test)]

@@ -15,6 +15,7 @@ mod man;
 mod policy;
 mod present;
 mod propose;
+mod queue;
 mod reject;
 mod replay;
 mod request_changes;
@@ -64,6 +65,7 @@ pub enum Command {
     Log(log::Args),
     Replay(replay::Args),
     Status(status::Args),
+    Queue(queue::Args),
 }
 
 /// Context shared by the subcommands.
@@ -150,6 +152,7 @@ pub fn main() -> ExitCode {
         Command::Log(a) => log::run(&ctx, &a),
         Command::Replay(a) => replay::run(&ctx, &a),
         Command::Status(a) => status::run(&ctx, &a),
+        Command::Queue(a) => queue::run(&ctx, &a),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -339,6 +339,26 @@ fn read_public(path: &Path) -> Result<PublicKey, SigningError> {
         })
 }
 
+/// The public half of the key `source` names, read without decrypting anything or
+/// asking for a passphrase: who the key is, for a command that only reads (`queue`).
+///
+/// # Errors
+/// An unreadable file, or one holding no OpenSSH key.
+pub fn public_key(source: &KeySource) -> Result<PublicKey, SigningError> {
+    match source {
+        KeySource::GitLiteral(value) => {
+            let text = value.strip_prefix("key::").unwrap_or(value);
+            PublicKey::from_openssh(text.trim()).map_err(|e| SigningError::InvalidGitKey {
+                value: value.clone(),
+                reason: format!("it is not an OpenSSH public key ({e})"),
+            })
+        }
+        KeySource::Flag(p) | KeySource::Env(p) | KeySource::GitConfig(p) => {
+            encrypted_public(p).map_or_else(|| read_public(p), Ok)
+        }
+    }
+}
+
 /// The public key stored in the clear in an encrypted OpenSSH private key file.
 fn encrypted_public(path: &Path) -> Option<PublicKey> {
     let bytes = std::fs::read(path).ok()?;

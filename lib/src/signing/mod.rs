@@ -31,7 +31,7 @@ use ssh_key::{EcdsaCurve, HashAlg, PublicKey};
 use crate::decode::safe_path;
 
 pub use allowed::{AllowedSigners, RevokedEntry, RevokedSigners, SignerEntry};
-pub use key::SigningKey;
+pub use key::{SigningKey, public_key};
 pub use source::{KeySource, git_signer_line, key_source};
 pub use trust::{Untrusted, trusted_principal, verify};
 

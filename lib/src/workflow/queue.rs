@@ -71,8 +71,8 @@ pub fn queue(
     };
     let mut entries = Vec::new();
     let mut open = Vec::new();
-    for request in open_candidates(repo, &head, &tree, now)? {
-        let (state, _) = engine::state_at(repo, &mut configs, &head, &tree, &request)?;
+    let candidates = open_candidates(repo, &head, &tree, now)?;
+    for (request, state) in fold_all(repo, &head, configs, &candidates)? {
         let outcome = state.outcome(now);
         let Some(Ok(derived)) = state.derived.clone() else {
             continue;
@@ -109,6 +109,48 @@ pub fn queue(
         (a.derived.deadline(), &a.request).cmp(&(b.derived.deadline(), &b.request))
     });
     Ok(Queue { entries, principal })
+}
+
+/// Folds each of `requests` at `head`, on all cores once there are enough of them (each
+/// thread with its own repository and configurations: the policy engine is not shared).
+fn fold_all(
+    repo: &AuditRepo,
+    head: &git2::Commit<'_>,
+    mut configs: Configs,
+    requests: &[String],
+) -> Result<Vec<(String, State)>, WorkflowError> {
+    let fold = |r: &AuditRepo,
+                configs: &mut Configs,
+                head: &git2::Commit<'_>,
+                part: &[String]|
+     -> Vec<Result<(String, State), WorkflowError>> {
+        let tree = match head.tree() {
+            Ok(t) => t,
+            Err(e) => return vec![Err(AuditError::from(e).into())],
+        };
+        part.iter()
+            .map(|id| {
+                engine::state_at(r, configs, head, &tree, id).map(|(state, _)| (id.clone(), state))
+            })
+            .collect()
+    };
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    // Below this many, a second thread costs more (its own configuration to load) than
+    // it saves.
+    const PER_THREAD: usize = 12;
+    let size = requests.len().div_ceil(threads.clamp(1, 8)).max(PER_THREAD);
+    if requests.len() <= size {
+        return fold(repo, &mut configs, head, requests)
+            .into_iter()
+            .collect();
+    }
+    let head_id = head.id();
+    let parts = repo.in_parts(requests, size, "folding requests", |r, part| {
+        let head = r.repo.find_commit(head_id)?;
+        let mut configs = Configs::default();
+        Ok(fold(r, &mut configs, &head, part))
+    })?;
+    parts.into_iter().flatten().collect()
 }
 
 /// The requests that may be pending at `head`: the ones this clone last found pending
