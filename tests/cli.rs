@@ -16,6 +16,9 @@
 #[path = "cli/audit.rs"]
 mod audit;
 #[cfg(test)]
+#[path = "cli/break_glass.rs"]
+mod break_glass;
+#[cfg(test)]
 #[path = "cli/commands.rs"]
 mod commands;
 #[cfg(test)]
@@ -54,6 +57,9 @@ mod queue;
 #[cfg(test)]
 #[path = "cli/support.rs"]
 mod support;
+#[cfg(test)]
+#[path = "cli/sweep.rs"]
+mod sweep;
 #[cfg(test)]
 #[path = "cli/workflow.rs"]
 mod workflow;

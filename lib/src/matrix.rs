@@ -224,6 +224,23 @@ impl Governance {
     }
 }
 
+/// Break-glass (`break_glass`): who may override a pending request in an emergency,
+/// and the review that override owes afterwards.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BreakGlass {
+    /// The role whose members may override.
+    pub role: String,
+    /// How many after-the-fact approvals the override owes, from distinct principals.
+    pub review_approvals: u8,
+    /// The roles those approvals come from (any of them).
+    pub review_roles: Vec<String>,
+    /// Within how long of the override.
+    #[serde(with = "opt_duration")]
+    pub review_within: Option<Duration>,
+    #[serde(skip)]
+    pub pos: Pos,
+}
+
 /// The whole approval matrix.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Matrix {
@@ -239,6 +256,8 @@ pub struct Matrix {
     pub change_windows: Vec<ChangeWindow>,
     pub reason_codes: ReasonCodes,
     pub governance: Governance,
+    /// No override at all without one.
+    pub break_glass: Option<BreakGlass>,
 }
 
 impl Matrix {
@@ -303,7 +322,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Matrix, Diagnostics> {
     d.finish(m)
 }
 
-const TOP: [&str; 12] = [
+const TOP: [&str; 13] = [
     "version",
     "systems",
     "default_tier",
@@ -315,6 +334,7 @@ const TOP: [&str; 12] = [
     "change_windows",
     "reason_codes",
     "governance",
+    "break_glass",
     "$schema",
 ];
 
@@ -413,6 +433,10 @@ fn decode_matrix(d: &mut Decoder<'_>, root: &Node) -> Option<Matrix> {
         Some(n) => decode_governance(d, n),
         None => Some(Governance::default()),
     };
+    let break_glass = match m.optional("break_glass") {
+        Some(n) => decode_break_glass(d, n).map(Some),
+        None => Some(None),
+    };
     m.deny_unknown(d, &TOP);
     Some(Matrix {
         version: version?,
@@ -426,6 +450,58 @@ fn decode_matrix(d: &mut Decoder<'_>, root: &Node) -> Option<Matrix> {
         change_windows: change_windows?,
         reason_codes: reason_codes?,
         governance: governance?,
+        break_glass: break_glass?,
+    })
+}
+
+/// `break_glass: {role: R, review: {approvals: N, roles: [..], within: 24h}}`.
+fn decode_break_glass(d: &mut Decoder<'_>, node: &Node) -> Option<BreakGlass> {
+    let mut m = d.map(node, "break_glass")?;
+    let role = m
+        .required(d, "role")
+        .and_then(|n| d.token(n, "break_glass.role", "a role name", is_name));
+    let review = m.required(d, "review").and_then(|n| {
+        let mut r = d.map(n, "break_glass.review")?;
+        let approvals = r.required(d, "approvals").and_then(|n| {
+            let v = d.uint(n, "break_glass.review.approvals", 9)?;
+            if v == 0 {
+                d.error(
+                    n.pos,
+                    "break_glass.review.approvals",
+                    "an override owes at least one review approval",
+                );
+                return None;
+            }
+            u8::try_from(v).ok()
+        });
+        let roles = r.required(d, "roles").and_then(|n| {
+            let list = d.list(n, "break_glass.review.roles", |d, n, p| {
+                d.token(n, p, "a role name", is_name)
+            })?;
+            if list.is_empty() {
+                d.error(
+                    n.pos,
+                    "break_glass.review.roles",
+                    "must name at least one role",
+                );
+                return None;
+            }
+            Some(list)
+        });
+        let within = r
+            .required(d, "within")
+            .and_then(|n| d.duration(n, "break_glass.review.within"));
+        r.deny_unknown(d, &["approvals", "roles", "within"]);
+        Some((approvals?, roles?, within?))
+    });
+    m.deny_unknown(d, &["role", "review"]);
+    let (review_approvals, review_roles, within) = review?;
+    Some(BreakGlass {
+        role: role?,
+        review_approvals,
+        review_roles,
+        review_within: Some(within),
+        pos: node.pos,
     })
 }
 

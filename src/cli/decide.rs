@@ -67,6 +67,15 @@ pub fn record(
             still_needed.join(", ")
         ),
         Some(Outcome::Approved) => format!("{request}: quorum reached, the request is approved\n"),
+        Some(Outcome::Overridden(o)) if o.open() => format!(
+            "{request}: overridden; it proceeds, and owes {} more review approval(s) from {} by {}\n",
+            usize::from(o.required).saturating_sub(o.reviews.len()),
+            o.roles.join(", "),
+            o.due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        Some(Outcome::Overridden(_)) => {
+            format!("{request}: the override's review is complete\n")
+        }
         Some(Outcome::ChangesRequested { .. }) => format!(
             "{request}: this version takes no more decisions; the agent may propose a new version with the same id\n"
         ),

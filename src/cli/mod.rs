@@ -6,12 +6,14 @@ mod completions;
 mod decide;
 mod demo;
 mod error;
+mod escalate;
 mod explain;
 mod identity;
 mod init;
 mod lint;
 mod log;
 mod man;
+mod override_cmd;
 mod policy;
 mod present;
 mod propose;
@@ -21,6 +23,7 @@ mod replay;
 mod request_changes;
 mod show;
 mod status;
+mod sweep;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -60,12 +63,15 @@ pub enum Command {
     Approve(approve::Args),
     Reject(reject::Args),
     RequestChanges(request_changes::Args),
+    Escalate(escalate::Args),
+    Override(override_cmd::Args),
     Verify(verify::Args),
     Checkpoint(checkpoint::Args),
     Log(log::Args),
     Replay(replay::Args),
     Status(status::Args),
     Queue(queue::Args),
+    Sweep(sweep::Args),
 }
 
 /// Context shared by the subcommands.
@@ -147,12 +153,15 @@ pub fn main() -> ExitCode {
         Command::Approve(a) => approve::run(&ctx, &a),
         Command::Reject(a) => reject::run(&ctx, &a),
         Command::RequestChanges(a) => request_changes::run(&ctx, &a),
+        Command::Escalate(a) => escalate::run(&ctx, &a),
+        Command::Override(a) => override_cmd::run(&ctx, &a),
         Command::Verify(a) => verify::run(&ctx, &a),
         Command::Checkpoint(a) => checkpoint::run(&ctx, &a),
         Command::Log(a) => log::run(&ctx, &a),
         Command::Replay(a) => replay::run(&ctx, &a),
         Command::Status(a) => status::run(&ctx, &a),
         Command::Queue(a) => queue::run(&ctx, &a),
+        Command::Sweep(a) => sweep::run(&ctx, &a),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -97,7 +97,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
                     .map_or_else(String::new, |a| format!("{} {}", a.value, a.currency)),
                 human_age(now - d.proposed_at),
                 approvals(e),
-                left(d.deadline(), now, d.escalated_at(now)),
+                left(e.due(), now, d.escalated_at(now)),
             ];
             if args.all && q.principal.is_some() {
                 row.push(match &e.mine {
@@ -129,6 +129,13 @@ fn approvals(e: &Entry) -> String {
             "{approvals}/{required} (needed: {})",
             still_needed.join(", ")
         ),
+        Outcome::Overridden(o) => format!(
+            "overridden by {}: review {}/{} (from: {})",
+            escape(&o.by),
+            o.reviews.len(),
+            o.required,
+            o.roles.join(", ")
+        ),
         _ => String::new(),
     }
 }
@@ -149,6 +156,7 @@ fn entry_json(e: &Entry, now: DateTime<Utc>) -> serde_json::Value {
             required,
             still_needed,
         } => (*approvals, *required, still_needed.clone()),
+        Outcome::Overridden(o) => (o.reviews.len(), o.required, o.roles.clone()),
         _ => (0, 0, Vec::new()),
     };
     serde_json::json!({
@@ -164,8 +172,9 @@ fn entry_json(e: &Entry, now: DateTime<Utc>) -> serde_json::Value {
         "approvals": approvals,
         "approvals_required": required,
         "still_needed": still_needed,
-        "deadline": stamp(d.deadline()),
-        "seconds_left": (d.deadline() - now).num_seconds(),
+        "state": e.outcome.name(),
+        "deadline": stamp(e.due()),
+        "seconds_left": (e.due() - now).num_seconds(),
         "escalated": d.escalated_at(now),
         "you": match &e.mine {
             Some(Ok(role)) => serde_json::json!({"may_approve": true, "role": role}),

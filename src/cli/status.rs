@@ -67,6 +67,19 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
             "decisions": decisions,
             "deadline": derived.map(|d| stamp(d.deadline())),
             "escalated": derived.is_some_and(|d| d.escalated_at(now)),
+            "override": match &st.outcome {
+                Outcome::Overridden(o) => serde_json::json!({
+                    "by": o.by,
+                    "at": stamp(o.at),
+                    "reviews": o.reviews.len(),
+                    "reviews_required": o.required,
+                    "review_roles": o.roles,
+                    "due": stamp(o.due),
+                    "open": o.open(),
+                    "overdue": o.overdue(now),
+                }),
+                _ => serde_json::Value::Null,
+            },
             "reason": match &st.outcome {
                 Outcome::Inconsistent(why) => Some(why.clone()),
                 _ => None,
@@ -130,6 +143,24 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         }
         Outcome::Inconsistent(why) => {
             out.push_str(&format!("  takes no decision: {}\n", escape(why)));
+        }
+        Outcome::Overridden(o) => {
+            out.push_str(&format!(
+                "  overridden by {} at {}: review {} of {} from {} due {}{}\n",
+                escape(&o.by),
+                stamp(o.at),
+                o.reviews.len(),
+                o.required,
+                o.roles.join(", "),
+                stamp(o.due),
+                if o.overdue(now) {
+                    " (overdue)"
+                } else if o.open() {
+                    ""
+                } else {
+                    " (complete)"
+                }
+            ));
         }
         Outcome::ChangesRequested { by } => {
             out.push_str(&format!(

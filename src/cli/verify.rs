@@ -128,6 +128,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         checkpoint: pinned.as_ref().map(|c| c.head.clone()),
         checkpoint_root: pinned.as_ref().and_then(|c| c.trust_root.clone()),
         trust_root: args.trust_root.clone(),
+        now: Some(super::now()?),
     };
     let report = verify::verify(&repo, &pins, &progress);
     if let Ok(Some((_, b))) = bar.into_inner() {

@@ -64,11 +64,27 @@ pub fn state_at(
             i += 1;
             continue;
         }
+        if matches!(e.kind.as_str(), types::EXPIRED | types::ESCALATED) {
+            // A sweep's record holds only where the engine derives it.
+            if let Err(why) = super::rules::judge_transition(&state, e) {
+                state.derived = Some(Err(format!(
+                    "its recorded `{}` (event {}) does not hold: {why}",
+                    e.kind, e.seq
+                )));
+                break;
+            }
+            state.transition(e);
+            i += 1;
+            continue;
+        }
         // One version's proposal: `proposed` up to `approval_requested` or `blocked`.
         let mut end = i + 1;
         if e.kind == types::PROPOSED {
             while let Some(next) = events.get(end) {
-                if matches!(next.kind.as_str(), types::PROPOSED | types::DECISION) {
+                if matches!(
+                    next.kind.as_str(),
+                    types::PROPOSED | types::DECISION | types::EXPIRED | types::ESCALATED
+                ) {
                     break;
                 }
                 end += 1;

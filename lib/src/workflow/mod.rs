@@ -12,6 +12,7 @@ pub mod history;
 pub mod queue;
 pub mod recorded;
 pub mod rules;
+pub mod sweep;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value as Json, json};
@@ -30,6 +31,10 @@ pub mod types {
     pub const APPROVAL_REQUESTED: &str = "approval_requested";
     pub const BLOCKED: &str = "blocked";
     pub const DECISION: &str = "decision";
+    /// `hitl sweep`: the request expired (derived; recorded for the record).
+    pub const EXPIRED: &str = "expired";
+    /// `hitl sweep`: the pending timeout escalated the request.
+    pub const ESCALATED: &str = "escalated";
     /// Every type this version writes.
     pub const ALL: &[&str] = &[
         PROPOSED,
@@ -39,6 +44,8 @@ pub mod types {
         APPROVAL_REQUESTED,
         BLOCKED,
         DECISION,
+        EXPIRED,
+        ESCALATED,
     ];
 }
 
@@ -117,6 +124,26 @@ pub enum WorkflowError {
         request: String,
         roles: String,
     },
+    #[error(
+        "tier {tier} of `{request}` names no escalation role (`on_timeout: {{escalate: ROLE}}`); there is nowhere to escalate it"
+    )]
+    NoEscalation { request: String, tier: u8 },
+    #[error(
+        "the matrix in force names no `break_glass`: nobody may override `{request}` (add `break_glass: {{role, review}}`)"
+    )]
+    NoBreakGlass { request: String },
+    #[error("`{principal}` is not a member of `{role}` and may not override `{request}`")]
+    NotBreakGlass {
+        principal: String,
+        request: String,
+        role: String,
+    },
+    #[error("an override needs a reason (`--reason TEXT`)")]
+    MissingReason,
+    #[error("nothing is due: no pending request has expired or been escalated unrecorded")]
+    NothingDue,
+    #[error("`{request}` is escalated already: only {roles} may decide it now")]
+    AlreadyEscalated { request: String, roles: String },
     #[error("request `{request}` expired at {expires_at}; it can no longer be decided")]
     Expired { request: String, expires_at: String },
     #[error(
@@ -233,7 +260,7 @@ impl Proposal {
     }
 }
 
-fn obj(v: Json) -> Map<String, Json> {
+pub(crate) fn obj(v: Json) -> Map<String, Json> {
     match v {
         Json::Object(m) => m,
         _ => Map::new(),
@@ -430,11 +457,11 @@ pub fn closed(events: &[Event]) -> Option<Closed> {
         .iter()
         .filter(|e| e.kind == types::DECISION)
         .collect();
-    if let Some(r) = decisions.iter().find(|d| {
-        d.field_str("decision")
-            .and_then(Verdict::parse)
-            .is_some_and(|v| v != Verdict::Approve)
-    }) {
+    let verdict = |d: &Event| d.field_str("decision").and_then(Verdict::parse);
+    if let Some(r) = decisions
+        .iter()
+        .find(|d| matches!(verdict(d), Some(Verdict::Reject | Verdict::RequestChanges)))
+    {
         return Some(Closed::Decided {
             decision: r.field_str("decision").unwrap_or_default().to_owned(),
             by: r.actor.principal.clone(),
@@ -449,9 +476,13 @@ pub fn closed(events: &[Event]) -> Option<Closed> {
     if required == 0 {
         return Some(Closed::Proceeds);
     }
-    (decisions.len() as u64 >= required).then(|| Closed::Decided {
+    let approvals: Vec<&&Event> = decisions
+        .iter()
+        .filter(|d| verdict(d) == Some(Verdict::Approve))
+        .collect();
+    (approvals.len() as u64 >= required).then(|| Closed::Decided {
         decision: Verdict::Approve.as_str().to_owned(),
-        by: decisions
+        by: approvals
             .iter()
             .map(|d| d.actor.principal.as_str())
             .collect::<Vec<_>>()
@@ -465,6 +496,10 @@ pub enum Verdict {
     Approve,
     Reject,
     RequestChanges,
+    /// Hand the request to the tier's escalation role before its pending timeout.
+    Escalate,
+    /// Break-glass: the request proceeds now, and owes an after-the-fact review.
+    Override,
 }
 
 impl Verdict {
@@ -475,15 +510,23 @@ impl Verdict {
             Self::Approve => "approved",
             Self::Reject => "rejected",
             Self::RequestChanges => "changes_requested",
+            Self::Escalate => "escalated",
+            Self::Override => "overridden",
         }
     }
 
     /// The verdict a recorded `decision` field names.
     #[must_use]
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Approve, Self::Reject, Self::RequestChanges]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        [
+            Self::Approve,
+            Self::Reject,
+            Self::RequestChanges,
+            Self::Escalate,
+            Self::Override,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
     }
 
     /// The command that records it.
@@ -493,6 +536,8 @@ impl Verdict {
             Self::Approve => "approve",
             Self::Reject => "reject",
             Self::RequestChanges => "request-changes",
+            Self::Escalate => "escalate",
+            Self::Override => "override",
         }
     }
 }
@@ -520,6 +565,9 @@ pub fn decision(
     now: DateTime<Utc>,
 ) -> Result<(Built, engine::Outcome), WorkflowError> {
     crate::text::check_decision(reason_code, comment)?;
+    if verdict == Verdict::Override && comment.is_none_or(|c| c.trim().is_empty()) {
+        return Err(WorkflowError::MissingReason);
+    }
     let engine::NewDecision {
         mut state,
         events: _,
@@ -543,10 +591,19 @@ pub fn decision(
         Some(Ok(d)) => d.tier,
         _ => 0,
     };
-    let event = NewEvent {
-        kind: types::DECISION.to_owned(),
-        request: request.to_owned(),
-        fields: obj(json!({
+    // An override owes the review the matrix in force sets, recorded with it.
+    let terms = if verdict == Verdict::Override {
+        let m = config
+            .matrix()
+            .map_err(|message| WorkflowError::Inconsistent {
+                request: request.to_owned(),
+                message,
+            })?;
+        rules::Override::under(m, principal, now)
+    } else {
+        None
+    };
+    let mut fields = obj(json!({
             "approver": principal,
             "role": role_name,
             "decision": verdict.as_str(),
@@ -557,7 +614,19 @@ pub fn decision(
             "version": state.version,
             "proposal": state.proposal,
             "evidence_pack": state.evidence_pack,
-        })),
+    }));
+    if let Some(t) = &terms {
+        fields.insert("review_approvals".to_owned(), t.required.into());
+        fields.insert("review_roles".to_owned(), json!(t.roles));
+        fields.insert(
+            "review_due".to_owned(),
+            t.due.to_rfc3339_opts(SecondsFormat::Secs, true).into(),
+        );
+    }
+    let event = NewEvent {
+        kind: types::DECISION.to_owned(),
+        request: request.to_owned(),
+        fields,
         sign: true,
         config: Some(crate::audit::ConfigVersions {
             matrix: config.matrix_digest.clone(),
@@ -567,7 +636,10 @@ pub fn decision(
     };
     let word = verdict.command();
     // Where the request stands once this decision is recorded.
-    state.record(principal, &role_name, verdict);
+    state.record(principal, &role_name, verdict, now);
+    if terms.is_some() {
+        state.overridden = terms;
+    }
     let outcome = state.outcome(now);
     let built = Built {
         events: vec![event],

@@ -28,11 +28,22 @@ pub struct Entry {
     pub request: String,
     pub derived: Derived,
     pub state: State,
-    /// Always [`Outcome::Pending`].
+    /// [`Outcome::Pending`], or [`Outcome::Overridden`] with its review still owed.
     pub outcome: Outcome,
     /// For an identity: the role its approval would count in, or why the engine would
     /// refuse it.
     pub mine: Option<Result<String, String>>,
+}
+
+impl Entry {
+    /// When it must be decided: its deadline, or for an open debt the review's due time.
+    #[must_use]
+    pub fn due(&self) -> DateTime<Utc> {
+        match &self.outcome {
+            Outcome::Overridden(o) => o.due,
+            _ => self.derived.deadline(),
+        }
+    }
 }
 
 /// The pending requests at HEAD, soonest deadline first, and who asked.
@@ -77,8 +88,11 @@ pub fn queue(
         let Some(Ok(derived)) = state.derived.clone() else {
             continue;
         };
-        if !matches!(outcome, Outcome::Pending { .. }) {
-            continue;
+        // Pending, or overridden and still owing its review (an open debt).
+        match &outcome {
+            Outcome::Pending { .. } => {}
+            Outcome::Overridden(o) if o.open() => {}
+            _ => continue,
         }
         open.push(request.clone());
         let mine = principal.as_deref().map(|p| {
@@ -105,9 +119,7 @@ pub fn queue(
         });
     }
     remember_open(repo, head.id(), now, &open);
-    entries.sort_by(|a, b| {
-        (a.derived.deadline(), &a.request).cmp(&(b.derived.deadline(), &b.request))
-    });
+    entries.sort_by(|a, b| (a.due(), &a.request).cmp(&(b.due(), &b.request)));
     Ok(Queue { entries, principal })
 }
 

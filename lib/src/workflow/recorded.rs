@@ -35,7 +35,13 @@ fn kept_fields(kind: &str) -> &'static [&'static str] {
             "reason_code",
             "proposal",
             "evidence_pack",
+            "comment",
+            "review_approvals",
+            "review_roles",
+            "review_due",
         ],
+        // The engine derives a sweep's facts; it reads only the type and the time.
+        types::EXPIRED | types::ESCALATED => &[],
         _ => &[],
     }
 }
@@ -56,6 +62,8 @@ impl Recorded {
                 | types::APPROVAL_REQUESTED
                 | types::BLOCKED
                 | types::DECISION
+                | types::EXPIRED
+                | types::ESCALATED
         ) {
             return;
         }
@@ -137,6 +145,8 @@ pub type Finding = (u64, &'static str, String);
 enum Step {
     Propose(Vec<Event>, usize),
     Decide(Box<Event>),
+    /// A sweep's `expired` or `escalated`.
+    Transition(Box<Event>),
 }
 
 /// One derivation to run: the proposal's digest, signer, time and seq.
@@ -202,6 +212,7 @@ pub fn judge(
     head_tree: &Tree<'_>,
     recorded: Recorded,
     mut line: ConfigLine,
+    now: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<Vec<Finding>, AuditError> {
     line.sort();
     // 1. The steps of the fold, and a derivation job for each proposal.
@@ -237,6 +248,10 @@ pub fn judge(
                 close(p, &mut steps, &mut jobs);
                 steps.push(Step::Decide(Box::new(e)));
             }
+            types::EXPIRED | types::ESCALATED => {
+                close(p, &mut steps, &mut jobs);
+                steps.push(Step::Transition(Box::new(e)));
+            }
             types::PROPOSED if !p.is_empty() => {
                 close(p, &mut steps, &mut jobs);
                 p.push(e);
@@ -263,6 +278,7 @@ pub fn judge(
     let mut configs = Configs::default();
     let mut out = Vec::new();
     let mut states: HashMap<String, State> = HashMap::new();
+    let mut overrides: HashMap<String, u64> = HashMap::new();
     for step in steps {
         match step {
             Step::Propose(events, job) => {
@@ -290,8 +306,41 @@ pub fn judge(
                 // Only an accepted decision counts towards the quorum (or closes it).
                 match why {
                     Some(why) => out.push((e.seq, "decision-unauthorized", why)),
-                    None => state.decide(&e),
+                    None => {
+                        if e.field_str("decision") == Some(super::Verdict::Override.as_str()) {
+                            overrides.insert(e.request.clone(), e.seq);
+                        }
+                        state.decide(&e);
+                    }
                 }
+            }
+            Step::Transition(e) => {
+                let state = states.entry(e.request.clone()).or_default();
+                match super::rules::judge_transition(state, &e) {
+                    Err(why) => out.push((e.seq, "transition-unfounded", why)),
+                    Ok(()) => state.transition(&e),
+                }
+            }
+        }
+    }
+    // A break-glass override whose review is still owed past its due time.
+    if let Some(now) = now {
+        for (request, seq) in overrides {
+            if let Some(o) = states.get(&request).and_then(|s| s.overridden.as_ref())
+                && o.overdue(now)
+            {
+                out.push((
+                    seq,
+                    "review-overdue",
+                    format!(
+                        "the override of `{request}` by {} owes {} review approval(s) from {} by {}; it has {}",
+                        o.by,
+                        o.required,
+                        o.roles.join(", "),
+                        o.due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        o.reviews.len()
+                    ),
+                ));
             }
         }
     }
@@ -366,6 +415,6 @@ pub fn replay(
             _ => Err("the proposal was not recorded on top of a configuration".to_owned()),
         };
     }
-    out.findings = judge(repo, &tree, kept, line)?;
+    out.findings = judge(repo, &tree, kept, line, None)?;
     Ok(out)
 }

@@ -30,6 +30,60 @@ pub struct State {
     pub evidence_pack: String,
     /// The proposal digests of the earlier versions.
     pub earlier: Vec<String>,
+    /// `hitl sweep` recorded this version's expiry, or its escalation by the pending
+    /// timeout: recorded once each (the facts themselves are derived).
+    pub swept_expired: bool,
+    pub swept_escalated: bool,
+    /// A break-glass override of this version, with the review it owes.
+    pub overridden: Option<Override>,
+}
+
+/// A break-glass override and the after-the-fact review it owes (the terms of the
+/// matrix in force when it was made, which the engine checks the event against).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Override {
+    pub by: String,
+    pub at: DateTime<Utc>,
+    /// How many review approvals it owes, from distinct principals of `roles`.
+    pub required: u8,
+    pub roles: Vec<String>,
+    /// By when.
+    pub due: DateTime<Utc>,
+    /// The review approvals given so far: (principal, role).
+    pub reviews: Vec<(String, String)>,
+}
+
+impl Override {
+    /// The terms the matrix `m` sets for an override by `by` at `at`, when it has
+    /// `break_glass`.
+    #[must_use]
+    pub fn under(m: &crate::matrix::Matrix, by: &str, at: DateTime<Utc>) -> Option<Self> {
+        let bg = m.break_glass.as_ref()?;
+        let within = bg
+            .review_within
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+            .unwrap_or_else(chrono::Duration::zero);
+        Some(Self {
+            by: by.to_owned(),
+            at,
+            required: bg.review_approvals,
+            roles: bg.review_roles.clone(),
+            due: at.checked_add_signed(within).unwrap_or(at),
+            reviews: Vec::new(),
+        })
+    }
+
+    /// Whether the review is still owed.
+    #[must_use]
+    pub fn open(&self) -> bool {
+        self.reviews.len() < usize::from(self.required)
+    }
+
+    /// Whether it is owed past its due time at `now`.
+    #[must_use]
+    pub fn overdue(&self, now: DateTime<Utc>) -> bool {
+        self.open() && now > self.due
+    }
 }
 
 /// Where a request stands, as the engine folds it (never stored beside the events).
@@ -61,6 +115,9 @@ pub enum Outcome {
     /// This principal asked for changes: the version is closed, and a new one may be
     /// proposed with the same id.
     ChangesRequested { by: String },
+    /// A break-glass principal overrode the approval: the request proceeds, and owes the
+    /// review of [`Override`] (open or not).
+    Overridden(Override),
 }
 
 impl Outcome {
@@ -77,6 +134,7 @@ impl Outcome {
             Self::Approved => "approved",
             Self::Rejected { .. } => "rejected",
             Self::ChangesRequested { .. } => "changes_requested",
+            Self::Overridden(_) => "overridden",
         }
     }
 }
@@ -144,6 +202,9 @@ impl State {
         self.approvals.clear();
         self.rejected = None;
         self.changes_requested = None;
+        self.overridden = None;
+        self.swept_expired = false;
+        self.swept_escalated = false;
         let derived = derive(&digest, &proposed.actor.principal, at).and_then(|d| {
             let bad = disagreements(&d, events);
             if bad.is_empty() {
@@ -208,21 +269,73 @@ impl State {
         let Some(verdict) = event.field_str("decision").and_then(Verdict::parse) else {
             return;
         };
+        let Ok(at) = parse_at(&event.at) else {
+            return;
+        };
+        if verdict == Verdict::Override {
+            self.overridden = override_terms(event, at).ok();
+            return;
+        }
         self.record(
             &event.actor.principal,
             event.field_str("role").unwrap_or_default(),
             verdict,
+            at,
         );
     }
 
-    /// Folds an accepted decision by `principal` in `role` into the state.
-    pub fn record(&mut self, principal: &str, role: &str, verdict: Verdict) {
+    /// Folds an accepted decision by `principal` in `role` at `at` into the state.
+    pub fn record(&mut self, principal: &str, role: &str, verdict: Verdict, at: DateTime<Utc>) {
         let by = (principal.to_owned(), role.to_owned());
+        if let Some(o) = &mut self.overridden {
+            // After an override, an approval is a review of it.
+            if verdict == Verdict::Approve {
+                o.reviews.push(by);
+            }
+            return;
+        }
         match verdict {
             Verdict::Approve => self.approvals.push(by),
+            // Recorded through [`State::decide`], with the terms the event names.
+            Verdict::Override => {}
             Verdict::Reject => self.rejected = Some(by),
             Verdict::RequestChanges => self.changes_requested = Some(by),
+            // Escalated by hand: the pending timeout is brought forward to now, so from
+            // here on only the escalation role decides, as after the timeout.
+            Verdict::Escalate => {
+                if let Some(Ok(d)) = &mut self.derived {
+                    d.pending_until = Some(d.pending_until.map_or(at, |until| until.min(at)));
+                }
+            }
         }
+    }
+
+    /// Folds a recorded `expired` or `escalated` event of `hitl sweep` that
+    /// [`judge_transition`] accepted.
+    pub fn transition(&mut self, event: &Event) {
+        match event.kind.as_str() {
+            types::EXPIRED => self.swept_expired = true,
+            types::ESCALATED => self.swept_escalated = true,
+            _ => {}
+        }
+    }
+
+    /// What `hitl sweep` has to record for this request at `now`: `expired` once it
+    /// has expired, `escalated` once its pending timeout escalated it, each once.
+    #[must_use]
+    pub fn due(&self, now: DateTime<Utc>) -> Vec<&'static str> {
+        let Some(Ok(d)) = &self.derived else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        match self.outcome(now) {
+            Outcome::Expired { .. } if !self.swept_expired => out.push(types::EXPIRED),
+            Outcome::Pending { .. } if d.escalated_at(now) && !self.swept_escalated => {
+                out.push(types::ESCALATED);
+            }
+            _ => {}
+        }
+        out
     }
 
     /// The roles that can still give an approval the quorum counts, at `at`.
@@ -257,6 +370,9 @@ impl State {
         }
         if let Some((by, _)) = &self.changes_requested {
             return Outcome::ChangesRequested { by: by.clone() };
+        }
+        if let Some(o) = &self.overridden {
+            return Outcome::Overridden(o.clone());
         }
         if derived.approvals_required == 0 {
             return Outcome::Proceeds;
@@ -345,6 +461,9 @@ pub fn judge_decision(
             by: by.clone(),
         });
     }
+    if let Some(o) = &state.overridden {
+        return judge_review(o, current, derived, d, request);
+    }
     if let Some((by, _)) = &state.changes_requested {
         return Err(WorkflowError::ChangesRequested {
             request,
@@ -365,6 +484,25 @@ pub fn judge_decision(
                 .join(", "),
         });
     }
+    if d.verdict == Verdict::Escalate {
+        if derived.escalation.is_none() {
+            return Err(WorkflowError::NoEscalation {
+                request,
+                tier: derived.tier,
+            });
+        }
+        if derived.escalated_at(d.at) {
+            return Err(WorkflowError::AlreadyEscalated {
+                request,
+                roles: derived
+                    .eligible_at(d.at)
+                    .iter()
+                    .map(|(r, _)| r.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    }
     if d.at >= derived.deadline() {
         return Err(WorkflowError::Expired {
             request,
@@ -373,36 +511,17 @@ pub fn judge_decision(
                 .to_rfc3339_opts(SecondsFormat::Secs, true),
         });
     }
+    if d.verdict == Verdict::Override {
+        return judge_override(current, derived, d, request);
+    }
     let matrix = current
         .matrix()
         .map_err(|message| WorkflowError::Inconsistent {
             request: request.clone(),
             message,
         })?;
-    if matrix.governance.is_agent(d.principal) {
-        return Err(WorkflowError::AgentDecides {
-            principal: d.principal.to_owned(),
-            request,
-        });
-    }
+    separation(matrix, derived, d.principal, &request, true)?;
     let is_requester = d.principal == derived.requested_by;
-    if (is_requester && !derived.self_approval) || d.principal == derived.submitted_by {
-        return Err(WorkflowError::OwnRequest {
-            principal: d.principal.to_owned(),
-            request,
-        });
-    }
-    // The owner of the submitting agent counts as the requester: named so by the matrix
-    // it was proposed under or by the one in force.
-    let owns = derived.agent_owner.as_deref() == Some(d.principal)
-        || matrix.governance.owner_of(&derived.submitted_by) == Some(d.principal);
-    if owns && !is_requester {
-        return Err(WorkflowError::AgentOwner {
-            principal: d.principal.to_owned(),
-            agent: derived.submitted_by.clone(),
-            request,
-        });
-    }
     if d.verdict == Verdict::Approve && state.approvals.iter().any(|(p, _)| p == d.principal) {
         return Err(WorkflowError::AlreadyApproved {
             principal: d.principal.to_owned(),
@@ -475,10 +594,10 @@ pub fn judge_decision(
     let allowed: &[String] = match d.verdict {
         Verdict::Reject => &matrix.reason_codes.reject,
         Verdict::RequestChanges => &matrix.reason_codes.request_changes,
-        Verdict::Approve => &[],
+        Verdict::Approve | Verdict::Escalate | Verdict::Override => &[],
     };
     match d.reason_code {
-        None if d.verdict != Verdict::Approve => {
+        None if matches!(d.verdict, Verdict::Reject | Verdict::RequestChanges) => {
             return Err(WorkflowError::MissingReasonCode {
                 verdict: d.verdict.as_str(),
                 allowed: allowed.join(", "),
@@ -489,7 +608,7 @@ pub fn judge_decision(
                 code: code.to_owned(),
                 verdict: d.verdict.as_str(),
                 allowed: if allowed.is_empty() {
-                    "none (an approval takes a comment, no code)".to_owned()
+                    "none (it takes a comment, no code)".to_owned()
                 } else {
                     allowed.join(", ")
                 },
@@ -498,6 +617,157 @@ pub fn judge_decision(
         _ => {}
     }
     Ok(role)
+}
+
+/// Separation of duties for any decision: no agent, not the requester (unless the tier
+/// allows self-approval and `self_ok`), not the submitter, not the owner of the
+/// submitting agent (named so by the matrix it was proposed under or by the one in
+/// force: the owner counts as the requester).
+fn separation(
+    matrix: &crate::matrix::Matrix,
+    derived: &Derived,
+    principal: &str,
+    request: &str,
+    self_ok: bool,
+) -> Result<(), WorkflowError> {
+    if matrix.governance.is_agent(principal) {
+        return Err(WorkflowError::AgentDecides {
+            principal: principal.to_owned(),
+            request: request.to_owned(),
+        });
+    }
+    let is_requester = principal == derived.requested_by;
+    if (is_requester && !(self_ok && derived.self_approval)) || principal == derived.submitted_by {
+        return Err(WorkflowError::OwnRequest {
+            principal: principal.to_owned(),
+            request: request.to_owned(),
+        });
+    }
+    let owns = derived.agent_owner.as_deref() == Some(principal)
+        || matrix.governance.owner_of(&derived.submitted_by) == Some(principal);
+    if owns && !(is_requester && self_ok) {
+        return Err(WorkflowError::AgentOwner {
+            principal: principal.to_owned(),
+            agent: derived.submitted_by.clone(),
+            request: request.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// A break-glass override of a pending request: by a member of the matrix's
+/// `break_glass.role` (in force), never the requester, submitter, owner or an agent.
+fn judge_override(
+    current: &Config,
+    derived: &Derived,
+    d: &Decision<'_>,
+    request: String,
+) -> Result<String, WorkflowError> {
+    let matrix = current
+        .matrix()
+        .map_err(|message| WorkflowError::Inconsistent {
+            request: request.clone(),
+            message,
+        })?;
+    let Some(bg) = &matrix.break_glass else {
+        return Err(WorkflowError::NoBreakGlass { request });
+    };
+    separation(matrix, derived, d.principal, &request, false)?;
+    if !matrix
+        .role(&bg.role)
+        .is_some_and(|r| r.members.iter().any(|m| m == d.principal))
+    {
+        return Err(WorkflowError::NotBreakGlass {
+            principal: d.principal.to_owned(),
+            request,
+            role: bg.role.clone(),
+        });
+    }
+    if d.reason_code.is_some() {
+        return Err(WorkflowError::ReasonCode {
+            code: d.reason_code.unwrap_or_default().to_owned(),
+            verdict: d.verdict.as_str(),
+            allowed: "none (an override takes a reason in words, `--reason`)".to_owned(),
+        });
+    }
+    Ok(bg.role.clone())
+}
+
+/// An approval after an override is a review of it: by a member of one of the review
+/// roles (in the terms and in the matrix in force), a principal once, never the one who
+/// overrode, nor the requester, submitter or owner.
+fn judge_review(
+    o: &Override,
+    current: &Config,
+    derived: &Derived,
+    d: &Decision<'_>,
+    request: String,
+) -> Result<String, WorkflowError> {
+    if d.verdict != Verdict::Approve || !o.open() {
+        return Err(WorkflowError::AlreadyDecided {
+            request,
+            decision: "overridden".to_owned(),
+            by: o.by.clone(),
+        });
+    }
+    let matrix = current
+        .matrix()
+        .map_err(|message| WorkflowError::Inconsistent {
+            request: request.clone(),
+            message,
+        })?;
+    separation(matrix, derived, d.principal, &request, false)?;
+    if d.principal == o.by || o.reviews.iter().any(|(p, _)| p == d.principal) {
+        return Err(WorkflowError::AlreadyApproved {
+            principal: d.principal.to_owned(),
+            request,
+            needed: o.roles.join(", "),
+        });
+    }
+    let role = o.roles.iter().find(|r| {
+        d.role.is_none_or(|named| named == r.as_str())
+            && matrix
+                .role(r)
+                .is_some_and(|role| role.members.iter().any(|m| m == d.principal))
+    });
+    role.cloned().ok_or_else(|| WorkflowError::NotEligible {
+        principal: d.principal.to_owned(),
+        request,
+        roles: format!("the review of its override: {}", o.roles.join(", ")),
+    })
+}
+
+/// The review terms a recorded override names, which [`judge_recorded_event`] compares
+/// with those of the matrix in force.
+fn override_terms(e: &Event, at: DateTime<Utc>) -> Result<Override, String> {
+    let required = e
+        .fields
+        .get("review_approvals")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|n| u8::try_from(n).ok())
+        .ok_or("it names no `review_approvals`")?;
+    let roles = e
+        .fields
+        .get("review_roles")
+        .and_then(serde_json::Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|r| r.as_str().map(str::to_owned))
+                .collect()
+        })
+        .ok_or("it names no `review_roles`")?;
+    let due = parse_at(
+        e.field_str("review_due")
+            .ok_or("it names no `review_due`")?,
+    )?;
+    Ok(Override {
+        by: e.actor.principal.clone(),
+        at,
+        required,
+        roles,
+        due,
+        reviews: Vec::new(),
+    })
 }
 
 /// A role of `principal` (in the matrix in force) that would decide the request but for
@@ -575,10 +845,23 @@ fn over_limit(
 pub fn judge_recorded_event(state: &State, config: &Config, e: &Event) -> Result<(), String> {
     let Some(verdict) = e.field_str("decision").and_then(Verdict::parse) else {
         return Err(
-            "its `decision` is none of `approved`, `rejected`, `changes_requested`".to_owned(),
+            "its `decision` is none of `approved`, `rejected`, `changes_requested`, `escalated`, `overridden`"
+                .to_owned(),
         );
     };
     let at = parse_at(&e.at)?;
+    if verdict == Verdict::Override {
+        let recorded = override_terms(e, at)?;
+        let m = config.matrix()?;
+        if Override::under(m, &e.actor.principal, at).as_ref() != Some(&recorded) {
+            return Err(
+                "its review terms are not those of the matrix's `break_glass` in force".to_owned(),
+            );
+        }
+        if e.field_str("comment").is_none_or(|c| c.trim().is_empty()) {
+            return Err("an override without a reason".to_owned());
+        }
+    }
     // Bound to the exact version in force and the pack its approvers were shown.
     for (field, bound) in [
         ("proposal", &state.proposal),
@@ -609,4 +892,27 @@ pub fn judge_recorded_event(state: &State, config: &Config, e: &Event) -> Result
     )
     .map(|_| ())
     .map_err(|err| err.to_string())
+}
+
+/// Judges a recorded `expired` or `escalated` event of `hitl sweep` against `state`:
+/// it holds only when the engine derives it at the event's time, and once.
+///
+/// # Errors
+/// Why the recorded transition does not hold.
+pub fn judge_transition(state: &State, e: &Event) -> Result<(), String> {
+    let at = parse_at(&e.at)?;
+    if !state.due(at).contains(&e.kind.as_str()) {
+        return Err(format!(
+            "the request is not `{}` at {} (it is `{}`{})",
+            e.kind,
+            e.at,
+            state.outcome(at).name(),
+            if state.swept_expired || state.swept_escalated {
+                ", and a sweep already recorded it"
+            } else {
+                ""
+            }
+        ));
+    }
+    Ok(())
 }

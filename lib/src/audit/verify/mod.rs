@@ -89,6 +89,8 @@ pub struct Pins {
     pub checkpoint_root: Option<TrustRoot>,
     /// A full commit id (40 or 64 hex digits).
     pub trust_root: Option<String>,
+    /// The instant overdue break-glass reviews are judged at (none: not judged).
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The result of a verification.
@@ -230,7 +232,9 @@ pub fn verify(
     let (roots, line) = history(repo, head.id(), &actors, &mut report, progress)?;
     // The workflow engine, on every recorded event, under the configuration in force
     // for it (the tree its commit extended, as the history walk found it).
-    for (seq, code, reason) in crate::workflow::recorded::judge(repo, &tree, recorded, line)? {
+    for (seq, code, reason) in
+        crate::workflow::recorded::judge(repo, &tree, recorded, line, pins.now)?
+    {
         report.problems.push(problem(
             code,
             Some(seq),

@@ -1,0 +1,172 @@
+//! `hitl escalate` and `hitl sweep` through the real binary: an approver hands a request
+//! to the escalation role before its timeout; a sweep records the due `expired` and
+//! `escalated` events once, and a hand-made one the engine does not derive counts as a
+//! tampered record.
+
+use serde_json::Value;
+
+use super::audit::{AGENT, ALEX, AuditWs, LEA, ok};
+use super::support::stderr;
+
+const DEPLOY_BOT: &str = "deploy-bot@agents.example.com";
+const INES: &str = "ines@example.com";
+const SAM: &str = "sam@example.com";
+const BIANCA: &str = "bianca@example.com";
+const IAM: &str = "iam-grant-ci-deployer";
+
+fn status(w: &AuditWs, time: &str, id: &str) -> Value {
+    serde_json::from_str(&ok(&w.read_at(time, &["status", id, "--format", "json"]))).unwrap()
+}
+
+fn iam_ws() -> AuditWs {
+    let w = AuditWs::with_people(&[DEPLOY_BOT, INES, SAM, BIANCA]);
+    ok(&w.hitl(DEPLOY_BOT, &["propose", IAM]));
+    w
+}
+
+/// Ines approves the IAM change, then escalates it: from then on only break-glass
+/// decides, so sam's approval is refused and bianca's completes the quorum (distinct
+/// roles: iam-owner, break-glass). A second escalation, and one on a tier without an
+/// escalation role, are refused.
+#[test]
+fn an_approver_escalates_a_request_before_its_timeout() {
+    let w = iam_ws();
+    ok(&w.hitl(INES, &["approve", IAM]));
+    let out = ok(&w.hitl(
+        INES,
+        &["escalate", IAM, "--comment", "needs break-glass today"],
+    ));
+    assert!(
+        out.contains("iam-grant-ci-deployer: escalated by ines@example.com"),
+        "{out}"
+    );
+    assert!(
+        out.contains("1 of 2 approvals, still needed: break-glass"),
+        "{out}"
+    );
+    let s = status(&w, "2026-11-27 16:00:00", IAM);
+    assert_eq!(
+        (s["state"].as_str(), s["escalated"].as_bool()),
+        (Some("pending_approval"), Some(true))
+    );
+
+    let head = w.git(&["rev-parse", "HEAD"]);
+    for (who, args, needle) in [
+        (
+            SAM,
+            &["approve", IAM][..],
+            "was escalated: only break-glass may decide it now",
+        ),
+        (
+            BIANCA,
+            &["escalate", IAM][..],
+            "is escalated already: only break-glass may decide it now",
+        ),
+    ] {
+        let o = w.hitl(who, args);
+        assert_eq!(o.status.code(), Some(6), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        assert_eq!(
+            w.git(&["rev-parse", "HEAD"]),
+            head,
+            "{args:?}: nothing recorded"
+        );
+    }
+    let out = ok(&w.hitl(BIANCA, &["approve", IAM]));
+    assert!(out.contains("quorum reached"), "{out}");
+
+    // Tier 2 expires instead of escalating: there is nowhere to escalate it.
+    ok(&w.hitl(AGENT, &["propose", "crm-stage-acme"]));
+    let head = w.git(&["rev-parse", "HEAD"]);
+    let o = w.hitl(super::audit::RAVI, &["escalate", "crm-stage-acme"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("names no escalation role"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(w.git(&["rev-parse", "HEAD"]), head);
+    assert_eq!(w.problem_codes(), Vec::<String>::new());
+}
+
+/// The IAM change escalates at 20:00 and expires at 22:00; the refund escalates at
+/// midnight. Each sweep records what is due then, once.
+#[test]
+fn a_sweep_records_what_is_due_once() {
+    let w = iam_ws();
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    let sweep = |time: &str| ok(&w.hitl_at(time, ALEX, &["sweep"]));
+    assert_eq!(sweep("2026-11-27 19:00:00"), "sweep: nothing is due\n");
+    let out = sweep("2026-11-27 21:00:00");
+    assert!(
+        out.starts_with("iam-grant-ci-deployer: escalated (event "),
+        "{out}"
+    );
+    assert!(out.contains("sweep: 1 event(s), commit "), "{out}");
+    assert_eq!(sweep("2026-11-27 21:30:00"), "sweep: nothing is due\n");
+    let out = sweep("2026-11-27 23:00:00");
+    assert!(
+        out.starts_with("iam-grant-ci-deployer: expired (event "),
+        "{out}"
+    );
+    let out = sweep("2026-11-28 01:00:00");
+    assert!(out.starts_with("refund-4711: escalated (event "), "{out}");
+    assert_eq!(sweep("2026-11-28 01:00:00"), "sweep: nothing is due\n");
+    assert_eq!(status(&w, "2026-11-28 01:00:00", IAM)["state"], "expired");
+    assert_eq!(
+        status(&w, "2026-11-28 01:00:00", "refund-4711")["escalated"],
+        true
+    );
+    // The escalated refund is still decided by revenue-ops, not lea.
+    let o = w.hitl_at("2026-11-28 01:10:00", LEA, &["approve", "refund-4711"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    ok(&w.hitl_at(
+        "2026-11-28 01:10:00",
+        super::audit::RAVI,
+        &["approve", "refund-4711"],
+    ));
+    assert_eq!(w.problem_codes(), Vec::<String>::new());
+}
+
+/// The agent, whose key is trusted, records an `expired` of its own for the refund
+/// while it is pending, in a signed commit: the engine does not derive it, so the
+/// request takes no decision and `verify` names it.
+#[test]
+fn a_hand_made_expiry_counts_as_a_tampered_record() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    let last = w.event_file(5);
+    let bytes = std::fs::read(&last).unwrap();
+    let genuine: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(genuine["type"], "approval_requested");
+    let e = serde_json::json!({
+        "seq": 6,
+        "prev": hitl_lib::audit::sha256_hex(&bytes),
+        "type": "expired",
+        "request": "refund-4711",
+        "at": genuine["at"],
+        "actor": genuine["actor"],
+        "config": genuine["config"],
+        "version": 1,
+    });
+    let mut out = serde_json::to_vec_pretty(&e).unwrap();
+    out.push(b'\n');
+    std::fs::write(w.event_file(6), out).unwrap();
+    let index = w
+        .ws()
+        .join(hitl_lib::audit::request_index_path("refund-4711"));
+    let mut listed = std::fs::read_to_string(&index).unwrap();
+    listed.push_str("6\n");
+    std::fs::write(&index, listed).unwrap();
+    w.commit_all(Some(AGENT), "sweep: 1 expired, 0 escalated");
+    let s = status(&w, "2026-11-27 16:00:00", "refund-4711");
+    assert_eq!(s["state"], "inconsistent", "{s}");
+    assert!(
+        s["reason"]
+            .as_str()
+            .unwrap()
+            .contains("recorded `expired` (event 6) does not hold"),
+        "{s}"
+    );
+    assert_eq!(w.problem_codes(), ["transition-unfounded"]);
+}
