@@ -127,7 +127,9 @@ pub fn matching_rules<'m>(matrix: &'m Matrix, r: &Request) -> impl Iterator<Item
 }
 
 /// Follows `escalates_to` from `start` until a role covers the amount. `None` when the
-/// chain ends, loops, or names a role that does not exist.
+/// chain ends, loops, or names a role that does not exist. `hitl lint` asks it whether
+/// every amount up to the highest limit has a role with authority (`authority-gap`).
+#[must_use]
 pub fn role_with_authority<'m>(
     matrix: &'m Matrix,
     start: &str,

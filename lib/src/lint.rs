@@ -16,6 +16,8 @@ use crate::request::ActionType;
 use crate::request::LoadedRequest;
 use crate::workflow::{self, Closed};
 
+mod proofs;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -289,6 +291,10 @@ pub fn lint_matrix(m: &Matrix, file: &Path) -> Vec<Finding> {
             );
         }
     }
+    // What the matrix promises, proved: every quorum can be met by distinct people, and
+    // every amount up to the highest limit has someone with authority for it.
+    out.extend(proofs::quorum_findings(m, file));
+    out.extend(proofs::authority_findings(m, file));
     out
 }
 

@@ -208,7 +208,8 @@ pub fn is_valid_principal(p: &str) -> bool {
         })
 }
 
-fn is_tool_name(s: &str) -> bool {
+/// A tool name (`action.name`): lowercase letters, digits, `.`, `_` and `-`.
+pub(crate) fn is_tool_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
         && s.bytes().all(|c| {

@@ -98,11 +98,14 @@ fn invalid_matrices_fail_lint_with_invalid_findings_and_show_with_exit_3() {
 }
 
 /// The codes of the anti-pattern fixtures, one per file.
-const LINT_CODES: [&str; 8] = [
+const LINT_CODES: [&str; 11] = [
     "agent-approver",
+    "authority-gap",
     "empty-role",
     "no-change-window",
     "no-pending-timeout",
+    "one-principal-quorum",
+    "quorum-unreachable",
     "rollback-not-required",
     "self-approval",
     "unknown-role",
@@ -188,4 +191,100 @@ fn anti_patterns_do_not_stop_show() {
         .collect();
     assert!(codes.contains(&"unknown-role"), "{codes:?}");
     assert!(codes.contains(&"no-approver"), "{codes:?}");
+}
+
+/// A matrix the proofs of `hitl lint` fail on: the example matrix with `edits` (each
+/// `(old, new)` replacing text found exactly once), and the findings lint must report,
+/// all of them, in order, as `(code, line:column)`.
+struct ProofCase {
+    name: &'static str,
+    edits: &'static [(&'static str, &'static str)],
+    findings: &'static [(&'static str, &'static str)],
+}
+
+#[rustfmt::skip]
+const PROOF_CASES: &[ProofCase] = &[
+    // Two roles escalating to each other never reach finance-approver's 50,000 EUR: each
+    // loops (escalation-cycle), and each chain stops short (authority-gap at the role that
+    // closes the loop, one per chain a route or tier starts).
+    ProofCase {
+        name: "escalation cycle",
+        edits: &[("    limits: {EUR: 10000}\n    escalates_to: finance-approver\n", "    limits: {EUR: 10000}\n    escalates_to: support-lead\n")],
+        findings: &[("escalation-cycle", "161:5"), ("escalation-cycle", "165:5"), ("authority-gap", "161:5"), ("authority-gap", "165:5")],
+    },
+    // An escalation to a role that does not exist: unknown-role, and the chain stops there.
+    ProofCase {
+        name: "escalation to an unknown role",
+        edits: &[("escalates_to: finance-approver", "escalates_to: finance-approvr")],
+        findings: &[("unknown-role", "165:5"), ("authority-gap", "165:5")],
+    },
+    // The on_timeout escalation role must exist and have members.
+    ProofCase {
+        name: "timeout escalation to an unknown role",
+        edits: &[("on_timeout: {escalate: revenue-ops}", "on_timeout: {escalate: revenue-opz}")],
+        findings: &[("unknown-role", "50:5")],
+    },
+    ProofCase {
+        name: "timeout escalation to an empty role",
+        edits: &[("    members: [bianca@example.com]", "    members: []")],
+        findings: &[("empty-role", "188:5")],
+    },
+    // An agent in an escalation target, in the timeout role, and as the only member of a
+    // route's role: agent-approver each time, and the route has nobody (no agent decides).
+    ProofCase {
+        name: "agents in escalation, timeout and route roles",
+        edits: &[
+            ("    members: [felix@example.com]", "    members: [felix@example.com, deploy-bot@agents.example.com]"),
+            ("    members: [bianca@example.com]", "    members: [bianca@example.com, deploy-bot@agents.example.com]"),
+            ("    members: [olga@example.com]", "    members: [support-copilot@agents.example.com]"),
+        ],
+        findings: &[("agent-approver", "169:5"), ("agent-approver", "181:5"), ("agent-approver", "188:5"), ("quorum-unreachable", "138:5")],
+    },
+    // A tier with approvals but no approver roles: what no route owns falls to nobody.
+    ProofCase {
+        name: "tier without approver roles",
+        edits: &[("    approver_roles: [support-lead]\n", "    approver_roles: []\n")],
+        findings: &[("quorum-unreachable", "50:5")],
+    },
+];
+
+#[test]
+fn each_failed_proof_is_an_error_with_its_code_and_place() {
+    let example = std::fs::read_to_string(root().join("approval-matrix.yaml")).expect("matrix");
+    for case in PROOF_CASES {
+        let name = case.name;
+        let mut text = example.clone();
+        for (old, new) in case.edits {
+            assert_eq!(text.matches(old).count(), 1, "{name}: `{old}`");
+            text = text.replacen(old, new, 1);
+        }
+        let ws = tempfile::TempDir::new().expect("a temporary folder");
+        std::fs::write(ws.path().join("approval-matrix.yaml"), &text).expect("write the matrix");
+        let before = tree(ws.path());
+        let out = run(hitl_now()
+            .current_dir(ws.path())
+            .args(["lint", "--format", "json"]));
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stderr(&out));
+        assert_eq!(stderr(&out), "", "{name}");
+        let report: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+        let findings = report["findings"].as_array().expect("findings");
+        let got: Vec<(String, String)> = findings
+            .iter()
+            .map(|f| {
+                assert_eq!(f["file"], "approval-matrix.yaml", "{name}: {f}");
+                assert_eq!(f["severity"], "error", "{name}: {f}");
+                (
+                    f["code"].as_str().expect("code").to_owned(),
+                    format!("{}:{}", f["line"], f["column"]),
+                )
+            })
+            .collect();
+        let want: Vec<(String, String)> = case
+            .findings
+            .iter()
+            .map(|(c, at)| ((*c).to_owned(), (*at).to_owned()))
+            .collect();
+        assert_eq!(got, want, "{name}:\n{}", stdout(&out));
+        assert_eq!(tree(ws.path()), before, "{name}: the workspace changed");
+    }
 }
