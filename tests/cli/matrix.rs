@@ -288,3 +288,59 @@ fn each_failed_proof_is_an_error_with_its_code_and_place() {
         assert_eq!(tree(ws.path()), before, "{name}: the workspace changed");
     }
 }
+
+#[test]
+fn a_matrix_too_large_to_prove_is_a_warning_not_a_hang() {
+    // 150 systems with a rule each and 10 name patterns: 7 action types x 160 systems
+    // x 13 names x 10 amounts, more requests than lint classifies.
+    let mut text = std::fs::read_to_string(root().join("approval-matrix.yaml")).expect("matrix");
+    let systems: Vec<String> = (0..150).map(|i| format!("sys{i}")).collect();
+    let mut rules = String::from("rules:\n");
+    for s in &systems {
+        rules.push_str(&format!(
+            "  - id: rule-{s}\n    when: {{target_system: [{s}]}}\n    tier: 3\n"
+        ));
+    }
+    for i in 0..10 {
+        rules.push_str(&format!(
+            "  - id: name-{i}\n    when: {{action_name: [\"tool{i}.*\"]}}\n    tier: 3\n"
+        ));
+    }
+    let list = "systems: [docs, support, email, crm, payments, contracts, iam, prod-config, hr, erp, robot";
+    assert_eq!(text.matches(list).count(), 1);
+    text = text.replacen(list, &format!("{list}, {}", systems.join(", ")), 1);
+    text = text.replacen("rules:\n", &rules, 1);
+    let ws = tempfile::TempDir::new().expect("a temporary folder");
+    std::fs::write(ws.path().join("approval-matrix.yaml"), &text).expect("write the matrix");
+    let out = run(hitl_now()
+        .current_dir(ws.path())
+        .args(["lint", "--format", "json"]));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    let findings = report["findings"].as_array().expect("findings");
+    let got: Vec<(&str, &str, String)> = findings
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().expect("code"),
+                f["severity"].as_str().expect("severity"),
+                format!(
+                    "{}:{}:{}",
+                    f["file"].as_str().expect("file"),
+                    f["line"],
+                    f["column"]
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [(
+            "quorum-not-proved",
+            "warning",
+            "approval-matrix.yaml:1:1".to_owned()
+        )],
+        "{}",
+        stdout(&out)
+    );
+}

@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Finding, Severity};
 use crate::classify::{Classification, classify, glob_match, role_with_authority};
+use crate::diag::Pos;
 use crate::matrix::{Conditions, Matrix};
 use crate::request::{ActionType, Agent, Amount, Request, Target, is_tool_name};
 
@@ -132,12 +133,15 @@ fn systems(m: &Matrix, conds: &[&Conditions]) -> Vec<String> {
 /// one for each set of patterns they match.
 fn names(conds: &[&Conditions]) -> Vec<(String, bool)> {
     let patterns: Vec<&String> = conds.iter().flat_map(|c| &c.action_name).collect();
-    let mut other = "hitl-lint.other".to_owned();
-    while patterns.iter().any(|p| glob_match(p, &other)) {
-        other.push_str(".other");
-    }
+    // A name no pattern matches, if one of a few differently shaped names is (a `*`
+    // pattern matches every name: then there is no such class).
+    let other = ["hitl-lint.other", "other", "0", "_"]
+        .into_iter()
+        .find(|n| !patterns.iter().any(|p| glob_match(p, n)));
     // The unnamed one first: a message's example names an action only when it must.
-    let candidates: Vec<(String, bool)> = std::iter::once((other, false))
+    let candidates: Vec<(String, bool)> = other
+        .map(|n| (n.to_owned(), false))
+        .into_iter()
         .chain(
             patterns
                 .iter()
@@ -218,8 +222,14 @@ fn amounts(m: &Matrix, conds: &[&Conditions]) -> Vec<Option<Amount>> {
     out
 }
 
-/// Every witness request of the matrix.
-fn witnesses(m: &Matrix) -> Vec<Witness> {
+/// The most witness requests the quorum proof classifies: a matrix people write has a
+/// few thousand (the example about 2,000); one that tells millions of requests apart
+/// would make `lint` hang, and is reported unproved instead.
+const MAX_WITNESSES: usize = 100_000;
+
+/// Every witness request of the matrix, or how many there would be when that is more
+/// than [`MAX_WITNESSES`].
+fn witnesses(m: &Matrix) -> Result<Vec<Witness>, usize> {
     let conds = conditions(m);
     let (kinds, systems, names, amounts) = (
         action_types(&conds),
@@ -227,7 +237,13 @@ fn witnesses(m: &Matrix) -> Vec<Witness> {
         names(&conds),
         amounts(m, &conds),
     );
-    let mut out = Vec::new();
+    let count = [systems.len(), names.len(), amounts.len()]
+        .into_iter()
+        .fold(kinds.len(), usize::saturating_mul);
+    if count > MAX_WITNESSES {
+        return Err(count);
+    }
+    let mut out = Vec::with_capacity(count);
     for kind in &kinds {
         for system in &systems {
             for (name, named) in &names {
@@ -243,7 +259,7 @@ fn witnesses(m: &Matrix) -> Vec<Witness> {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// A requester who holds no role, administers nothing and is no agent: the requester
@@ -385,9 +401,26 @@ fn backticked<S: AsRef<str>>(names: &[S]) -> String {
 /// eligible people. One finding per route (or, for requests no route owns, per tier)
 /// and tier, for the first witness that fails.
 pub(super) fn quorum_findings(m: &Matrix, file: &Path) -> Vec<Finding> {
+    let witnesses = match witnesses(m) {
+        Ok(w) => w,
+        Err(count) => {
+            return vec![
+                Finding::new(
+                    Severity::Warning,
+                    "quorum-not-proved",
+                    file,
+                    Pos::new(1, 1),
+                    format!(
+                        "the matrix's conditions tell {count} kinds of request apart, more than the {MAX_WITNESSES} lint classifies: quorums are not proved"
+                    ),
+                )
+                .hint("fewer distinct `target_system`, `action_name`, `amount_above` and `limits` values make the matrix provable (and easier to review)"),
+            ];
+        }
+    };
     let requester = outside_requester(m);
     let mut found: BTreeMap<(u64, u64, u8), Finding> = BTreeMap::new();
-    for w in witnesses(m) {
+    for w in witnesses {
         let c = classify(m, &w.request(&requester));
         if c.approvals_required == 0
             || c.problems
@@ -561,7 +594,26 @@ pub(super) fn authority_findings(m: &Matrix, file: &Path) -> Vec<Finding> {
 
 #[cfg(test)]
 mod tests {
-    use super::max_matching;
+    use super::{max_matching, names};
+    use crate::matrix::Conditions;
+
+    #[test]
+    fn a_pattern_matching_every_name_leaves_no_unnamed_witness() {
+        let named = |patterns: &[&str]| Conditions {
+            action_name: patterns.iter().map(|p| (*p).to_owned()).collect(),
+            ..Conditions::default()
+        };
+        let (all, some) = (named(&["*"]), named(&["payments.*", "hitl-lint*"]));
+        assert_eq!(names(&[&all]), [("x".to_owned(), true)]);
+        assert_eq!(
+            names(&[&some]),
+            [
+                ("other".to_owned(), false),
+                ("payments.x".to_owned(), true),
+                ("hitl-lintx".to_owned(), true)
+            ]
+        );
+    }
 
     #[test]
     fn a_principal_in_two_roles_fills_one() {
