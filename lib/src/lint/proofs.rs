@@ -296,11 +296,56 @@ enum Quorum {
     },
 }
 
+impl Quorum {
+    const fn at_most(&self) -> usize {
+        match self {
+            Self::Reachable => usize::MAX,
+            Self::Unreachable { at_most } | Self::SharedPrincipals { at_most, .. } => *at_most,
+        }
+    }
+}
+
+/// Who else never approves, for each principal that may submit: the owner of each agent
+/// in `governance.agents` (`None` for an agent without one), or nobody when the matrix
+/// lists no agents (then anyone outside the roles may submit).
+fn owner_exclusions(m: &Matrix) -> Vec<Option<&str>> {
+    let mut out: Vec<Option<&str>> = Vec::new();
+    if m.governance.agents.is_empty() {
+        out.push(None);
+    }
+    for agent in &m.governance.agents {
+        let owner = m.governance.owner_of(agent);
+        if !out.contains(&owner) {
+            out.push(owner);
+        }
+    }
+    out
+}
+
+/// The quorum of the request as the best placed submitter would get it: reachable when
+/// it is for some submitter, else the one that gets furthest, and whether it is
+/// reachable at all when the agents' owners are not left out (for the message).
+fn best_quorum(m: &Matrix, c: &Classification, owners: &[Option<&str>]) -> (Quorum, bool) {
+    let mut best: Option<Quorum> = None;
+    for owner in owners {
+        let q = quorum(m, c, *owner);
+        if matches!(q, Quorum::Reachable) {
+            return (q, false);
+        }
+        if best.as_ref().is_none_or(|b| q.at_most() > b.at_most()) {
+            best = Some(q);
+        }
+    }
+    let without_owners = matches!(quorum(m, c, None), Quorum::Reachable);
+    (best.unwrap_or_else(|| quorum(m, c, None)), without_owners)
+}
+
 /// The quorum the engine's rules allow: each principal approves once whatever roles it
-/// holds, with distinct roles each role gives one approval, no agent decides, and the
-/// requester (nobody's member here) approves only where the tier has `self_approval`.
-/// With distinct roles that is a matching between roles and principals.
-fn quorum(m: &Matrix, c: &Classification) -> Quorum {
+/// holds, with distinct roles each role gives one approval, no agent decides, neither
+/// does `owner` (the owner of the submitting agent), and the requester (nobody's member
+/// here) approves only where the tier has `self_approval`. With distinct roles that is a
+/// matching between roles and principals.
+fn quorum(m: &Matrix, c: &Classification, owner: Option<&str>) -> Quorum {
     let need = usize::from(c.approvals_required);
     let roles: Vec<(&str, Vec<&str>)> = c
         .eligible_roles
@@ -310,7 +355,7 @@ fn quorum(m: &Matrix, c: &Classification) -> Quorum {
                 .members
                 .iter()
                 .map(String::as_str)
-                .filter(|p| !m.governance.is_agent(p))
+                .filter(|p| !m.governance.is_agent(p) && Some(*p) != owner)
                 .collect::<Vec<&str>>();
             (e.role.as_str(), members)
         })
@@ -419,6 +464,7 @@ pub(super) fn quorum_findings(m: &Matrix, file: &Path) -> Vec<Finding> {
         }
     };
     let requester = outside_requester(m);
+    let owners = owner_exclusions(m);
     let mut found: BTreeMap<(u64, u64, u8), Finding> = BTreeMap::new();
     for w in witnesses {
         let c = classify(m, &w.request(&requester));
@@ -450,7 +496,17 @@ pub(super) fn quorum_findings(m: &Matrix, file: &Path) -> Vec<Finding> {
         } else {
             format!("tier {}'s {need} approval(s)", c.tier)
         };
-        let finding = match quorum(m, &c) {
+        let (verdict, for_owners) = best_quorum(m, &c, &owners);
+        let owned = if for_owners {
+            let names: Vec<&str> = owners.iter().flatten().copied().collect();
+            format!(
+                " (the owners of the agents that may submit it, {}, never approve it)",
+                backticked(&names)
+            )
+        } else {
+            String::new()
+        };
+        let finding = match verdict {
             Quorum::Reachable => continue,
             Quorum::Unreachable { at_most } => {
                 let mut who = if c.eligible_roles.is_empty() {
@@ -467,7 +523,7 @@ pub(super) fn quorum_findings(m: &Matrix, file: &Path) -> Vec<Finding> {
                     file,
                     pos,
                     format!(
-                        "{place}: {asked} cannot be given: {who} can give at most {at_most}, for example for {}",
+                        "{place}: {asked} cannot be given: {who} can give at most {at_most}{owned}, for example for {}",
                         w.describe()
                     ),
                 )
@@ -485,7 +541,7 @@ pub(super) fn quorum_findings(m: &Matrix, file: &Path) -> Vec<Finding> {
                     file,
                     pos,
                     format!(
-                        "{place}: {holders}, so {asked} can come from at most {at_most} different principal(s), for example for {}",
+                        "{place}: {holders}, so {asked} can come from at most {at_most} different principal(s){owned}, for example for {}",
                         w.describe()
                     ),
                 )
