@@ -291,10 +291,71 @@ pub fn lint_matrix(m: &Matrix, file: &Path) -> Vec<Finding> {
             );
         }
     }
+    if let Some(bg) = &m.break_glass {
+        out.extend(break_glass_findings(m, bg, file));
+    }
     // What the matrix promises, proved: every quorum can be met by distinct people, and
     // every amount up to the highest limit has someone with authority for it.
     out.extend(proofs::quorum_findings(m, file));
     out.extend(proofs::authority_findings(m, file));
+    out
+}
+
+/// `break_glass`: its role and review roles exist, and the review can be given by
+/// enough distinct people who are neither agents nor the one who overrides (at best, a
+/// break-glass member who holds no review role).
+fn break_glass_findings(m: &Matrix, bg: &crate::matrix::BreakGlass, file: &Path) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (name, what) in std::iter::once((&bg.role, "`break_glass.role`")).chain(
+        bg.review_roles
+            .iter()
+            .map(|r| (r, "`break_glass.review.roles`")),
+    ) {
+        if m.role(name).is_none() {
+            out.push(unknown_role(file, bg.pos, name, what));
+        }
+    }
+    if !out.is_empty() {
+        return out;
+    }
+    if m.role(&bg.role).is_some_and(|r| r.members.is_empty()) {
+        out.push(Finding::new(
+            Severity::Error,
+            "empty-role",
+            file,
+            bg.pos,
+            format!(
+                "`break_glass.role` `{}` has no members: nobody could override",
+                bg.role
+            ),
+        ));
+    }
+    let mut reviewers: Vec<&String> = bg
+        .review_roles
+        .iter()
+        .filter_map(|r| m.role(r))
+        .flat_map(|r| &r.members)
+        .filter(|p| !m.governance.is_agent(p))
+        .collect();
+    reviewers.sort();
+    reviewers.dedup();
+    if reviewers.len() < usize::from(bg.review_approvals) {
+        out.push(
+            Finding::new(
+                Severity::Error,
+                "quorum-unreachable",
+                file,
+                bg.pos,
+                format!(
+                    "an override owes {} review approval(s) but the review roles ({}) have {} distinct member(s) who may give one",
+                    bg.review_approvals,
+                    bg.review_roles.join(", "),
+                    reviewers.len()
+                ),
+            )
+            .hint("add members to the review roles, or lower `break_glass.review.approvals`"),
+        );
+    }
     out
 }
 

@@ -227,7 +227,8 @@ const PROOF_CASES: &[ProofCase] = &[
     ProofCase {
         name: "timeout escalation to an empty role",
         edits: &[("    members: [bianca@example.com]", "    members: []")],
-        findings: &[("empty-role", "188:5")],
+        // Break-glass's role too: nobody could override.
+        findings: &[("empty-role", "188:5"), ("empty-role", "217:3")],
     },
     // An agent in an escalation target, in the timeout role, and as the only member of a
     // route's role: agent-approver each time, and the route has nobody (no agent decides).
@@ -255,6 +256,18 @@ const PROOF_CASES: &[ProofCase] = &[
         name: "the owner of one agent is the only member of a role",
         edits: &[("    members: [olga@example.com]", "    members: [maria@example.com]")],
         findings: &[],
+    },
+    // Break-glass: an unknown role, and a review more people must give than its roles
+    // have.
+    ProofCase {
+        name: "break-glass role unknown",
+        edits: &[("  role: break-glass\n", "  role: break-glas\n")],
+        findings: &[("unknown-role", "217:3")],
+    },
+    ProofCase {
+        name: "break-glass review nobody can complete",
+        edits: &[("    approvals: 2\n    roles: [security-approver, change-manager]\n", "    approvals: 3\n    roles: [security-approver, change-manager]\n")],
+        findings: &[("quorum-unreachable", "217:3")],
     },
     // A tier with approvals but no approver roles: what no route owns falls to nobody.
     ProofCase {
