@@ -38,6 +38,7 @@ const REVENUE_OPS: &str = "ravi@example.com";
 /// The IAM change's agent and its two approvers, from distinct roles.
 const DEPLOY_AGENT: &str = "deploy-bot@agents.example.com";
 const IAM_OWNER: &str = "ines@example.com";
+const OTHER_IAM_OWNER: &str = "ivan@example.com";
 const SECURITY_APPROVER: &str = "sam@example.com";
 
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
@@ -328,10 +329,11 @@ impl Demo<'_> {
             &["approve", "iam-grant-ci-deployer", "--key", &ines],
             0,
         )?;
+        let ivan = format!("keys/{OTHER_IAM_OWNER}");
         self.step(
             9,
-            "Ines again: refused. One principal counts once, and iam-owner has given its approval.",
-            &["approve", "iam-grant-ci-deployer", "--key", &ines],
+            "Ivan, also iam-owner: refused. The tier asks for distinct roles, and iam-owner has given its approval.",
+            &["approve", "iam-grant-ci-deployer", "--key", &ivan],
             6,
         )?;
         self.step(

@@ -273,7 +273,7 @@ fn the_demo_runs_the_lifecycle_and_leaves_a_workspace_that_verifies() {
         "refund-4711: approved by lea@example.com",
         "refund-4712: rejected by ravi@example.com",
         "iam-grant-ci-deployer: 1 of 2 approvals, still needed: security-approver\n",
-        "one principal counts once",
+        "already has an approval from role `iam-owner`",
         "iam-grant-ci-deployer: quorum reached",
         "iam-grant-ci-deployer: approved (tier 4",
         "ok: no problems\n",

@@ -34,12 +34,6 @@ fn edit_matrix(w: &AuditWs, from: &str, to: &str, message: &str) {
 /// (sam); the tier-4 IAM change needs two approvals from distinct roles.
 fn iam_ws() -> AuditWs {
     let w = AuditWs::with_people(&[DEPLOY_BOT, INES, IVAN, SAM]);
-    edit_matrix(
-        &w,
-        "    members: [ines@example.com]\n",
-        "    members: [ines@example.com, ivan@example.com]\n",
-        "iam-owner: ivan joins ines",
-    );
     ok(&w.hitl(DEPLOY_BOT, &["propose", IAM]));
     w
 }
