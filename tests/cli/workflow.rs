@@ -41,6 +41,22 @@ fn iam_ws() -> AuditWs {
 #[test]
 fn a_tier_4_change_is_approved_only_by_two_approvals_from_distinct_roles() {
     let w = iam_ws();
+    // Marked for the execution gate: how tier 4 executes, in which window, unsupervised.
+    let asked: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(w.event_file(5)).unwrap()).unwrap();
+    assert_eq!(asked["type"], "approval_requested");
+    assert_eq!(
+        (
+            &asked["execution"],
+            &asked["change_window"],
+            &asked["supervised"]
+        ),
+        (
+            &serde_json::json!("dual-approval-change-window"),
+            &serde_json::json!("production"),
+            &serde_json::json!(false)
+        )
+    );
     let first = ok(&w.hitl(INES, &["approve", IAM]));
     assert!(
         first.contains("1 of 2 approvals, still needed: security-approver"),

@@ -399,6 +399,11 @@ pub fn proposal(
                 "queue": cls.workflow.clone().unwrap_or_else(|| format!("tier-{}", cls.tier)),
                 "expires_at": request.expires_at.to_rfc3339_opts(SecondsFormat::Secs, true),
                 "evidence_pack": digest(&pack_bytes),
+                // For the execution gate: how the tier executes, and whether an operator
+                // must supervise (a human-supervised tier).
+                "execution": cls.execution,
+                "change_window": cls.change_window,
+                "supervised": cls.execution == crate::matrix::Execution::HumanSupervised,
             }),
         ));
     }
