@@ -135,3 +135,26 @@ fn an_override_opens_a_review_debt_that_verify_lists_once_overdue() {
     assert!(out.contains("the override's review is complete"), "{out}");
     assert_eq!(problems_at(&w, "2026-11-28 18:00:00"), Vec::<String>::new());
 }
+
+/// A tier-3 refund (quorum 1) overridden, then reviewed once: its events hold as many
+/// approvals as its quorum, yet it still owes a review, so a fresh clone's queue (which
+/// skips requests its events close) still lists it to the other reviewer.
+#[test]
+fn a_debt_half_reviewed_stays_in_the_queue() {
+    let w = AuditWs::with_people(&[SAM, CHEN, BIANCA]);
+    ok(&w.hitl(super::audit::AGENT, &["propose", "refund-4711"]));
+    ok(&w.hitl(
+        BIANCA,
+        &["override", "refund-4711", "--reason", "customer escalation"],
+    ));
+    ok(&w.hitl(SAM, &["approve", "refund-4711"]));
+    let _ = std::fs::remove_file(w.ws().join(".git/hitl-open"));
+    let q: Value =
+        serde_json::from_str(&ok(&w.hitl(CHEN, &["queue", "--format", "json"]))).unwrap();
+    assert_eq!(q["requests"][0]["request"], "refund-4711", "{q}");
+    assert_eq!(q["requests"][0]["approvals"], 1);
+    ok(&w.hitl(CHEN, &["approve", "refund-4711"]));
+    let q: Value =
+        serde_json::from_str(&ok(&w.hitl(CHEN, &["queue", "--format", "json", "--all"]))).unwrap();
+    assert_eq!(q["requests"], serde_json::json!([]));
+}

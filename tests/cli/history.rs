@@ -272,6 +272,21 @@ fn a_merge_whose_tree_is_its_first_parent_cannot_hide_the_second() {
         .unwrap()
         .to_owned();
     assert!(reason.contains(&rejected), "{reason}");
+    // At decision time too (found by the attack review: the request was `pending` again
+    // and ravi's approval was accepted): this clone, which decided on the rejection, and
+    // a fresh one both see a merge whose audit is not its second parent's.
+    let needle = "a merge's audit differs from its parent";
+    for fresh in [false, true] {
+        if fresh {
+            w.as_other_clone();
+        }
+        let o = w.hitl(RAVI, &["approve", "refund-4711"]);
+        assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{}", stderr(&o));
+        assert_eq!(rev(&w, "HEAD"), merge, "nothing recorded");
+        let o = w.read(&["status", "refund-4711"]);
+        assert_eq!(o.status.code(), Some(6), "status: {}", stdout(&o));
+    }
 }
 
 /// The same shape the other way round: the merge keeps the honest tree of its first

@@ -10,6 +10,7 @@ use super::support::stderr;
 
 const DEPLOY_BOT: &str = "deploy-bot@agents.example.com";
 const INES: &str = "ines@example.com";
+const IVAN: &str = "ivan@example.com";
 const SAM: &str = "sam@example.com";
 const BIANCA: &str = "bianca@example.com";
 const IAM: &str = "iam-grant-ci-deployer";
@@ -19,25 +20,25 @@ fn status(w: &AuditWs, time: &str, id: &str) -> Value {
 }
 
 fn iam_ws() -> AuditWs {
-    let w = AuditWs::with_people(&[DEPLOY_BOT, INES, SAM, BIANCA]);
+    let w = AuditWs::with_people(&[DEPLOY_BOT, INES, IVAN, SAM, BIANCA]);
     ok(&w.hitl(DEPLOY_BOT, &["propose", IAM]));
     w
 }
 
-/// Ines approves the IAM change, then escalates it: from then on only break-glass
-/// decides, so sam's approval is refused and bianca's completes the quorum (distinct
-/// roles: iam-owner, break-glass). A second escalation, and one on a tier without an
-/// escalation role, are refused.
+/// Ines approves the IAM change; ivan, the other iam-owner, escalates it: from then on
+/// only break-glass decides, so sam's approval is refused and bianca's completes the
+/// quorum (distinct roles: iam-owner, break-glass). A second escalation, and one on a
+/// tier without an escalation role, are refused.
 #[test]
 fn an_approver_escalates_a_request_before_its_timeout() {
     let w = iam_ws();
     ok(&w.hitl(INES, &["approve", IAM]));
     let out = ok(&w.hitl(
-        INES,
+        IVAN,
         &["escalate", IAM, "--comment", "needs break-glass today"],
     ));
     assert!(
-        out.contains("iam-grant-ci-deployer: escalated by ines@example.com"),
+        out.contains("iam-grant-ci-deployer: escalated by ivan@example.com"),
         "{out}"
     );
     assert!(
@@ -125,7 +126,9 @@ fn a_sweep_records_what_is_due_once() {
         super::audit::RAVI,
         &["approve", "refund-4711"],
     ));
-    assert_eq!(w.problem_codes(), Vec::<String>::new());
+    // Verified after the last event (before it, those events would be `time-future`).
+    let o = w.read_at("2026-11-28 02:00:00", &["verify"]);
+    assert_eq!(o.status.code(), Some(0), "{}", super::support::stdout(&o));
 }
 
 /// The agent, whose key is trusted, records an `expired` of its own for the refund
@@ -169,4 +172,66 @@ fn a_hand_made_expiry_counts_as_a_tampered_record() {
         "{s}"
     );
     assert_eq!(w.problem_codes(), ["transition-unfounded"]);
+}
+
+/// An agent's own signed commit adds an `expired` of its refund dated 2099 (true then):
+/// the engine takes no decision on a request with an event dated after now, and
+/// `verify` names it (`time-future`), as it would freeze every later append.
+#[test]
+fn an_event_dated_in_the_future_is_refused_at_decision_time_and_named_by_verify() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    let last = w.event_file(5);
+    let bytes = std::fs::read(&last).unwrap();
+    let genuine: Value = serde_json::from_slice(&bytes).unwrap();
+    let e = serde_json::json!({
+        "seq": 6,
+        "prev": hitl_lib::audit::sha256_hex(&bytes),
+        "type": "expired",
+        "request": "refund-4711",
+        "at": "2099-01-01T00:00:00Z",
+        "actor": genuine["actor"],
+        "config": genuine["config"],
+        "version": 1,
+    });
+    let mut out = serde_json::to_vec_pretty(&e).unwrap();
+    out.push(b'\n');
+    std::fs::write(w.event_file(6), out).unwrap();
+    let index = w
+        .ws()
+        .join(hitl_lib::audit::request_index_path("refund-4711"));
+    let mut listed = std::fs::read_to_string(&index).unwrap();
+    listed.push_str("6\n");
+    std::fs::write(&index, listed).unwrap();
+    w.commit_all(Some(AGENT), "sweep: 1 expired, 0 escalated");
+    let s = status(&w, "2026-11-27 16:00:00", "refund-4711");
+    assert_eq!(s["state"], "inconsistent", "{s}");
+    assert!(
+        s["reason"]
+            .as_str()
+            .unwrap()
+            .contains("event 6 is dated 2099-01-01T00:00:00Z, after now"),
+        "{s}"
+    );
+    let o = w.hitl(LEA, &["approve", "refund-4711"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("event 6 is dated in the future"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(w.problem_codes(), ["time-future"]);
+}
+
+/// Ines approves the IAM change and may not then escalate it: her approval and break-
+/// glass's would make the quorum alone.
+#[test]
+fn an_approver_may_not_escalate_what_they_approved() {
+    let w = iam_ws();
+    ok(&w.hitl(INES, &["approve", IAM]));
+    let head = w.git(&["rev-parse", "HEAD"]);
+    let o = w.hitl(INES, &["escalate", IAM]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(stderr(&o).contains("already approved"), "{}", stderr(&o));
+    assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
 }

@@ -174,7 +174,7 @@ pub enum AuditError {
     /// put an event before its predecessor (`time-backwards` for good). Nothing was
     /// recorded.
     #[error(
-        "the clock of this machine ({now}) is behind the last event of the audit ({last}, seq {seq}); nothing was recorded: fix the clock (NTP) and retry"
+        "the clock of this machine ({now}) is behind the last event of the audit ({last}, seq {seq}); nothing was recorded: fix the clock (NTP) and retry; if the clock is right, event {seq} is dated in the future (`hitl verify` reports `time-future`)"
     )]
     ClockBehind { now: String, last: String, seq: u64 },
     /// A git lock file hitl cannot prove stale is in the way (a running git command's,

@@ -43,11 +43,23 @@ pub fn state_at(
     head: &git2::Commit<'_>,
     tree: &git2::Tree<'_>,
     request: &str,
+    now: DateTime<Utc>,
 ) -> Result<(State, Vec<Event>), WorkflowError> {
     let events = repo.request_events(tree, request)?;
     let mut state = State::default();
     let mut i = 0;
     while let Some(e) = events.get(i) {
+        // An event dated after now was not recorded by a clock hitl trusts (an append
+        // records its clock, read under the lock, after the last event's): a hand-made
+        // override dated next year would owe its review only then. Nothing is decided
+        // on it.
+        if parse_at(&e.at).is_ok_and(|at| at > now) {
+            state.derived = Some(Err(format!(
+                "event {} is dated {}, after now: it is not what an append recorded",
+                e.seq, e.at
+            )));
+            break;
+        }
         if e.kind == types::DECISION {
             // Each recorded decision counts only once the engine accepts it again, under
             // the configuration of the tree its commit extended: a hand-made decision
@@ -184,7 +196,7 @@ pub fn status(
     // changed as no append or admin may (an event edited in place, an unsigned matrix
     // change) shows no state at all, rather than one read from the tampered files.
     check_governed(repo, &mut configs, &head)?;
-    let (state, events) = state_at(repo, &mut configs, &head, &tree, request)?;
+    let (state, events) = state_at(repo, &mut configs, &head, &tree, request, now)?;
     let outcome = state.outcome(now);
     if outcome == Outcome::NotProposed {
         return Err(WorkflowError::NotProposed(request.to_owned()));
@@ -409,6 +421,15 @@ pub fn check_governed(
         git2::opts::enable_caching(true);
     }
     if let Some((commit, reason)) = violation? {
+        if reason == super::history::REWOUND_MARK
+            && let Some(id) = checked
+        {
+            return Err(WorkflowError::Rewound {
+                checked: id.to_string(),
+                head: head.id().to_string(),
+                file: file.display().to_string(),
+            });
+        }
         return Err(match reason.strip_prefix(super::history::AUDIT_MARK) {
             Some(reason) => WorkflowError::AuditTampered {
                 commit: commit.to_string(),
@@ -485,7 +506,7 @@ pub fn judge_new_decision(
     check_governed(repo, &mut configs, &head)?;
     let current = configs.at(repo, tree)?;
     signer_trusted(&current, signer, d.principal, d.at)?;
-    let (state, events) = state_at(repo, &mut configs, &head, tree, d.request)?;
+    let (state, events) = state_at(repo, &mut configs, &head, tree, d.request, d.at)?;
     let role = judge_decision(&state, &current, d)?;
     Ok(NewDecision {
         state,
@@ -608,7 +629,7 @@ pub fn judge_new_proposal(
     // A known id takes a new version only where its latest one allows it.
     let version = match head {
         Some(head) if !repo.request_seqs(tree, &id)?.is_empty() => {
-            let (state, _) = state_at(repo, &mut configs, head, tree, &id)?;
+            let (state, _) = state_at(repo, &mut configs, head, tree, &id, now)?;
             if let Some(Err(message)) = &state.derived {
                 return Err(inconsistent(&id, message.clone()));
             }

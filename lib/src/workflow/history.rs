@@ -103,24 +103,41 @@ pub fn config_violation_since(
     head: &Commit<'_>,
     stop: Option<Oid>,
 ) -> Result<Option<(Oid, String)>, AuditError> {
+    let audit = repo.git_path(crate::audit::AUDIT_DIR);
+    let audit_of = |t: &Tree<'_>| {
+        t.get_path(Path::new(&audit))
+            .ok()
+            .map(|e| (e.id(), e.filemode()))
+    };
     let mut commit = head.clone();
     loop {
         if Some(commit.id()) == stop {
             return Ok(None);
         }
         let tree = commit.tree()?;
-        // A merge whose configuration differs from any of its parents is what `verify`
-        // calls `history-merge`: nothing is decided on it.
+        // A merge whose configuration or audit differs from any of its parents is what
+        // `verify` calls `history-merge`: nothing is decided on it. (A merge whose audit
+        // is its first parent's can drop what its second parent recorded: a rejection.)
         if commit.parent_count() > 1 {
             let key = super::config::ConfigKey::of(repo, &tree)?;
             for p in commit.parents() {
-                let changed = ConfigKey::of(repo, &p.tree()?)?.changed(&key);
+                let parent_tree = p.tree()?;
+                let changed = ConfigKey::of(repo, &parent_tree)?.changed(&key);
                 if !changed.is_empty() {
                     return Ok(Some((
                         commit.id(),
                         format!(
                             "a merge changes {} against its parent {}; the configuration changes in one-parent commits only",
                             changed.join(", "),
+                            p.id()
+                        ),
+                    )));
+                }
+                if audit_of(&parent_tree) != audit_of(&tree) {
+                    return Ok(Some((
+                        commit.id(),
+                        format!(
+                            "{AUDIT_MARK}a merge's audit differs from its parent {}'s; the audit grows in one-parent commits only",
                             p.id()
                         ),
                     )));
@@ -144,10 +161,20 @@ pub fn config_violation_since(
         }
         match parent {
             Some(p) => commit = p,
+            // The root, without meeting `stop`: the checked head is not on HEAD's
+            // first-parent line (reached only through a merge's other parent, or not at
+            // all): the history was rewound or replaced.
+            None if stop.is_some() => {
+                return Ok(Some((commit.id(), REWOUND_MARK.to_owned())));
+            }
             None => return Ok(None),
         }
     }
 }
+
+/// What [`config_violation_since`] returns when the head it was to stop at is not on
+/// HEAD's first-parent line.
+pub const REWOUND_MARK: &str = "rewound";
 
 /// Marks a violation of the audit rule (not the configuration's) in what
 /// [`config_violation_since`] returns.

@@ -463,6 +463,14 @@ pub fn closed(events: &[Event]) -> Option<Closed> {
         .filter(|e| e.kind == types::DECISION)
         .collect();
     let verdict = |d: &Event| d.field_str("decision").and_then(Verdict::parse);
+    // An overridden version stays open while its review is owed: not closed here (the
+    // engine says when the review is complete).
+    if decisions
+        .iter()
+        .any(|d| verdict(d) == Some(Verdict::Override))
+    {
+        return None;
+    }
     if let Some(r) = decisions
         .iter()
         .find(|d| matches!(verdict(d), Some(Verdict::Reject | Verdict::RequestChanges)))

@@ -83,7 +83,7 @@ pub fn queue(
     let mut entries = Vec::new();
     let mut open = Vec::new();
     let candidates = open_candidates(repo, &head, &tree, now)?;
-    for (request, state) in fold_all(repo, &head, configs, &candidates)? {
+    for (request, state) in fold_all(repo, &head, configs, &candidates, now)? {
         let outcome = state.outcome(now);
         let Some(Ok(derived)) = state.derived.clone() else {
             continue;
@@ -130,6 +130,7 @@ fn fold_all(
     head: &git2::Commit<'_>,
     mut configs: Configs,
     requests: &[String],
+    now: DateTime<Utc>,
 ) -> Result<Vec<(String, State)>, WorkflowError> {
     let fold = |r: &AuditRepo,
                 configs: &mut Configs,
@@ -142,7 +143,8 @@ fn fold_all(
         };
         part.iter()
             .map(|id| {
-                engine::state_at(r, configs, head, &tree, id).map(|(state, _)| (id.clone(), state))
+                engine::state_at(r, configs, head, &tree, id, now)
+                    .map(|(state, _)| (id.clone(), state))
             })
             .collect()
     };

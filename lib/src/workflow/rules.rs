@@ -485,6 +485,15 @@ pub fn judge_decision(
         });
     }
     if d.verdict == Verdict::Escalate {
+        // One who approved may not then hand the rest of the quorum to the escalation
+        // role: their approval and an escalation role's would make it alone.
+        if state.approvals.iter().any(|(p, _)| p == d.principal) {
+            return Err(WorkflowError::AlreadyApproved {
+                principal: d.principal.to_owned(),
+                request,
+                needed: state.still_needed(derived, d.at).join(", "),
+            });
+        }
         if derived.escalation.is_none() {
             return Err(WorkflowError::NoEscalation {
                 request,

@@ -75,7 +75,7 @@ pub fn sweep(
     let mut events = Vec::new();
     let mut swept = Vec::new();
     for request in requests {
-        let (state, _) = engine::state_at(repo, &mut configs, head, tree, request)?;
+        let (state, _) = engine::state_at(repo, &mut configs, head, tree, request, now)?;
         let Some(Ok(d)) = &state.derived else {
             continue;
         };

@@ -95,6 +95,7 @@ pub(super) fn chain(
     tree: &Tree<'_>,
     trust: &Trust,
     report: &mut Report,
+    now: Option<chrono::DateTime<Utc>>,
     progress: &(dyn Fn(Phase, u64, u64) + Sync),
 ) -> Result<(Actors, crate::workflow::recorded::Recorded), AuditError> {
     let mut actors = Actors::default();
@@ -211,6 +212,16 @@ pub(super) fn chain(
                 Some(seq),
                 Some(path),
                 format!("`at` {} is before the previous event's", event.at),
+            ));
+        }
+        // Dated after the auditor's clock: no append recorded it (an append records its
+        // clock, after the last event's), and it would stop every later append.
+        if now.is_some_and(|now| at > now) {
+            report.problems.push(problem(
+                "time-future",
+                Some(seq),
+                Some(path),
+                format!("`at` {} is after now", event.at),
             ));
         }
         last_at = Some(at);

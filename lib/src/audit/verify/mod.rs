@@ -228,7 +228,7 @@ pub fn verify(
             "`audit` is not a folder (a submodule, a symlink or a file hides the audit)".to_owned(),
         ));
     }
-    let (actors, recorded) = chain(repo, &tree, &trust, &mut report, progress)?;
+    let (actors, recorded) = chain(repo, &tree, &trust, &mut report, pins.now, progress)?;
     let (roots, line) = history(repo, head.id(), &actors, &mut report, progress)?;
     // The workflow engine, on every recorded event, under the configuration in force
     // for it (the tree its commit extended, as the history walk found it).
