@@ -45,6 +45,9 @@ pub struct Tier {
     pub approver_roles: Vec<String>,
     pub distinct_roles: bool,
     pub self_approval: bool,
+    /// Several requests of this tier may be approved by one `hitl approve ID ID...`
+    /// (each still its own signed decision); default false.
+    pub batchable: bool,
     pub evidence: Vec<String>,
     pub execution: Execution,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -600,7 +603,7 @@ fn decode_agent_owners(d: &mut Decoder<'_>, node: &Node) -> Option<Vec<(String, 
     ok.then_some(out)
 }
 
-const TIER_FIELDS: [&str; 15] = [
+const TIER_FIELDS: [&str; 16] = [
     "tier",
     "name",
     "example",
@@ -608,6 +611,7 @@ const TIER_FIELDS: [&str; 15] = [
     "approver_roles",
     "distinct_roles",
     "self_approval",
+    "batchable",
     "evidence",
     "execution",
     "change_window",
@@ -672,6 +676,7 @@ fn decode_tier(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Tier> {
         .and_then(|n| d.list(n, &m.field("approver_roles"), role_name));
     let distinct_roles = bool_or(d, &mut m, "distinct_roles", false);
     let self_approval = bool_or(d, &mut m, "self_approval", false);
+    let batchable = bool_or(d, &mut m, "batchable", false);
     let evidence = m.required(d, "evidence").and_then(|n| {
         d.list(n, &m.field("evidence"), |d, n, p| {
             let s = d.string(n, p)?;
@@ -731,6 +736,7 @@ fn decode_tier(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Tier> {
         approver_roles: approver_roles?,
         distinct_roles: distinct_roles?,
         self_approval: self_approval?,
+        batchable: batchable?,
         evidence: evidence?,
         execution: execution?,
         change_window: change_window?,

@@ -395,3 +395,25 @@ fn vm_and_interpreter_agree() {
         "{denied} {escalated} {warned}"
     );
 }
+
+/// `batchable` is an optional tier field, false unless set; a value that is not a
+/// boolean is refused at its line and column, like the other tier flags.
+#[test]
+fn batchable_is_an_optional_tier_flag() {
+    let text = std::fs::read_to_string(root().join("approval-matrix.yaml")).unwrap();
+    let parse = |t: &str| matrix::parse(Path::new("approval-matrix.yaml"), t.as_bytes());
+    let m = parse(&text).unwrap();
+    for t in &m.tiers {
+        assert_eq!(t.batchable, matches!(t.tier, 1 | 2), "tier {}", t.tier);
+    }
+    let off: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("batchable:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(parse(&off).unwrap().tiers.iter().all(|t| !t.batchable));
+    let bad = text.replacen("batchable: true", "batchable: sometimes", 1);
+    let e = parse(&bad).unwrap_err();
+    assert_eq!(e.len(), 1, "{e}");
+    assert_eq!(e.0[0].field, "tiers[1].batchable", "{e}");
+}
