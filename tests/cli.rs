@@ -55,6 +55,9 @@ mod property;
 #[path = "cli/queue.rs"]
 mod queue;
 #[cfg(test)]
+#[path = "cli/review.rs"]
+mod review;
+#[cfg(test)]
 #[path = "cli/support.rs"]
 mod support;
 #[cfg(test)]

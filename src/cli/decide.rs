@@ -1,10 +1,11 @@
-//! What `approve`, `reject` and `request-changes` share: check the request awaits a decision, check the
-//! signer may decide it, and record one signed decision event with its detached
-//! signature.
+//! What `approve`, `reject` and `request-changes` share: check the request awaits a
+//! decision, check the signer may decide it, and record one signed decision event with
+//! its detached signature.
 
-use hitl_lib::audit::{Appender, AuditRepo, ConfigVersions};
-use hitl_lib::workflow::engine::Outcome;
-use hitl_lib::workflow::{self, Verdict};
+use hitl_lib::audit::{Appender, AuditRepo, ConfigVersions, replay};
+use hitl_lib::text::escape;
+use hitl_lib::workflow::engine::{self, Outcome, Status};
+use hitl_lib::workflow::{self, Verdict, types};
 
 use super::identity::{self, KeyArgs};
 use super::{CliResult, Ctx, Exit, emit, now};
@@ -21,6 +22,14 @@ pub fn record(
     let now = now()?;
     let repo = AuditRepo::open(ws.root())?;
     identity::require_committed_config(&repo)?;
+    if verdict == Verdict::Approve {
+        // What is about to be signed, as the engine folds it now. Only shown: under the
+        // lock the engine judges everything again, and a request it cannot fold here
+        // is refused there with the reason.
+        if let Ok(st) = engine::status(&repo, request, now) {
+            eprint!("{}", summary(request, &st));
+        }
+    }
     let key = identity::signing_key(key_args, ws.root(), ctx.cwd())?;
     let actor = identity::actor(ws.root(), &key, now)?;
     let how = Appender {
@@ -91,4 +100,77 @@ pub fn record(
         .as_bytes(),
     )?;
     Ok(Exit::Ok)
+}
+
+/// The screen `approve` shows on stderr before it signs (stdout stays the result line):
+/// action, target, amount, tier, the policy outcome recorded at proposal, and the
+/// approvals so far. At most seven lines.
+pub fn summary(request: &str, st: &Status) -> String {
+    let mut out = format!("approving {}", escape(request));
+    if st.state.version > 1 {
+        out.push_str(&format!(" (version {})", st.state.version));
+    }
+    out.push('\n');
+    let Some(Ok(d)) = &st.state.derived else {
+        out.push_str(&format!("  state:     {}\n", st.outcome.name()));
+        return out;
+    };
+    // The latest version's events: from its `proposed` on.
+    let from = st
+        .events
+        .iter()
+        .rposition(|e| e.kind == types::PROPOSED)
+        .unwrap_or(0);
+    let events = st.events.get(from..).unwrap_or_default();
+    let tier_name = events
+        .iter()
+        .find(|e| e.kind == types::CLASSIFIED)
+        .and_then(|e| e.field_str("tier_name"))
+        .map(|n| format!(" ({})", escape(n)))
+        .unwrap_or_default();
+    let policy = replay::recorded(events).map_or_else(
+        || "not recorded".to_owned(),
+        |o| {
+            let named: Vec<String> = [
+                ("deny", &o.deny),
+                ("warn", &o.warn),
+                ("escalate", &o.escalate),
+            ]
+            .into_iter()
+            .filter(|(_, rules)| !rules.is_empty())
+            .map(|(what, rules)| format!("{what}: {}", rules.join(", ")))
+            .collect();
+            if named.is_empty() {
+                o.policy
+            } else {
+                format!("{} ({})", o.policy, named.join("; "))
+            }
+        },
+    );
+    out.push_str(&format!("  action:    {}\n", escape(&d.action)));
+    out.push_str(&format!("  target:    {}\n", escape(&d.target)));
+    out.push_str(&format!(
+        "  amount:    {}\n",
+        d.amount
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), |a| escape(&a.to_string()))
+    ));
+    out.push_str(&format!("  tier:      {}{tier_name}\n", d.tier));
+    out.push_str(&format!("  policy:    {}\n", escape(&policy)));
+    out.push_str(&match &st.outcome {
+        Outcome::Pending {
+            approvals,
+            required,
+            still_needed,
+        } => format!(
+            "  approvals: {approvals} of {required} so far, still needed: {}\n",
+            if still_needed.is_empty() {
+                "nobody can give one".to_owned()
+            } else {
+                still_needed.join(", ")
+            }
+        ),
+        other => format!("  state:     {}\n", other.name()),
+    });
+    out
 }
