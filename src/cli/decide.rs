@@ -1,6 +1,6 @@
-//! What `approve`, `reject` and `request-changes` share: check the request awaits a
-//! decision, check the signer may decide it, and record one signed decision event with
-//! its detached signature.
+//! What `approve`, `reject`, `request-changes` and `review` share: check the request
+//! awaits a decision, check the signer may decide it, and record one signed decision
+//! event with its detached signature.
 
 use hitl_lib::audit::{Appender, AuditRepo, ConfigVersions, replay};
 use hitl_lib::text::escape;

@@ -1,7 +1,6 @@
 //! Who is acting: the signing key (`--key`, `HITL_SIGNING_KEY`, git's `user.signingkey`)
 //! and the principal `allowed_signers` gives it. Never a self-declared name.
 
-use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -30,7 +29,7 @@ pub fn signing_key(args: &KeyArgs, root: &Path, cwd: &Path) -> CliResult<Signing
     let agent = std::env::var_os("SSH_AUTH_SOCK").map(PathBuf::from);
     let path = source.path().map(Path::to_path_buf).unwrap_or_default();
     let mut prompt = || -> Option<String> {
-        if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        if !super::can_prompt() {
             return None;
         }
         dialoguer::Password::new()

@@ -21,6 +21,7 @@ mod queue;
 mod reject;
 mod replay;
 mod request_changes;
+mod review;
 mod show;
 mod status;
 mod sweep;
@@ -65,6 +66,7 @@ pub enum Command {
     RequestChanges(request_changes::Args),
     Escalate(escalate::Args),
     Override(override_cmd::Args),
+    Review(review::Args),
     Verify(verify::Args),
     Checkpoint(checkpoint::Args),
     Log(log::Args),
@@ -155,6 +157,7 @@ pub fn main() -> ExitCode {
         Command::RequestChanges(a) => request_changes::run(&ctx, &a),
         Command::Escalate(a) => escalate::run(&ctx, &a),
         Command::Override(a) => override_cmd::run(&ctx, &a),
+        Command::Review(a) => review::run(&ctx, &a),
         Command::Verify(a) => verify::run(&ctx, &a),
         Command::Checkpoint(a) => checkpoint::run(&ctx, &a),
         Command::Log(a) => log::run(&ctx, &a),
@@ -181,6 +184,14 @@ pub enum Format {
     Json,
     /// Markdown, for a pull-request comment.
     Markdown,
+}
+
+/// Whether hitl may prompt: standard input and standard error (where prompts are drawn)
+/// are both terminals. Without one, a command that would prompt refuses and names the
+/// flag or command to use instead.
+pub fn can_prompt() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
 /// The clock reading for this command. Only this function reads the clock; the library

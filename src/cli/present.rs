@@ -16,7 +16,10 @@ pub fn table(header: &[&str]) -> Table {
     t.load_style(presets::UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(header.to_vec());
-    if t.width().is_none() {
+    // A terminal that reports no size (0 columns: a pseudo-terminal nobody sized, as
+    // `script` makes without a terminal around it) gets the pipe width too, not one
+    // character per line.
+    if t.width().is_none_or(|w| w == 0) {
         t.set_width(PIPE_WIDTH);
     }
     t

@@ -41,18 +41,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
             })
         })
         .collect();
-    let (approvals, required, still_needed) = match &st.outcome {
-        Outcome::Pending {
-            approvals,
-            required,
-            still_needed,
-        } => (*approvals, *required, still_needed.clone()),
-        _ => (
-            st.state.approvals.len(),
-            derived.map_or(0, |d| d.approvals_required),
-            Vec::new(),
-        ),
-    };
+    let (approvals, required, still_needed) = counts(&st);
     if matches!(args.format, Format::Json) {
         print_json(&serde_json::json!({
             "request": args.request,
@@ -88,7 +77,18 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         }))?;
         return Ok(Exit::Ok);
     }
-    let mut out = format!("{}: {}", escape(&args.request), st.outcome.name());
+    emit(text(&args.request, &st, now).as_bytes())?;
+    Ok(Exit::Ok)
+}
+
+/// The table form of `status`: the state, each decision, what is still needed. `review`
+/// shows the same.
+pub fn text(request: &str, st: &engine::Status, now: chrono::DateTime<chrono::Utc>) -> String {
+    let derived = st.state.derived.as_ref().and_then(|d| d.as_ref().ok());
+    let stamp =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (approvals, required, still_needed) = counts(st);
+    let mut out = format!("{}: {}", escape(request), st.outcome.name());
     if st.state.version > 1 {
         out.push_str(&format!(" (version {})", st.state.version));
     }
@@ -171,6 +171,23 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         }
         _ => {}
     }
-    emit(out.as_bytes())?;
-    Ok(Exit::Ok)
+    out
+}
+
+/// Approvals so far, the number needed, and the roles that can still give one (none
+/// once the request is not pending).
+fn counts(st: &engine::Status) -> (usize, u8, Vec<String>) {
+    let derived = st.state.derived.as_ref().and_then(|d| d.as_ref().ok());
+    match &st.outcome {
+        Outcome::Pending {
+            approvals,
+            required,
+            still_needed,
+        } => (*approvals, *required, still_needed.clone()),
+        _ => (
+            st.state.approvals.len(),
+            derived.map_or(0, |d| d.approvals_required),
+            Vec::new(),
+        ),
+    }
 }
