@@ -105,7 +105,7 @@ pub fn record(
 /// The screen `approve` shows on stderr before it signs (stdout stays the result line):
 /// action, target, amount, tier, the policy outcome recorded at proposal, and the
 /// approvals so far. At most seven lines.
-pub fn summary(request: &str, st: &Status) -> String {
+fn summary(request: &str, st: &Status) -> String {
     let mut out = format!("approving {}", escape(request));
     if st.state.version > 1 {
         out.push_str(&format!(" (version {})", st.state.version));
