@@ -206,7 +206,7 @@ fn main() {
                 clock: &move || Ok(now),
             };
             repo.append(&how, |repo, head, tree, now| {
-                let (built, _) = hitl_lib::workflow::decision(
+                let decided = hitl_lib::workflow::decision(
                     repo,
                     head,
                     tree,
@@ -216,10 +216,11 @@ fn main() {
                     hitl_lib::workflow::Verdict::Approve,
                     None,
                     None,
+                    false,
                     now,
                 )
                 .unwrap_or_else(|e| panic!("{id}: {e}"));
-                Ok::<_, hitl_lib::audit::AuditError>(built)
+                Ok::<_, hitl_lib::audit::AuditError>(decided.built)
             })
             .unwrap();
             written += 1;

@@ -80,14 +80,7 @@ fn batch(ctx: &Ctx, args: &Args) -> CliResult {
         return Err(e);
     }
     for (n, id) in ids.iter().enumerate() {
-        if let Err(mut e) = decide::record(
-            ctx,
-            id,
-            Verdict::Approve,
-            None,
-            args.comment.as_deref(),
-            &args.key,
-        ) {
+        if let Err(mut e) = decide::record_in_batch(ctx, id, args.comment.as_deref(), &args.key) {
             let list = |s: &[String]| {
                 s.iter()
                     .map(|i| format!("`{}`", escape(i)))

@@ -4,7 +4,7 @@
 
 use hitl_lib::audit::{Appender, AuditRepo, ConfigVersions, replay};
 use hitl_lib::text::escape;
-use hitl_lib::workflow::engine::{self, Outcome, Status};
+use hitl_lib::workflow::engine::{Outcome, Status};
 use hitl_lib::workflow::{self, Verdict, types};
 
 use super::identity::{self, KeyArgs};
@@ -18,18 +18,45 @@ pub fn record(
     comment: Option<&str>,
     key_args: &KeyArgs,
 ) -> CliResult {
+    record_as(ctx, request, verdict, reason_code, comment, key_args, false)
+}
+
+/// One approval of a batch (`approve ID ID...`): the engine also checks, under the
+/// lock, that the request's tier is `batchable` in the matrix in force.
+pub fn record_in_batch(
+    ctx: &Ctx,
+    request: &str,
+    comment: Option<&str>,
+    key_args: &KeyArgs,
+) -> CliResult {
+    record_as(
+        ctx,
+        request,
+        Verdict::Approve,
+        None,
+        comment,
+        key_args,
+        true,
+    )
+}
+
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is one fact of the decision"
+)]
+fn record_as(
+    ctx: &Ctx,
+    request: &str,
+    verdict: Verdict,
+    reason_code: Option<&str>,
+    comment: Option<&str>,
+    key_args: &KeyArgs,
+    batch: bool,
+) -> CliResult {
     let ws = ctx.workspace()?;
     let now = now()?;
     let repo = AuditRepo::open(ws.root())?;
     identity::require_committed_config(&repo)?;
-    if verdict == Verdict::Approve {
-        // What is about to be signed, as the engine folds it now. Only shown: under the
-        // lock the engine judges everything again, and a request it cannot fold here
-        // is refused there with the reason.
-        if let Ok(st) = engine::status(&repo, request, now) {
-            eprint!("{}", summary(request, &st));
-        }
-    }
     let key = identity::signing_key(key_args, ws.root(), ctx.cwd())?;
     let actor = identity::actor(ws.root(), &key, now)?;
     let how = Appender {
@@ -45,7 +72,7 @@ pub fn record(
     };
     let mut outcome = None;
     let appended = repo.append(&how, |repo, head, tree, now| {
-        let (built, after) = workflow::decision(
+        let decided = workflow::decision(
             repo,
             head,
             tree,
@@ -55,10 +82,15 @@ pub fn record(
             verdict,
             reason_code,
             comment,
+            batch,
             now,
         )?;
-        outcome = Some(after);
-        Ok(built)
+        if verdict == Verdict::Approve {
+            // What is about to be signed, as the engine judged it under the lock.
+            eprint!("{}", summary(request, &decided.before));
+        }
+        outcome = Some(decided.after);
+        Ok(decided.built)
     })?;
     let seq = appended.events.first().map_or(0, |(_, e)| e.seq);
     workflow::engine::remember_appended(&repo, appended.commit);

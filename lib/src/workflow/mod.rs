@@ -138,6 +138,10 @@ pub enum WorkflowError {
         request: String,
         role: String,
     },
+    #[error(
+        "`{request}` is in tier {tier}, which the matrix does not mark `batchable`: approve it on its own (`hitl approve {request}`)"
+    )]
+    NotBatchable { request: String, tier: u8 },
     #[error("an override needs a reason (`--reason TEXT`)")]
     MissingReason,
     #[error("nothing is due: no pending request has expired or been escalated unrecorded")]
@@ -575,15 +579,16 @@ pub fn decision(
     verdict: Verdict,
     reason_code: Option<&str>,
     comment: Option<&str>,
+    batch: bool,
     now: DateTime<Utc>,
-) -> Result<(Built, engine::Outcome), WorkflowError> {
+) -> Result<Decided, WorkflowError> {
     crate::text::check_decision(reason_code, comment)?;
     if verdict == Verdict::Override && comment.is_none_or(|c| c.trim().is_empty()) {
         return Err(WorkflowError::MissingReason);
     }
     let engine::NewDecision {
         mut state,
-        events: _,
+        events,
         role: role_name,
         config,
     } = engine::judge_new_decision(
@@ -603,6 +608,26 @@ pub fn decision(
     let tier = match &state.derived {
         Some(Ok(d)) => d.tier,
         _ => 0,
+    };
+    // Approved with others in one call only where the matrix in force allows it.
+    if batch {
+        let m = config
+            .matrix()
+            .map_err(|message| WorkflowError::Inconsistent {
+                request: request.to_owned(),
+                message,
+            })?;
+        if !m.tier(tier).is_some_and(|t| t.batchable) {
+            return Err(WorkflowError::NotBatchable {
+                request: request.to_owned(),
+                tier,
+            });
+        }
+    }
+    let before = engine::Status {
+        outcome: state.outcome(now),
+        state: state.clone(),
+        events,
     };
     // An override owes the review the matrix in force sets, recorded with it.
     let terms = if verdict == Verdict::Override {
@@ -663,5 +688,17 @@ pub fn decision(
             ("Hitl-Decision".to_owned(), verdict.as_str().to_owned()),
         ],
     };
-    Ok((built, outcome))
+    Ok(Decided {
+        built,
+        before,
+        after: outcome,
+    })
+}
+
+/// What [`decision`] decided under the lock: what to append, where the request stood
+/// before it (what an approver is shown before it is signed) and where it stands after.
+pub struct Decided {
+    pub built: Built,
+    pub before: engine::Status,
+    pub after: engine::Outcome,
 }
