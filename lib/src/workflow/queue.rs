@@ -83,7 +83,7 @@ pub fn queue(
     let mut entries = Vec::new();
     let mut open = Vec::new();
     let candidates = open_candidates(repo, &head, &tree, now)?;
-    for (request, state) in fold_all(repo, &head, configs, &candidates, now)? {
+    for (request, state, _) in fold_all(repo, &head, configs, &candidates, now)? {
         let outcome = state.outcome(now);
         let Some(Ok(derived)) = state.derived.clone() else {
             continue;
@@ -123,20 +123,28 @@ pub fn queue(
     Ok(Queue { entries, principal })
 }
 
-/// Folds each of `requests` at `head`, on all cores once there are enough of them (each
-/// thread with its own repository and configurations: the policy engine is not shared).
-fn fold_all(
+/// One request as [`fold_all`] gives it: its id, the engine's state and its events.
+pub(crate) type Folded = (String, State, Vec<Event>);
+
+/// Folds each of `requests` at `head` with [`engine::state_at`], in their order, on all
+/// cores once there are enough of them (each thread with its own repository and
+/// configurations: the policy engine is not shared). `configs` serves a fold on one
+/// thread (those [`engine::check_governed`] loaded).
+///
+/// # Errors
+/// The first error of any request's fold; an unreadable audit.
+pub(crate) fn fold_all(
     repo: &AuditRepo,
     head: &git2::Commit<'_>,
     mut configs: Configs,
     requests: &[String],
     now: DateTime<Utc>,
-) -> Result<Vec<(String, State)>, WorkflowError> {
+) -> Result<Vec<Folded>, WorkflowError> {
     let fold = |r: &AuditRepo,
                 configs: &mut Configs,
                 head: &git2::Commit<'_>,
                 part: &[String]|
-     -> Vec<Result<(String, State), WorkflowError>> {
+     -> Vec<Result<Folded, WorkflowError>> {
         let tree = match head.tree() {
             Ok(t) => t,
             Err(e) => return vec![Err(AuditError::from(e).into())],
@@ -144,7 +152,7 @@ fn fold_all(
         part.iter()
             .map(|id| {
                 engine::state_at(r, configs, head, &tree, id, now)
-                    .map(|(state, _)| (id.clone(), state))
+                    .map(|(state, events)| (id.clone(), state, events))
             })
             .collect()
     };
