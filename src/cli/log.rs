@@ -1,11 +1,11 @@
 //! `hitl log`: the audit's events, filtered by request, type and time.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use hitl_lib::audit::store::parse_event;
 use hitl_lib::audit::{AUDIT_DIR, AuditError, AuditRepo, Event};
 use hitl_lib::workflow::types;
 
-use super::{CliError, CliResult, Ctx, Exit, emit, present, print_json};
+use super::{CliError, CliResult, Ctx, Exit, emit, parse_since, present, print_json};
 
 /// List audit events, oldest first.
 #[derive(Debug, clap::Args)]
@@ -28,17 +28,6 @@ pub struct Args {
 pub enum LogFormat {
     Table,
     Json,
-}
-
-fn parse_since(s: &str) -> Result<DateTime<Utc>, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
-        .ok_or_else(|| format!("`{s}` is neither RFC 3339 nor YYYY-MM-DD"))
 }
 
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {

@@ -23,6 +23,7 @@ mod replay;
 mod request_changes;
 mod review;
 mod show;
+mod stats;
 mod status;
 mod sweep;
 mod verify;
@@ -74,6 +75,7 @@ pub enum Command {
     Status(status::Args),
     Queue(queue::Args),
     Sweep(sweep::Args),
+    Stats(stats::Args),
 }
 
 /// Context shared by the subcommands.
@@ -165,6 +167,7 @@ pub fn main() -> ExitCode {
         Command::Status(a) => status::run(&ctx, &a),
         Command::Queue(a) => queue::run(&ctx, &a),
         Command::Sweep(a) => sweep::run(&ctx, &a),
+        Command::Stats(a) => stats::run(&ctx, &a),
     };
     match result {
         Ok(exit) => exit.into(),
@@ -250,6 +253,19 @@ fn parse_at(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     Err(format!(
         "`{s}` is not a time: use RFC 3339 (`2026-11-27T16:00:00Z`) or `YYYY-MM-DD[ HH:MM[:SS]]` (UTC)"
     ))
+}
+
+/// `--since DATE` of `log` and `stats`: RFC 3339, or a date (`2026-11-27`, midnight UTC).
+fn parse_since(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    use chrono::{DateTime, NaiveDate, Utc};
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| format!("`{s}` is neither RFC 3339 nor YYYY-MM-DD"))
 }
 
 pub fn print_json(value: &impl serde::Serialize) -> CliResult<()> {

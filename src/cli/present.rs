@@ -11,6 +11,7 @@ use hitl_lib::workspace::{Recorded, Source, WorkingCopy};
 /// Width used when standard output is not a terminal, so output is stable in CI logs.
 const PIPE_WIDTH: u16 = 100;
 
+/// A table with `header`, wrapping to the terminal's width (100 columns off a terminal).
 pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(presets::UTF8_FULL_CONDENSED)

@@ -6,11 +6,11 @@ use super::audit::{AGENT, ALEX, AuditWs, LEA, MARIA, RAVI, ok};
 use super::support::{stderr, stdout};
 
 const DEPLOY_BOT: &str = "deploy-bot@agents.example.com";
-const INES: &str = "ines@example.com";
+pub(super) const INES: &str = "ines@example.com";
 const IVAN: &str = "ivan@example.com";
-const SAM: &str = "sam@example.com";
+pub(super) const SAM: &str = "sam@example.com";
 
-const IAM: &str = "iam-grant-ci-deployer";
+pub(super) const IAM: &str = "iam-grant-ci-deployer";
 
 fn codes(w: &AuditWs) -> Vec<String> {
     w.problem_codes()
@@ -32,7 +32,7 @@ fn edit_matrix(w: &AuditWs, from: &str, to: &str, message: &str) {
 
 /// The IAM workspace: iam-owner has two members (ines, ivan), security-approver one
 /// (sam); the tier-4 IAM change needs two approvals from distinct roles.
-fn iam_ws() -> AuditWs {
+pub(super) fn iam_ws() -> AuditWs {
     let w = AuditWs::with_people(&[DEPLOY_BOT, INES, IVAN, SAM]);
     ok(&w.hitl(DEPLOY_BOT, &["propose", IAM]));
     w
@@ -232,7 +232,7 @@ fn a_hand_made_approval_in_another_name_completes_no_quorum() {
 /// Writes event 7 by hand: an approval of the IAM change in `actor`'s name in the
 /// security-approver role, after ines's (event 6), its detached signature made with
 /// `sig_by`'s key (none when `None`), committed and signed by `committer`.
-fn hand_made_approval(w: &AuditWs, actor: &str, sig_by: Option<&str>, committer: &str) {
+pub(super) fn hand_made_approval(w: &AuditWs, actor: &str, sig_by: Option<&str>, committer: &str) {
     let genuine = w.event_file(6);
     let mut e: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&genuine).unwrap()).unwrap();

@@ -12,6 +12,7 @@ pub mod history;
 pub mod queue;
 pub mod recorded;
 pub mod rules;
+pub mod stats;
 pub mod sweep;
 
 use chrono::{DateTime, SecondsFormat, Utc};
