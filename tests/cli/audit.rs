@@ -220,6 +220,17 @@ impl AuditWs {
         c
     }
 
+    /// [`AuditWs::problem_codes`] of a `verify` run at `time` (after every event a test
+    /// recorded later than [`NOW`]; before it, they are `time-future`).
+    pub fn problem_codes_at(&self, time: &str) -> Vec<String> {
+        let o = self.read_at(time, &["verify", "--format", "json"]);
+        let report: serde_json::Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)));
+        let mut c = codes(&report);
+        c.sort();
+        c
+    }
+
     pub fn verify_json(&self) -> serde_json::Value {
         let o = self.read(&["verify", "--format", "json"]);
         serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&o)))

@@ -18,19 +18,6 @@ fn status(w: &AuditWs, time: &str) -> Value {
     serde_json::from_str(&ok(&w.read_at(time, &["status", IAM, "--format", "json"]))).unwrap()
 }
 
-fn problems_at(w: &AuditWs, time: &str) -> Vec<String> {
-    let o = w.read_at(time, &["verify", "--format", "json"]);
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    let mut c: Vec<String> = v["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["code"].as_str().unwrap().to_owned())
-        .collect();
-    c.sort();
-    c
-}
-
 #[test]
 fn an_override_opens_a_review_debt_that_verify_lists_once_overdue() {
     let w = AuditWs::with_people(&[DEPLOY_BOT, INES, SAM, CHEN, BIANCA]);
@@ -123,9 +110,15 @@ fn an_override_opens_a_review_debt_that_verify_lists_once_overdue() {
     }
     let out = ok(&w.hitl(SAM, &["approve", IAM]));
     assert!(out.contains("owes 1 more review approval(s)"), "{out}");
-    assert_eq!(problems_at(&w, "2026-11-28 15:00:00"), Vec::<String>::new());
+    assert_eq!(
+        w.problem_codes_at("2026-11-28 15:00:00"),
+        Vec::<String>::new()
+    );
     // Due at 16:00 the next day: overdue after it.
-    assert_eq!(problems_at(&w, "2026-11-28 17:00:00"), ["review-overdue"]);
+    assert_eq!(
+        w.problem_codes_at("2026-11-28 17:00:00"),
+        ["review-overdue"]
+    );
     assert_eq!(
         status(&w, "2026-11-28 17:00:00")["override"]["overdue"],
         true
@@ -133,7 +126,10 @@ fn an_override_opens_a_review_debt_that_verify_lists_once_overdue() {
     // A late review still closes the debt.
     let out = ok(&w.hitl_at("2026-11-28 17:00:00", CHEN, &["approve", IAM]));
     assert!(out.contains("the override's review is complete"), "{out}");
-    assert_eq!(problems_at(&w, "2026-11-28 18:00:00"), Vec::<String>::new());
+    assert_eq!(
+        w.problem_codes_at("2026-11-28 18:00:00"),
+        Vec::<String>::new()
+    );
 }
 
 /// A tier-3 refund (quorum 1) overridden, then reviewed once: its events hold as many
