@@ -217,6 +217,7 @@ fn main() {
                     None,
                     None,
                     false,
+                    None,
                     now,
                 )
                 .unwrap_or_else(|e| panic!("{id}: {e}"));

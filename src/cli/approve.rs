@@ -22,6 +22,10 @@ pub struct Args {
     /// A comment recorded with the decision (with each one, for several ids).
     #[arg(long, value_name = "TEXT")]
     pub comment: Option<String>,
+    /// Approve only this version of the request (the one you looked at with `hitl show`
+    /// or `hitl status`): refused, nothing recorded, if another has been proposed since.
+    #[arg(long, value_name = "N")]
+    pub version: Option<u32>,
     #[command(flatten)]
     pub key: KeyArgs,
 }
@@ -29,9 +33,19 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     let comment = args.comment.as_deref();
     let [request] = args.requests.as_slice() else {
+        if args.version.is_some() {
+            return Err(super::CliError::new(
+                super::Exit::Usage,
+                "`--version` names the version of one request; approve several ids without it"
+                    .to_owned(),
+            ));
+        }
         return batch(ctx, args);
     };
-    decide::record(ctx, request, Verdict::Approve, None, comment, &args.key)
+    match args.version {
+        Some(v) => decide::record_seen(ctx, request, Verdict::Approve, None, comment, &args.key, v),
+        None => decide::record(ctx, request, Verdict::Approve, None, comment, &args.key),
+    }
 }
 
 /// Several ids: every one checked batchable before anything is recorded, then each

@@ -2,7 +2,7 @@
 //! awaits a decision, check the signer may decide it, and record one signed decision
 //! event with its detached signature.
 
-use hitl_lib::audit::{Appender, AuditRepo, ConfigVersions, replay};
+use hitl_lib::audit::{Appender, AuditRepo, ConfigVersions};
 use hitl_lib::text::escape;
 use hitl_lib::workflow::engine::{Outcome, Status};
 use hitl_lib::workflow::{self, Verdict, types};
@@ -18,7 +18,39 @@ pub fn record(
     comment: Option<&str>,
     key_args: &KeyArgs,
 ) -> CliResult {
-    record_as(ctx, request, verdict, reason_code, comment, key_args, false)
+    record_as(
+        ctx,
+        request,
+        verdict,
+        reason_code,
+        comment,
+        key_args,
+        false,
+        None,
+    )
+}
+
+/// A decision on the version the decider was shown (`review`, `approve --version`): the
+/// engine refuses it under the lock if another version has been proposed since.
+pub fn record_seen(
+    ctx: &Ctx,
+    request: &str,
+    verdict: Verdict,
+    reason_code: Option<&str>,
+    comment: Option<&str>,
+    key_args: &KeyArgs,
+    version: u32,
+) -> CliResult {
+    record_as(
+        ctx,
+        request,
+        verdict,
+        reason_code,
+        comment,
+        key_args,
+        false,
+        Some(version),
+    )
 }
 
 /// One approval of a batch (`approve ID ID...`): the engine also checks, under the
@@ -37,6 +69,7 @@ pub fn record_in_batch(
         comment,
         key_args,
         true,
+        None,
     )
 }
 
@@ -52,6 +85,7 @@ fn record_as(
     comment: Option<&str>,
     key_args: &KeyArgs,
     batch: bool,
+    seen_version: Option<u32>,
 ) -> CliResult {
     let ws = ctx.workspace()?;
     let now = now()?;
@@ -83,6 +117,7 @@ fn record_as(
             reason_code,
             comment,
             batch,
+            seen_version,
             now,
         )?;
         if verdict == Verdict::Approve {
@@ -160,25 +195,23 @@ fn summary(request: &str, st: &Status) -> String {
         .and_then(|e| e.field_str("tier_name"))
         .map(|n| format!(" ({})", escape(n)))
         .unwrap_or_default();
-    let policy = replay::recorded(events).map_or_else(
-        || "not recorded".to_owned(),
-        |o| {
-            let named: Vec<String> = [
-                ("deny", &o.deny),
-                ("warn", &o.warn),
-                ("escalate", &o.escalate),
-            ]
-            .into_iter()
-            .filter(|(_, rules)| !rules.is_empty())
-            .map(|(what, rules)| format!("{what}: {}", rules.join(", ")))
-            .collect();
-            if named.is_empty() {
-                o.policy
-            } else {
-                format!("{} ({})", o.policy, named.join("; "))
-            }
-        },
-    );
+    // The engine's own evaluation, never the recorded one (an agent could re-make its
+    // proposal commit with a warning dropped; the engine then refuses the request).
+    let o = &d.policy;
+    let named: Vec<String> = [
+        ("deny", &o.deny),
+        ("warn", &o.warn),
+        ("escalate", &o.escalate),
+    ]
+    .into_iter()
+    .filter(|(_, rules)| !rules.is_empty())
+    .map(|(what, rules)| format!("{what}: {}", rules.join(", ")))
+    .collect();
+    let policy = if named.is_empty() {
+        o.policy.clone()
+    } else {
+        format!("{} ({})", o.policy, named.join("; "))
+    };
     out.push_str(&format!("  action:    {}\n", escape(&d.action)));
     out.push_str(&format!("  target:    {}\n", escape(&d.target)));
     out.push_str(&format!(

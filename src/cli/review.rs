@@ -160,13 +160,16 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
             ));
         }
     }
-    decide::record(
+    // The version on the screen is the one decided (the engine refuses under the lock if
+    // another has been proposed while the prompt was open).
+    decide::record_seen(
         ctx,
         id,
         verdict,
         reason_code.as_deref(),
         comment.as_deref(),
         &args.key,
+        st.state.version,
     )
 }
 

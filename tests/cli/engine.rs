@@ -5,6 +5,8 @@
 use super::audit::{AGENT, ALEX, AuditWs, LEA, RAVI, ok};
 use super::support::{stderr, stdout};
 
+const DEPLOY_BOT: &str = "deploy-bot@agents.example.com";
+
 fn codes(w: &AuditWs) -> Vec<String> {
     w.problem_codes()
 }
@@ -445,4 +447,54 @@ fn a_checked_head_vouches_only_for_the_workspace_that_checked_it() {
         stderr(&o)
     );
     assert_eq!(git(&["rev-parse", "HEAD"]), head, "nothing recorded in b");
+}
+
+/// From the second attack review: the deploy agent re-makes its own proposal commit with
+/// the policies' warning dropped from `policy_checked` (event 4; event 5 relinked), signed
+/// with its own key. The approver would be shown "allowed"; the engine compares the
+/// recorded outcome with its own evaluation, so the request takes no decision, and
+/// `verify` names it.
+#[test]
+fn a_policy_warning_dropped_from_the_record_is_found() {
+    let w = AuditWs::with_people(&[DEPLOY_BOT, "chen@example.com"]);
+    ok(&w.hitl(DEPLOY_BOT, &["propose", "prod-config-checkout"]));
+    let read = |seq: u64| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(w.event_file(seq)).unwrap()).unwrap()
+    };
+    let write = |seq: u64, v: &serde_json::Value| {
+        let mut bytes = serde_json::to_vec_pretty(v).unwrap();
+        bytes.push(b'\n');
+        std::fs::write(w.event_file(seq), bytes).unwrap();
+    };
+    let mut checked = read(4);
+    assert_eq!(checked["type"], "policy_checked");
+    assert!(
+        !checked["policy"]["warn"].as_array().unwrap().is_empty(),
+        "{checked}"
+    );
+    checked["policy"]["warn"] = serde_json::json!([]);
+    write(4, &checked);
+    let mut asked = read(5);
+    asked["prev"] = hitl_lib::audit::sha256_hex(&std::fs::read(w.event_file(4)).unwrap()).into();
+    write(5, &asked);
+    w.git(&["add", "-A"]);
+    let key = w.key(DEPLOY_BOT);
+    w.git(&[
+        "-c",
+        &format!("user.signingkey={}", key.display()),
+        "commit",
+        "-q",
+        "--amend",
+        "-S",
+        "--no-edit",
+    ]);
+    w.as_other_clone();
+    let o = w.hitl("chen@example.com", &["approve", "prod-config-checkout"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("the policy outcome is recorded as"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(codes(&w), ["derived-mismatch"]);
 }

@@ -275,8 +275,11 @@ fn a_merge_whose_tree_is_its_first_parent_cannot_hide_the_second() {
     // At decision time too (found by the attack review: the request was `pending` again
     // and ravi's approval was accepted): this clone, which decided on the rejection, and
     // a fresh one both see a merge whose audit is not its second parent's.
-    let needle = "a merge's audit differs from its parent";
-    for fresh in [false, true] {
+    // This clone decided on the rejection, which HEAD's first-parent line never meets.
+    for (fresh, needle) in [
+        (false, "was rewound"),
+        (true, "a merge's audit differs from its parent"),
+    ] {
         if fresh {
             w.as_other_clone();
         }
@@ -287,6 +290,36 @@ fn a_merge_whose_tree_is_its_first_parent_cannot_hide_the_second() {
         let o = w.read(&["status", "refund-4711"]);
         assert_eq!(o.status.code(), Some(6), "status: {}", stdout(&o));
     }
+}
+
+/// From the second attack review: an outsider with no key deletes lea's rejection in an
+/// unsigned commit on top of it, then merges that back under the proposal's commit, so
+/// the merge's audit equals both of its parents' and main moves forward. The deleting
+/// commit is reachable only through the merge's second parent; a decision judges it
+/// anyway, in this clone and in a fresh one.
+#[test]
+fn a_rejection_deleted_behind_a_merges_second_parent_is_judged_at_decision_time() {
+    let w = AuditWs::new();
+    let (proposed, rejected) = proposed_and_rejected(&w);
+    // Back to the proposal's tree (the event, its signature and the index line gone).
+    let erase = commit(&w, &tree_of(&w, &proposed), &[&rejected], None, "tidy");
+    let merge = commit(
+        &w,
+        &tree_of(&w, &proposed),
+        &[&proposed, &erase],
+        None,
+        "merge",
+    );
+    move_main(&w, &merge);
+    for fresh in [false, true] {
+        if fresh {
+            w.as_other_clone();
+        }
+        let o = w.hitl(LEA, &["approve", "refund-4711"]);
+        assert_eq!(o.status.code(), Some(6), "fresh {fresh}: {}", stderr(&o));
+        assert_eq!(rev(&w, "HEAD"), merge, "nothing recorded");
+    }
+    expect_codes(&w, &[], &["commit-unsigned", "history-rewrite"]);
 }
 
 /// The same shape the other way round: the merge keeps the honest tree of its first

@@ -235,3 +235,22 @@ fn an_approver_may_not_escalate_what_they_approved() {
     assert!(stderr(&o).contains("already approved"), "{}", stderr(&o));
     assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
 }
+
+/// An approver whose clock runs 30 seconds ahead: within the clock skew hitl allows, so
+/// a reader at the right time sees the approval, and `verify` reports nothing.
+#[test]
+fn a_clock_a_little_ahead_is_no_false_alarm() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    ok(&w.hitl_at("2026-11-27 16:00:30", LEA, &["approve", "refund-4711"]));
+    assert_eq!(
+        status(&w, "2026-11-27 16:00:00", "refund-4711")["state"],
+        "approved"
+    );
+    assert_eq!(w.problem_codes(), Vec::<String>::new());
+    // Ten minutes ahead is beyond it.
+    assert_eq!(
+        w.problem_codes_at("2026-11-27 15:50:00"),
+        ["time-future"; 6]
+    );
+}

@@ -444,7 +444,18 @@ fn an_amended_proposal_needs_fresh_approvals() {
         ),
         (Some("pending_approval"), Some(2), Some(0))
     );
-    let first = ok(&w.hitl(INES, &["approve", IAM]));
+    // Approving the version one was shown: version 1 (seen before the amendment) is
+    // refused, version 2 recorded.
+    let head = w.git(&["rev-parse", "HEAD"]);
+    let o = w.hitl(INES, &["approve", IAM, "--version", "1"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is at version 2 now, not the version 1 you were shown"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
+    let first = ok(&w.hitl(INES, &["approve", IAM, "--version", "2"]));
     assert!(
         first.contains("1 of 2 approvals, still needed: security-approver"),
         "{first}"

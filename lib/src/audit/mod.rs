@@ -95,6 +95,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     crate::policy::hex(&Sha256::digest(bytes))
 }
 
+/// How far ahead of a reader's clock an event may be dated before it counts as dated in
+/// the future (`time-future`; at decision time its request takes no decision): the skew
+/// two honest machines may have.
+pub const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+
 /// `audit/events/000000000/000000000042.json`, relative to the workspace.
 #[must_use]
 pub fn event_path(seq: u64) -> String {

@@ -49,6 +49,27 @@ pub fn recorded(events: &[Event]) -> Option<Outcome> {
     })
 }
 
+/// The outcome of the policies' decision `d` on a request of `tier` (`None`: no policy
+/// set; `Some(Err)`: the policies failed), as [`of_pack`] gives it for a pack.
+#[must_use]
+pub fn of_decision(tier: u8, d: Option<Result<&crate::policy::Decision, ()>>) -> Outcome {
+    let (policy, json) = match d {
+        Some(Ok(d)) => (
+            if d.allowed { "allowed" } else { "denied" },
+            serde_json::to_value(d).ok(),
+        ),
+        Some(Err(())) => ("failed", None),
+        None => ("not_evaluated", None),
+    };
+    Outcome {
+        tier: u64::from(tier),
+        policy: policy.to_owned(),
+        deny: rules(json.as_ref(), "deny"),
+        warn: rules(json.as_ref(), "warn"),
+        escalate: rules(json.as_ref(), "escalate"),
+    }
+}
+
 /// The outcome of a freshly assembled pack.
 #[must_use]
 pub fn of_pack(pack: &EvidencePack) -> Outcome {

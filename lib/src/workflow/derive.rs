@@ -50,6 +50,9 @@ pub struct Derived {
     /// display.
     pub action: String,
     pub target: String,
+    /// The policies' outcome, as the engine evaluated it: what an approver is shown, and
+    /// what the recorded `classified` and `policy_checked` must say.
+    pub policy: crate::audit::replay::Outcome,
 }
 
 impl Derived {
@@ -119,7 +122,8 @@ pub fn derive_from(
             | PolicyDecision::Evaluated(crate::policy::Decision { allowed: false, .. })
     );
     let blocked = blocked || !unapprovable(c).is_empty();
-    Ok((facts(matrix, &r, submitter, c, blocked, at), pack))
+    let policy = crate::audit::replay::of_pack(&pack);
+    Ok((facts(matrix, &r, submitter, c, blocked, policy, at), pack))
 }
 
 /// The matrix in force and the proposal parsed under it, once the submitter is one who
@@ -152,6 +156,7 @@ fn facts(
     submitter: &str,
     c: &crate::classify::Classification,
     blocked: bool,
+    policy: crate::audit::replay::Outcome,
     proposed_at: DateTime<Utc>,
 ) -> Derived {
     let tier = matrix.tier(c.tier);
@@ -201,6 +206,7 @@ fn facts(
         proposed_at,
         action: r.action.name.clone(),
         target: format!("{}/{}", r.action.target.system, r.action.target.object),
+        policy,
     }
 }
 
@@ -223,25 +229,35 @@ pub fn derive_facts(
         submitter,
     )?;
     let base = crate::classify::classify(matrix, &r);
-    let (c, blocked) = match &config.policies {
+    let (c, blocked, policy) = match &config.policies {
         Ok(Some(set)) => {
             let input = crate::policy::input(matrix, &r, &base, Some(submitter), at);
             let mut set = set
                 .lock()
                 .map_err(|_| "the policy engine is poisoned".to_owned())?;
             match set.evaluate(&input) {
-                Ok(d) => (
-                    crate::classify::apply_policy(matrix, &r, &base, &d),
-                    !d.allowed,
-                ),
-                Err(_) => (base, true),
+                Ok(d) => {
+                    let c = crate::classify::apply_policy(matrix, &r, &base, &d);
+                    let policy = crate::audit::replay::of_decision(c.tier, Some(Ok(&d)));
+                    (c, !d.allowed, policy)
+                }
+                Err(_) => {
+                    let policy = crate::audit::replay::of_decision(base.tier, Some(Err(())));
+                    (base, true, policy)
+                }
             }
         }
-        Ok(None) => (base, false),
-        Err(_) => (base, true),
+        Ok(None) => {
+            let policy = crate::audit::replay::of_decision(base.tier, None);
+            (base, false, policy)
+        }
+        Err(_) => {
+            let policy = crate::audit::replay::of_decision(base.tier, Some(Err(())));
+            (base, true, policy)
+        }
     };
     let blocked = blocked || !unapprovable(&c).is_empty();
-    Ok(facts(matrix, &r, submitter, &c, blocked, at))
+    Ok(facts(matrix, &r, submitter, &c, blocked, policy, at))
 }
 
 /// Why nobody could approve a request as classified, one line each (empty when it can
@@ -388,6 +404,27 @@ pub fn disagreements(derived: &Derived, events: &[&Event]) -> Vec<String> {
             types::BLOCKED => saw_blocked = true,
             _ => {}
         }
+    }
+    // The policies' outcome (their deny, warn and escalate rules), which the approver is
+    // shown: an agent re-making its own proposal commit with a warning dropped is found.
+    if let Some(recorded) =
+        crate::audit::replay::recorded(&events.iter().map(|e| (*e).clone()).collect::<Vec<_>>())
+        && recorded != derived.policy
+    {
+        let show = |o: &crate::audit::replay::Outcome| {
+            format!(
+                "{} (deny: {}; warn: {}; escalate: {})",
+                o.policy,
+                o.deny.join(", "),
+                o.warn.join(", "),
+                o.escalate.join(", ")
+            )
+        };
+        out.push(format!(
+            "the policy outcome is recorded as `{}` but the policies in force give `{}`",
+            show(&recorded),
+            show(&derived.policy)
+        ));
     }
     if saw_blocked != derived.blocked || saw_asked == derived.blocked {
         out.push(format!(

@@ -49,11 +49,11 @@ pub fn state_at(
     let mut state = State::default();
     let mut i = 0;
     while let Some(e) = events.get(i) {
-        // An event dated after now was not recorded by a clock hitl trusts (an append
-        // records its clock, read under the lock, after the last event's): a hand-made
-        // override dated next year would owe its review only then. Nothing is decided
-        // on it.
-        if parse_at(&e.at).is_ok_and(|at| at > now) {
+        // An event dated after now (beyond the clock skew two honest machines may
+        // have) was not recorded by a clock hitl trusts (an append records its clock,
+        // read under the lock, after the last event's): a hand-made override dated next
+        // year would owe its review only then. Nothing is decided on it.
+        if parse_at(&e.at).is_ok_and(|at| at > now + crate::audit::CLOCK_SKEW) {
             state.derived = Some(Err(format!(
                 "event {} is dated {}, after now: it is not what an append recorded",
                 e.seq, e.at

@@ -90,10 +90,12 @@ pub fn config_change_problem(
     }
 }
 
-/// The first violation of the governance rule on the first-parent line from `head` back
-/// to `stop` (a commit already checked, excluded) or to the root: what a decision
-/// checks before it trusts the configuration at HEAD. Returns the offending commit and
-/// why.
+/// The first violation of the governance rule (and of the audit's append rule) among
+/// the commits reachable from `head` but not from `stop` (a commit already checked),
+/// through every parent, or in the whole history without one: what a decision checks
+/// before it trusts the configuration and the audit at HEAD. `stop` must also be on
+/// HEAD's first-parent line ([`REWOUND_MARK`] otherwise). Returns the offending commit
+/// and why.
 ///
 /// # Errors
 /// An unreadable object.
@@ -109,11 +111,28 @@ pub fn config_violation_since(
             .ok()
             .map(|e| (e.id(), e.filemode()))
     };
-    let mut commit = head.clone();
-    loop {
-        if Some(commit.id()) == stop {
-            return Ok(None);
+    // The head this clone last checked must be on HEAD's first-parent line: reached
+    // only through a merge's other parent (or not at all), the history was rewound or
+    // replaced.
+    if let Some(stop) = stop {
+        let mut c = head.clone();
+        while c.id() != stop {
+            match c.parents().next() {
+                Some(p) => c = p,
+                None => return Ok(Some((c.id(), REWOUND_MARK.to_owned()))),
+            }
         }
+    }
+    // Every commit since, through every parent: one reachable only through a merge's
+    // second parent (an unsigned commit deleting a rejection, merged back with an audit
+    // equal to both parents) is judged like any other, as `verify` judges it.
+    let mut walk = repo.repo.revwalk()?;
+    walk.push(head.id())?;
+    if let Some(stop) = stop {
+        walk.hide(stop)?;
+    }
+    for id in walk {
+        let commit = repo.repo.find_commit(id?)?;
         let tree = commit.tree()?;
         // A merge whose configuration or audit differs from any of its parents is what
         // `verify` calls `history-merge`: nothing is decided on it. (A merge whose audit
@@ -159,17 +178,8 @@ pub fn config_violation_since(
         {
             return Ok(Some((commit.id(), format!("{AUDIT_MARK}{why}"))));
         }
-        match parent {
-            Some(p) => commit = p,
-            // The root, without meeting `stop`: the checked head is not on HEAD's
-            // first-parent line (reached only through a merge's other parent, or not at
-            // all): the history was rewound or replaced.
-            None if stop.is_some() => {
-                return Ok(Some((commit.id(), REWOUND_MARK.to_owned())));
-            }
-            None => return Ok(None),
-        }
     }
+    Ok(None)
 }
 
 /// What [`config_violation_since`] returns when the head it was to stop at is not on

@@ -143,6 +143,14 @@ pub enum WorkflowError {
         "`{request}` is in tier {tier}, which the matrix does not mark `batchable`: approve it on its own (`hitl approve {request}`)"
     )]
     NotBatchable { request: String, tier: u8 },
+    #[error(
+        "`{request}` is at version {current} now, not the version {seen} you were shown; nothing is recorded: look at it again (`hitl review {request}`)"
+    )]
+    VersionChanged {
+        request: String,
+        seen: u32,
+        current: u32,
+    },
     #[error("an override needs a reason (`--reason TEXT`)")]
     MissingReason,
     #[error("nothing is due: no pending request has expired or been escalated unrecorded")]
@@ -581,6 +589,7 @@ pub fn decision(
     reason_code: Option<&str>,
     comment: Option<&str>,
     batch: bool,
+    seen_version: Option<u32>,
     now: DateTime<Utc>,
 ) -> Result<Decided, WorkflowError> {
     crate::text::check_decision(reason_code, comment)?;
@@ -610,6 +619,17 @@ pub fn decision(
         Some(Ok(d)) => d.tier,
         _ => 0,
     };
+    // The version the approver was shown is the one decided: a new version proposed
+    // while they looked (after a request for changes) is not decided unseen.
+    if let Some(seen) = seen_version
+        && seen != state.version
+    {
+        return Err(WorkflowError::VersionChanged {
+            request: request.to_owned(),
+            seen,
+            current: state.version,
+        });
+    }
     // Approved with others in one call only where the matrix in force allows it.
     if batch {
         let m = config

@@ -166,13 +166,47 @@ pub(crate) fn fold_all(
             .into_iter()
             .collect();
     }
+    // The first part on this thread, with the repository and the configuration already
+    // loaded; the others each on a thread with its own (a libgit2 repository and the
+    // policy engine are not shared).
     let head_id = head.id();
-    let parts = repo.in_parts(requests, size, "folding requests", |r, part| {
-        let head = r.repo.find_commit(head_id)?;
-        let mut configs = Configs::default();
-        Ok(fold(r, &mut configs, &head, part))
-    })?;
-    parts.into_iter().flatten().collect()
+    let root = repo.root.as_path();
+    let mut chunks = requests.chunks(size);
+    let first = chunks.next().unwrap_or_default();
+    let rest: Vec<&[String]> = chunks.collect();
+    let fold = &fold;
+    let (mut out, others) = std::thread::scope(|s| {
+        let handles: Vec<_> = rest
+            .iter()
+            .map(|part| {
+                s.spawn(
+                    move || -> Result<Vec<Result<Folded, WorkflowError>>, AuditError> {
+                        let r = AuditRepo::open(root)?;
+                        let head = r.repo.find_commit(head_id)?;
+                        let mut configs = Configs::default();
+                        Ok(fold(&r, &mut configs, &head, part))
+                    },
+                )
+            })
+            .collect();
+        let out = fold(repo, &mut configs, head, first);
+        let others: Vec<_> = handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(AuditError::Corrupt {
+                        path: crate::audit::AUDIT_DIR.to_owned(),
+                        message: "a thread folding requests panicked".to_owned(),
+                    })
+                })
+            })
+            .collect();
+        (out, others)
+    });
+    for part in others {
+        out.extend(part?);
+    }
+    out.into_iter().collect()
 }
 
 /// The requests that may be pending at `head`: the ones this clone last found pending

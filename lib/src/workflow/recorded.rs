@@ -21,6 +21,7 @@ fn kept_fields(kind: &str) -> &'static [&'static str] {
     match kind {
         types::PROPOSED => &["requested_by", "submitted_by", "proposal", "version"],
         types::CLASSIFIED => &["tier"],
+        types::POLICY_CHECKED => &["decision", "policy"],
         types::APPROVAL_REQUESTED => &[
             "tier",
             "eligible",
@@ -59,6 +60,7 @@ impl Recorded {
             e.kind.as_str(),
             types::PROPOSED
                 | types::CLASSIFIED
+                | types::POLICY_CHECKED
                 | types::APPROVAL_REQUESTED
                 | types::BLOCKED
                 | types::DECISION

@@ -449,6 +449,7 @@ mod tests {
             proposed_at: at("2026-01-01T00:00:00Z"),
             action: "payments.refund".to_owned(),
             target: "payments/ch_1".to_owned(),
+            policy: crate::audit::replay::of_decision(tier, None),
         }
     }
 

@@ -216,12 +216,16 @@ pub(super) fn chain(
         }
         // Dated after the auditor's clock: no append recorded it (an append records its
         // clock, after the last event's), and it would stop every later append.
-        if now.is_some_and(|now| at > now) {
+        if now.is_some_and(|now| at > now + super::super::CLOCK_SKEW) {
             report.problems.push(problem(
                 "time-future",
                 Some(seq),
                 Some(path),
-                format!("`at` {} is after now", event.at),
+                format!(
+                    "`at` {} is after now by more than the clock skew hitl allows ({} s): a clock set ahead, or an event made by hand",
+                    event.at,
+                    super::super::CLOCK_SKEW.num_seconds()
+                ),
             ));
         }
         last_at = Some(at);
