@@ -220,6 +220,20 @@ impl AuditWs {
         c
     }
 
+    /// `hitl ARGS` as `who`, refused: exit `code`, `needle` in its stderr, and nothing
+    /// recorded (HEAD unchanged).
+    pub fn refused(&self, who: &str, args: &[&str], code: i32, needle: &str) {
+        let head = self.git(&["rev-parse", "HEAD"]);
+        let o = self.hitl(who, args);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        assert_eq!(
+            self.git(&["rev-parse", "HEAD"]),
+            head,
+            "{args:?}: nothing recorded"
+        );
+    }
+
     /// [`AuditWs::problem_codes`] of a `verify` run at `time` (after every event a test
     /// recorded later than [`NOW`]; before it, they are `time-future`).
     pub fn problem_codes_at(&self, time: &str) -> Vec<String> {

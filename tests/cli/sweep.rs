@@ -51,7 +51,6 @@ fn an_approver_escalates_a_request_before_its_timeout() {
         (Some("pending_approval"), Some(true))
     );
 
-    let head = w.git(&["rev-parse", "HEAD"]);
     for (who, args, needle) in [
         (
             SAM,
@@ -64,14 +63,7 @@ fn an_approver_escalates_a_request_before_its_timeout() {
             "is escalated already: only break-glass may decide it now",
         ),
     ] {
-        let o = w.hitl(who, args);
-        assert_eq!(o.status.code(), Some(6), "{args:?}: {}", stderr(&o));
-        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
-        assert_eq!(
-            w.git(&["rev-parse", "HEAD"]),
-            head,
-            "{args:?}: nothing recorded"
-        );
+        w.refused(who, args, 6, needle);
     }
     let out = ok(&w.hitl(BIANCA, &["approve", IAM]));
     assert!(out.contains("quorum reached"), "{out}");
@@ -138,30 +130,7 @@ fn a_sweep_records_what_is_due_once() {
 fn a_hand_made_expiry_counts_as_a_tampered_record() {
     let w = AuditWs::new();
     ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
-    let last = w.event_file(5);
-    let bytes = std::fs::read(&last).unwrap();
-    let genuine: Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(genuine["type"], "approval_requested");
-    let e = serde_json::json!({
-        "seq": 6,
-        "prev": hitl_lib::audit::sha256_hex(&bytes),
-        "type": "expired",
-        "request": "refund-4711",
-        "at": genuine["at"],
-        "actor": genuine["actor"],
-        "config": genuine["config"],
-        "version": 1,
-    });
-    let mut out = serde_json::to_vec_pretty(&e).unwrap();
-    out.push(b'\n');
-    std::fs::write(w.event_file(6), out).unwrap();
-    let index = w
-        .ws()
-        .join(hitl_lib::audit::request_index_path("refund-4711"));
-    let mut listed = std::fs::read_to_string(&index).unwrap();
-    listed.push_str("6\n");
-    std::fs::write(&index, listed).unwrap();
-    w.commit_all(Some(AGENT), "sweep: 1 expired, 0 escalated");
+    expired_by_hand(&w, None);
     let s = status(&w, "2026-11-27 16:00:00", "refund-4711");
     assert_eq!(s["state"], "inconsistent", "{s}");
     assert!(
@@ -181,29 +150,7 @@ fn a_hand_made_expiry_counts_as_a_tampered_record() {
 fn an_event_dated_in_the_future_is_refused_at_decision_time_and_named_by_verify() {
     let w = AuditWs::new();
     ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
-    let last = w.event_file(5);
-    let bytes = std::fs::read(&last).unwrap();
-    let genuine: Value = serde_json::from_slice(&bytes).unwrap();
-    let e = serde_json::json!({
-        "seq": 6,
-        "prev": hitl_lib::audit::sha256_hex(&bytes),
-        "type": "expired",
-        "request": "refund-4711",
-        "at": "2099-01-01T00:00:00Z",
-        "actor": genuine["actor"],
-        "config": genuine["config"],
-        "version": 1,
-    });
-    let mut out = serde_json::to_vec_pretty(&e).unwrap();
-    out.push(b'\n');
-    std::fs::write(w.event_file(6), out).unwrap();
-    let index = w
-        .ws()
-        .join(hitl_lib::audit::request_index_path("refund-4711"));
-    let mut listed = std::fs::read_to_string(&index).unwrap();
-    listed.push_str("6\n");
-    std::fs::write(&index, listed).unwrap();
-    w.commit_all(Some(AGENT), "sweep: 1 expired, 0 escalated");
+    expired_by_hand(&w, Some("2099-01-01T00:00:00Z"));
     let s = status(&w, "2026-11-27 16:00:00", "refund-4711");
     assert_eq!(s["state"], "inconsistent", "{s}");
     assert!(
@@ -253,4 +200,32 @@ fn a_clock_a_little_ahead_is_no_false_alarm() {
         w.problem_codes_at("2026-11-27 15:50:00"),
         ["time-future"; 6]
     );
+}
+
+/// The agent's own signed commit adds event 6, an `expired` of refund-4711 written by
+/// hand after its proposal (events 1-5), dated `at` (the proposal's time by default).
+fn expired_by_hand(w: &AuditWs, at: Option<&str>) {
+    let bytes = std::fs::read(w.event_file(5)).unwrap();
+    let genuine: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(genuine["type"], "approval_requested");
+    let e = serde_json::json!({
+        "seq": 6,
+        "prev": hitl_lib::audit::sha256_hex(&bytes),
+        "type": "expired",
+        "request": "refund-4711",
+        "at": at.map_or_else(|| genuine["at"].clone(), Value::from),
+        "actor": genuine["actor"],
+        "config": genuine["config"],
+        "version": 1,
+    });
+    let mut out = serde_json::to_vec_pretty(&e).unwrap();
+    out.push(b'\n');
+    std::fs::write(w.event_file(6), out).unwrap();
+    let index = w
+        .ws()
+        .join(hitl_lib::audit::request_index_path("refund-4711"));
+    let mut listed = std::fs::read_to_string(&index).unwrap();
+    listed.push_str("6\n");
+    std::fs::write(&index, listed).unwrap();
+    w.commit_all(Some(AGENT), "sweep: 1 expired, 0 escalated");
 }

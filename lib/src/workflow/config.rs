@@ -185,6 +185,19 @@ impl Config {
             .as_ref()
             .map_err(|e| format!("the matrix in force does not load: {e}"))
     }
+
+    /// [`Config::matrix`], for a rule about `request`: a matrix that does not load makes
+    /// the request's audit inconsistent (nothing is decided on it).
+    ///
+    /// # Errors
+    /// [`super::WorkflowError::Inconsistent`] when the matrix does not load.
+    pub fn matrix_for(&self, request: &str) -> Result<&Matrix, super::WorkflowError> {
+        self.matrix()
+            .map_err(|message| super::WorkflowError::Inconsistent {
+                request: request.to_owned(),
+                message,
+            })
+    }
 }
 
 /// Every file under `policies/` in `tree` (two levels: the folder and `data/`), as

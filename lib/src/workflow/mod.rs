@@ -632,12 +632,7 @@ pub fn decision(
     }
     // Approved with others in one call only where the matrix in force allows it.
     if batch {
-        let m = config
-            .matrix()
-            .map_err(|message| WorkflowError::Inconsistent {
-                request: request.to_owned(),
-                message,
-            })?;
+        let m = config.matrix_for(request)?;
         if !m.tier(tier).is_some_and(|t| t.batchable) {
             return Err(WorkflowError::NotBatchable {
                 request: request.to_owned(),
@@ -652,12 +647,7 @@ pub fn decision(
     };
     // An override owes the review the matrix in force sets, recorded with it.
     let terms = if verdict == Verdict::Override {
-        let m = config
-            .matrix()
-            .map_err(|message| WorkflowError::Inconsistent {
-                request: request.to_owned(),
-                message,
-            })?;
+        let m = config.matrix_for(request)?;
         rules::Override::under(m, principal, now)
     } else {
         None

@@ -523,12 +523,7 @@ pub fn judge_decision(
     if d.verdict == Verdict::Override {
         return judge_override(current, derived, d, request);
     }
-    let matrix = current
-        .matrix()
-        .map_err(|message| WorkflowError::Inconsistent {
-            request: request.clone(),
-            message,
-        })?;
+    let matrix = current.matrix_for(&request)?;
     separation(matrix, derived, d.principal, &request, true)?;
     let is_requester = d.principal == derived.requested_by;
     if d.verdict == Verdict::Approve && state.approvals.iter().any(|(p, _)| p == d.principal) {
@@ -672,12 +667,7 @@ fn judge_override(
     d: &Decision<'_>,
     request: String,
 ) -> Result<String, WorkflowError> {
-    let matrix = current
-        .matrix()
-        .map_err(|message| WorkflowError::Inconsistent {
-            request: request.clone(),
-            message,
-        })?;
+    let matrix = current.matrix_for(&request)?;
     let Some(bg) = &matrix.break_glass else {
         return Err(WorkflowError::NoBreakGlass { request });
     };
@@ -719,12 +709,7 @@ fn judge_review(
             by: o.by.clone(),
         });
     }
-    let matrix = current
-        .matrix()
-        .map_err(|message| WorkflowError::Inconsistent {
-            request: request.clone(),
-            message,
-        })?;
+    let matrix = current.matrix_for(&request)?;
     separation(matrix, derived, d.principal, &request, false)?;
     if d.principal == o.by || o.reviews.iter().any(|(p, _)| p == d.principal) {
         return Err(WorkflowError::AlreadyApproved {
