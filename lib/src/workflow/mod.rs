@@ -5,6 +5,7 @@
 //! Quorum and separation of duties across several decisions come with the workflow
 //! issue; here one decision closes a request.
 
+pub mod break_glass;
 pub mod config;
 pub mod derive;
 pub mod engine;

@@ -4,6 +4,8 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+pub use super::break_glass::Override;
+use super::break_glass::{judge_override, judge_review, override_terms};
 use super::config::Config;
 use super::derive::{Derived, disagreements};
 use super::{Verdict, WorkflowError, types};
@@ -36,54 +38,6 @@ pub struct State {
     pub swept_escalated: bool,
     /// A break-glass override of this version, with the review it owes.
     pub overridden: Option<Override>,
-}
-
-/// A break-glass override and the after-the-fact review it owes (the terms of the
-/// matrix in force when it was made, which the engine checks the event against).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Override {
-    pub by: String,
-    pub at: DateTime<Utc>,
-    /// How many review approvals it owes, from distinct principals of `roles`.
-    pub required: u8,
-    pub roles: Vec<String>,
-    /// By when.
-    pub due: DateTime<Utc>,
-    /// The review approvals given so far: (principal, role).
-    pub reviews: Vec<(String, String)>,
-}
-
-impl Override {
-    /// The terms the matrix `m` sets for an override by `by` at `at`, when it has
-    /// `break_glass`.
-    #[must_use]
-    pub fn under(m: &crate::matrix::Matrix, by: &str, at: DateTime<Utc>) -> Option<Self> {
-        let bg = m.break_glass.as_ref()?;
-        let within = bg
-            .review_within
-            .and_then(|d| chrono::Duration::from_std(d).ok())
-            .unwrap_or_else(chrono::Duration::zero);
-        Some(Self {
-            by: by.to_owned(),
-            at,
-            required: bg.review_approvals,
-            roles: bg.review_roles.clone(),
-            due: at.checked_add_signed(within).unwrap_or(at),
-            reviews: Vec::new(),
-        })
-    }
-
-    /// Whether the review is still owed.
-    #[must_use]
-    pub fn open(&self) -> bool {
-        self.reviews.len() < usize::from(self.required)
-    }
-
-    /// Whether it is owed past its due time at `now`.
-    #[must_use]
-    pub fn overdue(&self, now: DateTime<Utc>) -> bool {
-        self.open() && now > self.due
-    }
 }
 
 /// Where a request stands, as the engine folds it (never stored beside the events).
@@ -627,7 +581,7 @@ pub fn judge_decision(
 /// allows self-approval and `self_ok`), not the submitter, not the owner of the
 /// submitting agent (named so by the matrix it was proposed under or by the one in
 /// force: the owner counts as the requester).
-fn separation(
+pub(super) fn separation(
     matrix: &crate::matrix::Matrix,
     derived: &Derived,
     principal: &str,
@@ -657,111 +611,6 @@ fn separation(
         });
     }
     Ok(())
-}
-
-/// A break-glass override of a pending request: by a member of the matrix's
-/// `break_glass.role` (in force), never the requester, submitter, owner or an agent.
-fn judge_override(
-    current: &Config,
-    derived: &Derived,
-    d: &Decision<'_>,
-    request: String,
-) -> Result<String, WorkflowError> {
-    let matrix = current.matrix_for(&request)?;
-    let Some(bg) = &matrix.break_glass else {
-        return Err(WorkflowError::NoBreakGlass { request });
-    };
-    separation(matrix, derived, d.principal, &request, false)?;
-    if !matrix
-        .role(&bg.role)
-        .is_some_and(|r| r.members.iter().any(|m| m == d.principal))
-    {
-        return Err(WorkflowError::NotBreakGlass {
-            principal: d.principal.to_owned(),
-            request,
-            role: bg.role.clone(),
-        });
-    }
-    if d.reason_code.is_some() {
-        return Err(WorkflowError::ReasonCode {
-            code: d.reason_code.unwrap_or_default().to_owned(),
-            verdict: d.verdict.as_str(),
-            allowed: "none (an override takes a reason in words, `--reason`)".to_owned(),
-        });
-    }
-    Ok(bg.role.clone())
-}
-
-/// An approval after an override is a review of it: by a member of one of the review
-/// roles (in the terms and in the matrix in force), a principal once, never the one who
-/// overrode, nor the requester, submitter or owner.
-fn judge_review(
-    o: &Override,
-    current: &Config,
-    derived: &Derived,
-    d: &Decision<'_>,
-    request: String,
-) -> Result<String, WorkflowError> {
-    if d.verdict != Verdict::Approve || !o.open() {
-        return Err(WorkflowError::AlreadyDecided {
-            request,
-            decision: "overridden".to_owned(),
-            by: o.by.clone(),
-        });
-    }
-    let matrix = current.matrix_for(&request)?;
-    separation(matrix, derived, d.principal, &request, false)?;
-    if d.principal == o.by || o.reviews.iter().any(|(p, _)| p == d.principal) {
-        return Err(WorkflowError::AlreadyApproved {
-            principal: d.principal.to_owned(),
-            request,
-            needed: o.roles.join(", "),
-        });
-    }
-    let role = o.roles.iter().find(|r| {
-        d.role.is_none_or(|named| named == r.as_str())
-            && matrix
-                .role(r)
-                .is_some_and(|role| role.members.iter().any(|m| m == d.principal))
-    });
-    role.cloned().ok_or_else(|| WorkflowError::NotEligible {
-        principal: d.principal.to_owned(),
-        request,
-        roles: format!("the review of its override: {}", o.roles.join(", ")),
-    })
-}
-
-/// The review terms a recorded override names, which [`judge_recorded_event`] compares
-/// with those of the matrix in force.
-fn override_terms(e: &Event, at: DateTime<Utc>) -> Result<Override, String> {
-    let required = e
-        .fields
-        .get("review_approvals")
-        .and_then(serde_json::Value::as_u64)
-        .and_then(|n| u8::try_from(n).ok())
-        .ok_or("it names no `review_approvals`")?;
-    let roles = e
-        .fields
-        .get("review_roles")
-        .and_then(serde_json::Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|r| r.as_str().map(str::to_owned))
-                .collect()
-        })
-        .ok_or("it names no `review_roles`")?;
-    let due = parse_at(
-        e.field_str("review_due")
-            .ok_or("it names no `review_due`")?,
-    )?;
-    Ok(Override {
-        by: e.actor.principal.clone(),
-        at,
-        required,
-        roles,
-        due,
-        reviews: Vec::new(),
-    })
 }
 
 /// A role of `principal` (in the matrix in force) that would decide the request but for
