@@ -69,3 +69,6 @@ mod sweep;
 #[cfg(test)]
 #[path = "cli/workflow.rs"]
 mod workflow;
+#[cfg(test)]
+#[path = "cli/workflow_property.rs"]
+mod workflow_property;
