@@ -244,7 +244,7 @@ fn example_roles() -> Roles {
     [
         ("support-lead", vec![LEA]),
         ("revenue-ops", vec![RAVI]),
-        ("iam-owner", vec![INES]),
+        ("iam-owner", vec![INES, IVAN]),
         ("security-approver", vec![SAM]),
         ("service-owner", vec![PRIYA]),
         ("change-manager", vec![CHEN]),
@@ -262,7 +262,7 @@ fn member(roles: &Roles, role: &str, who: &str) -> bool {
 /// An admin's matrix edit: toggles one principal's membership of one role.
 #[derive(Clone, Copy, Debug)]
 enum Edit {
-    /// A second IAM owner, who may approve what is proposed after it.
+    /// ivan, the second IAM owner, leaves iam-owner (or joins it again).
     IvanIamOwner,
     /// support-lead's only member leaves (empty: its requests are blocked).
     LeaSupportLead,
@@ -530,6 +530,10 @@ impl Spec {
             return Err("approved");
         }
         if verb == Verb::Escalate {
+            // One who approved may not hand the rest of the quorum to the escalation role.
+            if v.approvals.iter().any(|(a, _)| *a == p) {
+                return Err("approved it");
+            }
             if self.escalation.is_none() {
                 return Err("no escalation role");
             }
