@@ -111,6 +111,9 @@ pub fn config_violation_since(
             .ok()
             .map(|e| (e.id(), e.filemode()))
     };
+    if stop == Some(head.id()) {
+        return Ok(None);
+    }
     // The head this clone last checked must be on HEAD's first-parent line: reached
     // only through a merge's other parent (or not at all), the history was rewound or
     // replaced.
