@@ -36,9 +36,15 @@ fn rules(v: Option<&Json>, key: &str) -> Vec<String> {
 
 /// The outcome the events recorded (`classified` and `policy_checked`).
 #[must_use]
-pub fn recorded(events: &[Event]) -> Option<Outcome> {
-    let classified = events.iter().find(|e| e.kind == types::CLASSIFIED)?;
-    let checked = events.iter().find(|e| e.kind == types::POLICY_CHECKED)?;
+pub fn recorded<E: std::borrow::Borrow<Event>>(events: &[E]) -> Option<Outcome> {
+    let find = |kind: &str| {
+        events
+            .iter()
+            .map(std::borrow::Borrow::borrow)
+            .find(|e: &&Event| e.kind == kind)
+    };
+    let classified = find(types::CLASSIFIED)?;
+    let checked = find(types::POLICY_CHECKED)?;
     let policy = checked.fields.get("policy");
     Some(Outcome {
         tier: classified.fields.get("tier").and_then(Json::as_u64)?,

@@ -407,8 +407,7 @@ pub fn disagreements(derived: &Derived, events: &[&Event]) -> Vec<String> {
     }
     // The policies' outcome (their deny, warn and escalate rules), which the approver is
     // shown: an agent re-making its own proposal commit with a warning dropped is found.
-    if let Some(recorded) =
-        crate::audit::replay::recorded(&events.iter().map(|e| (*e).clone()).collect::<Vec<_>>())
+    if let Some(recorded) = crate::audit::replay::recorded(events)
         && recorded != derived.policy
     {
         let show = |o: &crate::audit::replay::Outcome| {
