@@ -220,6 +220,33 @@ impl AuditWs {
         c
     }
 
+    /// Someone with push access and no key: lea's recorded rejection of
+    /// email-customer-5531 (event 6) edited in place into an approval and committed
+    /// unsigned, seen from another clone (one that never checked the head before).
+    pub fn rejection_edited_into_an_approval(&self) {
+        ok(&self.hitl(AGENT, &["propose", "email-customer-5531"]));
+        ok(&self.hitl(
+            LEA,
+            &[
+                "reject",
+                "email-customer-5531",
+                "--reason-code",
+                "too-risky",
+            ],
+        ));
+        let file = self.event_file(6);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains("\"decision\": \"rejected\""), "{text}");
+        std::fs::write(
+            &file,
+            text.replace("\"decision\": \"rejected\"", "\"decision\": \"approved\"")
+                .replace("\"reason_code\": \"too-risky\"", "\"reason_code\": null"),
+        )
+        .unwrap();
+        self.commit_all(None, "x");
+        self.as_other_clone();
+    }
+
     /// `hitl ARGS` as `who`, refused: exit `code`, `needle` in its stderr, and nothing
     /// recorded (HEAD unchanged).
     pub fn refused(&self, who: &str, args: &[&str], code: i32, needle: &str) {

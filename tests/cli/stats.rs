@@ -399,26 +399,7 @@ fn an_empty_audit_has_no_rows() {
 #[test]
 fn stats_refuses_an_audit_edited_in_place() {
     let w = AuditWs::new();
-    ok(&w.hitl(AGENT, &["propose", "email-customer-5531"]));
-    ok(&w.hitl(
-        LEA,
-        &[
-            "reject",
-            "email-customer-5531",
-            "--reason-code",
-            "too-risky",
-        ],
-    ));
-    let file = w.event_file(6);
-    let text = std::fs::read_to_string(&file).unwrap();
-    std::fs::write(
-        &file,
-        text.replace("\"decision\": \"rejected\"", "\"decision\": \"approved\"")
-            .replace("\"reason_code\": \"too-risky\"", "\"reason_code\": null"),
-    )
-    .unwrap();
-    w.commit_all(None, "x");
-    w.as_other_clone();
+    w.rejection_edited_into_an_approval();
     for format in ["json", "table"] {
         let o = w.read(&["stats", "--format", format]);
         assert_eq!(o.status.code(), Some(6), "{}", stdout(&o));

@@ -400,17 +400,7 @@ fn an_amended_proposal_needs_fresh_approvals() {
         (Some("changes_requested"), Some(1))
     );
 
-    let head = w.git(&["rev-parse", "HEAD"]);
-    let refused = |who: &str, args: &[&str], needle: &str| {
-        let o = w.hitl(who, args);
-        assert_eq!(o.status.code(), Some(6), "{args:?}: {}", stderr(&o));
-        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
-        assert_eq!(
-            w.git(&["rev-parse", "HEAD"]),
-            head,
-            "{args:?}: nothing recorded"
-        );
-    };
+    let refused = |who: &str, args: &[&str], needle: &str| w.refused(who, args, 6, needle);
     refused(
         SAM,
         &["approve", IAM],
@@ -446,15 +436,12 @@ fn an_amended_proposal_needs_fresh_approvals() {
     );
     // Approving the version one was shown: version 1 (seen before the amendment) is
     // refused, version 2 recorded.
-    let head = w.git(&["rev-parse", "HEAD"]);
-    let o = w.hitl(INES, &["approve", IAM, "--version", "1"]);
-    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("is at version 2 now, not the version 1 you were shown"),
-        "{}",
-        stderr(&o)
+    w.refused(
+        INES,
+        &["approve", IAM, "--version", "1"],
+        6,
+        "is at version 2 now, not the version 1 you were shown",
     );
-    assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
     let first = ok(&w.hitl(INES, &["approve", IAM, "--version", "2"]));
     assert!(
         first.contains("1 of 2 approvals, still needed: security-approver"),
@@ -484,15 +471,12 @@ fn an_amended_proposal_needs_fresh_approvals() {
         ]
     );
     std::fs::write(&file, format!("{text}# a third try\n")).unwrap();
-    let head = w.git(&["rev-parse", "HEAD"]);
-    let o = w.hitl(DEPLOY_BOT, &["propose", IAM]);
-    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("is already in the audit (version 2, `approved`)"),
-        "{}",
-        stderr(&o)
+    w.refused(
+        DEPLOY_BOT,
+        &["propose", IAM],
+        6,
+        "is already in the audit (version 2, `approved`)",
     );
-    assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
     assert_eq!(codes(&w), Vec::<String>::new());
 }
 
@@ -549,27 +533,7 @@ fn each_verdict_takes_only_its_own_reason_codes() {
 #[test]
 fn status_refuses_an_audit_edited_in_place() {
     let w = AuditWs::new();
-    ok(&w.hitl(AGENT, &["propose", "email-customer-5531"]));
-    ok(&w.hitl(
-        LEA,
-        &[
-            "reject",
-            "email-customer-5531",
-            "--reason-code",
-            "too-risky",
-        ],
-    ));
-    let file = w.event_file(6);
-    let text = std::fs::read_to_string(&file).unwrap();
-    assert!(text.contains("\"decision\": \"rejected\""), "{text}");
-    std::fs::write(
-        &file,
-        text.replace("\"decision\": \"rejected\"", "\"decision\": \"approved\"")
-            .replace("\"reason_code\": \"too-risky\"", "\"reason_code\": null"),
-    )
-    .unwrap();
-    w.commit_all(None, "x");
-    w.as_other_clone();
+    w.rejection_edited_into_an_approval();
     let o = w.read(&["status", "email-customer-5531", "--format", "json"]);
     assert_eq!(o.status.code(), Some(6), "{}", stdout(&o));
     assert!(
@@ -593,17 +557,7 @@ fn an_over_limit_approval_is_refused_naming_the_role_that_may_approve_it() {
     let w = AuditWs::new();
     ok(&w.hitl(AGENT, &["propose", "refund-4712"]));
     ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
-    let head = w.git(&["rev-parse", "HEAD"]);
-    let o = w.hitl(LEA, &["approve", "refund-4712"]);
-    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains(
-            "its amount 2400 EUR is above the authority of role `support-lead` (limit 1000 EUR); `revenue-ops` may approve it"
-        ),
-        "{}",
-        stderr(&o)
-    );
-    assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
+    w.refused(LEA, &["approve", "refund-4712"], 6, "its amount 2400 EUR is above the authority of role `support-lead` (limit 1000 EUR); `revenue-ops` may approve it");
     ok(&w.hitl(RAVI, &["approve", "refund-4712"]));
 
     edit_matrix(
@@ -612,17 +566,7 @@ fn an_over_limit_approval_is_refused_naming_the_role_that_may_approve_it() {
         "    limits: {EUR: 100}\n",
         "support-lead: limit 100 EUR",
     );
-    let head = w.git(&["rev-parse", "HEAD"]);
-    let o = w.hitl(LEA, &["approve", "refund-4711"]);
-    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains(
-            "its amount 180 EUR is above the authority of role `support-lead` (limit 100 EUR); `revenue-ops` may approve it"
-        ),
-        "{}",
-        stderr(&o)
-    );
-    assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
+    w.refused(LEA, &["approve", "refund-4711"], 6, "its amount 180 EUR is above the authority of role `support-lead` (limit 100 EUR); `revenue-ops` may approve it");
     assert_eq!(codes(&w), Vec::<String>::new());
 }
 
