@@ -58,6 +58,9 @@ mod queue;
 #[path = "cli/review.rs"]
 mod review;
 #[cfg(test)]
+#[path = "cli/sampling.rs"]
+mod sampling;
+#[cfg(test)]
 #[path = "cli/stats.rs"]
 mod stats;
 #[cfg(test)]

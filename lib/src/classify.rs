@@ -58,6 +58,100 @@ pub struct Classification {
     pub required_evidence: Vec<String>,
     pub missing_evidence: Vec<String>,
     pub problems: Vec<RoutingProblem>,
+    /// The sampled review's draw, when the tier has a `sample_rate` (set by
+    /// [`apply_sample`] from the proposal's bytes: a preview without them has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample: Option<Sample>,
+}
+
+/// A tier's sampled review, drawn for one proposal: deterministic from the sha256 of the
+/// proposal's bytes, so anyone can redo it (docs/workflow.md, "Sampled review").
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sample {
+    /// The tier's `sample_rate`.
+    pub rate: f64,
+    /// The first 8 bytes of the proposal's sha256, big-endian, modulo 1,000,000.
+    pub draw: u32,
+    /// Drawn for review: `draw < rate × 1,000,000`. A drawn request needs one approval
+    /// more than its tier, which the tier's `sample_reviewers` may give; one not drawn
+    /// proceeds as its tier says.
+    pub selected: bool,
+}
+
+/// The draws per unit of `sample_rate`.
+pub const SAMPLE_SCALE: u32 = 1_000_000;
+
+impl Sample {
+    /// The draw for the proposal `bytes` at `rate`.
+    #[must_use]
+    pub fn of_proposal(rate: f64, bytes: &[u8]) -> Self {
+        use sha2::Digest as _;
+        Self::draw(rate, &sha2::Sha256::digest(bytes).into())
+    }
+
+    /// The draw for a proposal whose sha256 is `sha256`, at `rate`.
+    #[must_use]
+    pub fn draw(rate: f64, sha256: &[u8; 32]) -> Self {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&sha256[..8]);
+        let draw = u64::from_be_bytes(first) % u64::from(SAMPLE_SCALE);
+        let draw = u32::try_from(draw).unwrap_or(SAMPLE_SCALE);
+        // `rate` is in 0..=1 (the matrix refuses anything else): the product fits.
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "0 <= rate <= 1, so the threshold is in 0..=1,000,000"
+        )]
+        let threshold = (rate.clamp(0.0, 1.0) * f64::from(SAMPLE_SCALE)).round() as u32;
+        Self {
+            rate,
+            draw,
+            selected: draw < threshold,
+        }
+    }
+}
+
+/// Draws the sampled review of the classification's tier for the proposal whose sha256
+/// is `sha256`: when it is drawn, the request needs one approval more, which the tier's
+/// `sample_reviewers` (never the requester) may give besides its eligible roles; a
+/// reviewer role that cannot give it is a routing problem (the request is blocked).
+/// Sampling never removes an approval the tier asks for.
+pub fn apply_sample(matrix: &Matrix, r: &Request, c: &mut Classification, sha256: &[u8; 32]) {
+    let Some(tier) = matrix.tier(c.tier) else {
+        return;
+    };
+    if tier.sample_rate <= 0.0 {
+        return;
+    }
+    let sample = Sample::draw(tier.sample_rate, sha256);
+    if sample.selected {
+        c.approvals_required = c.approvals_required.saturating_add(1);
+        if tier.sample_reviewers.is_empty() {
+            c.problems.push(RoutingProblem {
+                code: "no-sample-reviewer",
+                message: format!(
+                    "the proposal was drawn for tier {}'s sampled review but the tier names no `sample_reviewers`",
+                    c.tier
+                ),
+            });
+        }
+        for name in &tier.sample_reviewers {
+            match eligible_role(
+                matrix,
+                name,
+                r.action.amount.as_ref(),
+                Some(&r.requested_by),
+            ) {
+                Ok(role) if c.eligible_roles.iter().any(|e| e.role == role.role) => {}
+                Ok(role) => c.eligible_roles.push(role),
+                Err(p) => c.problems.push(p),
+            }
+        }
+        c.problems.retain(|p| !QUORUM_CODES.contains(&p.code));
+        let quorum = quorum_problems(c);
+        c.problems.extend(quorum);
+    }
+    c.sample = Some(sample);
 }
 
 impl Classification {
@@ -361,6 +455,7 @@ fn classify_at_least(matrix: &Matrix, r: &Request, min_tier: Option<u8>) -> Clas
         required_evidence: required,
         missing_evidence: missing,
         problems,
+        sample: None,
     };
     let quorum = quorum_problems(&c);
     c.problems.extend(quorum);

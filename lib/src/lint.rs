@@ -205,6 +205,28 @@ pub fn lint_matrix(m: &Matrix, file: &Path) -> Vec<Finding> {
                 out.push(unknown_role(file, t.pos, r, &format!("tier {n}")));
             }
         }
+        for r in &t.sample_reviewers {
+            if !role_exists(r) {
+                out.push(unknown_role(
+                    file,
+                    t.pos,
+                    r,
+                    &format!("tier {n}'s `sample_reviewers`"),
+                ));
+            }
+        }
+        if t.sample_rate > 0.0 && t.sample_reviewers.is_empty() {
+            out.push(
+                Finding::new(Error, "sample-unreviewed", file, t.pos, format!("tier {n} samples {} of its requests for review but names no `sample_reviewers`", t.sample_rate))
+                    .hint("name the roles that review the sample (`sample_reviewers: [role]`): a drawn request nobody may review is blocked"),
+            );
+        }
+        if t.sample_rate == 0.0 && !t.sample_reviewers.is_empty() {
+            out.push(
+                Finding::new(Severity::Warning, "sample-reviewers-unused", file, t.pos, format!("tier {n} names `sample_reviewers` but no `sample_rate`"))
+                    .hint("set `sample_rate` (0-1) to draw requests for review, or remove `sample_reviewers`"),
+            );
+        }
         if let OnTimeout::Escalate { role } = &t.on_timeout
             && !role_exists(role)
         {

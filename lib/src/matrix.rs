@@ -59,6 +59,10 @@ pub struct Tier {
     #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
     pub approval_valid_for: Option<Duration>,
     pub sample_rate: f64,
+    /// The roles that give the extra approval a request drawn by `sample_rate` needs
+    /// (the sampled review); a sampled request with none of them is blocked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sample_reviewers: Vec<String>,
     #[serde(skip)]
     pub pos: Pos,
 }
@@ -603,7 +607,7 @@ fn decode_agent_owners(d: &mut Decoder<'_>, node: &Node) -> Option<Vec<(String, 
     ok.then_some(out)
 }
 
-const TIER_FIELDS: [&str; 16] = [
+const TIER_FIELDS: [&str; 17] = [
     "tier",
     "name",
     "example",
@@ -620,6 +624,7 @@ const TIER_FIELDS: [&str; 16] = [
     "on_timeout",
     "approval_valid_for",
     "sample_rate",
+    "sample_reviewers",
 ];
 
 fn decode_tiers(d: &mut Decoder<'_>, node: &Node) -> Option<Vec<Tier>> {
@@ -727,6 +732,10 @@ fn decode_tier(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Tier> {
         }
         None => Some(0.0),
     };
+    let sample_reviewers = match m.optional("sample_reviewers") {
+        Some(n) => d.list(n, &m.field("sample_reviewers"), role_name),
+        None => Some(Vec::new()),
+    };
     m.deny_unknown(d, &TIER_FIELDS);
     Some(Tier {
         tier: tier?,
@@ -745,6 +754,7 @@ fn decode_tier(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Tier> {
         on_timeout: on_timeout?,
         approval_valid_for: approval_valid_for?,
         sample_rate: sample_rate?,
+        sample_reviewers: sample_reviewers?,
         pos: node.pos,
     })
 }

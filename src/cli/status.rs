@@ -56,6 +56,8 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
             "decisions": decisions,
             "deadline": derived.map(|d| stamp(d.deadline())),
             "escalated": derived.is_some_and(|d| d.escalated_at(now)),
+            // The tier's sampled review, as the engine drew it from the proposal.
+            "sample": derived.and_then(|d| d.sample.as_ref()),
             "override": match &st.outcome {
                 Outcome::Overridden(o) => serde_json::json!({
                     "by": o.by,
@@ -101,6 +103,20 @@ pub fn text(request: &str, st: &engine::Status, now: chrono::DateTime<chrono::Ut
         ));
     }
     out.push('\n');
+    if let Some(sample) = derived.and_then(|d| d.sample.as_ref()) {
+        out.push_str(&if sample.selected {
+            format!(
+                "  drawn for sampled review (draw {} below {} per million): one approval more\n",
+                sample.draw,
+                sample.rate * f64::from(hitl_lib::classify::SAMPLE_SCALE)
+            )
+        } else {
+            format!(
+                "  not drawn for sampled review (draw {}, rate {})\n",
+                sample.draw, sample.rate
+            )
+        });
+    }
     for e in st.events.iter().filter(|e| e.kind == types::DECISION) {
         // The version a decision is bound to, once there is more than one.
         let version = match e.fields.get("version").and_then(serde_json::Value::as_u64) {

@@ -98,7 +98,7 @@ fn invalid_matrices_fail_lint_with_invalid_findings_and_show_with_exit_3() {
 }
 
 /// The codes of the anti-pattern fixtures, one per file.
-const LINT_CODES: [&str; 11] = [
+const LINT_CODES: [&str; 12] = [
     "agent-approver",
     "authority-gap",
     "empty-role",
@@ -107,6 +107,7 @@ const LINT_CODES: [&str; 11] = [
     "one-principal-quorum",
     "quorum-unreachable",
     "rollback-not-required",
+    "sample-unreviewed",
     "self-approval",
     "unknown-role",
     "zero-approvals",
@@ -210,25 +211,25 @@ const PROOF_CASES: &[ProofCase] = &[
     ProofCase {
         name: "escalation cycle",
         edits: &[("    limits: {EUR: 10000}\n    escalates_to: finance-approver\n", "    limits: {EUR: 10000}\n    escalates_to: support-lead\n")],
-        findings: &[("escalation-cycle", "163:5"), ("escalation-cycle", "167:5"), ("authority-gap", "163:5"), ("authority-gap", "167:5")],
+        findings: &[("escalation-cycle", "165:5"), ("escalation-cycle", "169:5"), ("authority-gap", "165:5"), ("authority-gap", "169:5")],
     },
     // An escalation to a role that does not exist: unknown-role, and the chain stops there.
     ProofCase {
         name: "escalation to an unknown role",
         edits: &[("escalates_to: finance-approver", "escalates_to: finance-approvr")],
-        findings: &[("unknown-role", "167:5"), ("authority-gap", "167:5")],
+        findings: &[("unknown-role", "169:5"), ("authority-gap", "169:5")],
     },
     // The on_timeout escalation role must exist and have members.
     ProofCase {
         name: "timeout escalation to an unknown role",
         edits: &[("on_timeout: {escalate: revenue-ops}", "on_timeout: {escalate: revenue-opz}")],
-        findings: &[("unknown-role", "52:5")],
+        findings: &[("unknown-role", "54:5")],
     },
     ProofCase {
         name: "timeout escalation to an empty role",
         edits: &[("    members: [bianca@example.com]", "    members: []")],
         // Break-glass's role too: nobody could override.
-        findings: &[("empty-role", "190:5"), ("empty-role", "219:3")],
+        findings: &[("empty-role", "192:5"), ("empty-role", "224:3")],
     },
     // An agent in an escalation target, in the timeout role, and as the only member of a
     // route's role: agent-approver each time, and the route has nobody (no agent decides).
@@ -239,7 +240,7 @@ const PROOF_CASES: &[ProofCase] = &[
             ("    members: [bianca@example.com]", "    members: [bianca@example.com, deploy-bot@agents.example.com]"),
             ("    members: [olga@example.com]", "    members: [support-copilot@agents.example.com]"),
         ],
-        findings: &[("agent-approver", "171:5"), ("agent-approver", "183:5"), ("agent-approver", "190:5"), ("quorum-unreachable", "140:5")],
+        findings: &[("agent-approver", "173:5"), ("agent-approver", "185:5"), ("agent-approver", "192:5"), ("quorum-unreachable", "142:5")],
     },
     // The owner of an agent counts as the requester of what it submits: when the only
     // member of `legal` owns every agent, nobody may approve a contract clause...
@@ -249,7 +250,7 @@ const PROOF_CASES: &[ProofCase] = &[
             ("    members: [olga@example.com]", "    members: [maria@example.com]"),
             ("deploy-bot@agents.example.com: dev@example.com", "deploy-bot@agents.example.com: maria@example.com"),
         ],
-        findings: &[("quorum-unreachable", "140:5")],
+        findings: &[("quorum-unreachable", "142:5")],
     },
     // ...but when another agent, owned by someone else, may submit it, somebody can.
     ProofCase {
@@ -262,18 +263,18 @@ const PROOF_CASES: &[ProofCase] = &[
     ProofCase {
         name: "break-glass role unknown",
         edits: &[("  role: break-glass\n", "  role: break-glas\n")],
-        findings: &[("unknown-role", "219:3")],
+        findings: &[("unknown-role", "224:3")],
     },
     ProofCase {
         name: "break-glass review nobody can complete",
         edits: &[("    approvals: 2\n    roles: [security-approver, change-manager]\n", "    approvals: 3\n    roles: [security-approver, change-manager]\n")],
-        findings: &[("quorum-unreachable", "219:3")],
+        findings: &[("quorum-unreachable", "224:3")],
     },
     // A tier with approvals but no approver roles: what no route owns falls to nobody.
     ProofCase {
         name: "tier without approver roles",
         edits: &[("    approver_roles: [support-lead]\n", "    approver_roles: []\n")],
-        findings: &[("quorum-unreachable", "52:5")],
+        findings: &[("quorum-unreachable", "54:5")],
     },
 ];
 

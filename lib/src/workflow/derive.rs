@@ -53,6 +53,9 @@ pub struct Derived {
     /// The policies' outcome, as the engine evaluated it: what an approver is shown, and
     /// what the recorded `classified` and `policy_checked` must say.
     pub policy: crate::audit::replay::Outcome,
+    /// The sampled review's draw, when the tier samples: a drawn request's
+    /// `approvals_required` counts the extra approval already.
+    pub sample: Option<crate::classify::Sample>,
 }
 
 impl Derived {
@@ -96,7 +99,7 @@ pub fn derive_from(
     at: DateTime<Utc>,
 ) -> Result<(Derived, EvidencePack), String> {
     let (matrix, r) = parse_under(config, file, proposal, submitter)?;
-    let pack = match &config.policies {
+    let mut pack = match &config.policies {
         Ok(Some(set)) => {
             let mut set = set
                 .lock()
@@ -115,6 +118,7 @@ pub fn derive_from(
             evidence::assemble_with_policy_error(matrix, e.clone(), file.to_path_buf(), &r, at)
         }
     };
+    crate::classify::apply_sample(matrix, &r, &mut pack.classification, &sha256(proposal));
     let c = &pack.classification;
     let blocked = matches!(
         &pack.policy_decision,
@@ -147,6 +151,12 @@ fn parse_under<'c>(
         format!("the recorded proposal does not load under the matrix in force: {d}")
     })?;
     Ok((matrix, r))
+}
+
+/// The sha256 of a proposal's bytes, from which its sampled review is drawn.
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).into()
 }
 
 /// The facts of a classification: what the workflow rests on.
@@ -207,6 +217,7 @@ fn facts(
         action: r.action.name.clone(),
         target: format!("{}/{}", r.action.target.system, r.action.target.object),
         policy,
+        sample: c.sample.clone(),
     }
 }
 
@@ -256,6 +267,8 @@ pub fn derive_facts(
             (base, true, policy)
         }
     };
+    let mut c = c;
+    crate::classify::apply_sample(matrix, &r, &mut c, &sha256(proposal));
     let blocked = blocked || !unapprovable(&c).is_empty();
     Ok(facts(matrix, &r, submitter, &c, blocked, policy, at))
 }
@@ -400,6 +413,18 @@ pub fn disagreements(derived: &Derived, events: &[&Event]) -> Vec<String> {
                     e.field_str("expires_at").unwrap_or_default(),
                     &secs(&derived.expires_at),
                 );
+                let sample = derived
+                    .sample
+                    .as_ref()
+                    .and_then(|s| serde_json::to_value(s).ok());
+                let show = |v: Option<&Json>| v.map(Json::to_string).unwrap_or_default();
+                if e.fields.get("sample") != sample.as_ref() {
+                    differs(
+                        "the sampled review",
+                        &show(e.fields.get("sample")),
+                        &show(sample.as_ref()),
+                    );
+                }
             }
             types::BLOCKED => saw_blocked = true,
             _ => {}

@@ -420,6 +420,13 @@ pub fn proposal(
                 "supervised": cls.execution == crate::matrix::Execution::HumanSupervised,
             }),
         ));
+        // The sampled review's draw, when the tier samples (drawn again by the engine
+        // from the proposal's bytes, never trusted as recorded).
+        if let (Some(sample), Some(asked)) = (&cls.sample, events.last_mut()) {
+            asked
+                .fields
+                .insert("sample".to_owned(), serde_json::to_value(sample)?);
+        }
     }
     Ok(Proposal {
         events,

@@ -29,6 +29,7 @@ fn kept_fields(kind: &str) -> &'static [&'static str] {
             "self_approval",
             "expires_at",
             "evidence_pack",
+            "sample",
         ],
         types::DECISION => &[
             "decision",

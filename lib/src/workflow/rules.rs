@@ -302,7 +302,10 @@ impl State {
                 !derived.distinct_roles || !self.approvals.iter().any(|(_, r)| r == role)
             })
             .collect();
-        if derived.self_approval && !derived.escalated_at(at) && self.approvals.is_empty() {
+        if derived.self_approval
+            && !derived.escalated_at(at)
+            && !self.approvals.iter().any(|(_, r)| r == REQUESTER_ROLE)
+        {
             roles.push(REQUESTER_ROLE.to_owned());
         }
         roles

@@ -450,6 +450,7 @@ mod tests {
             action: "payments.refund".to_owned(),
             target: "payments/ch_1".to_owned(),
             policy: crate::audit::replay::of_decision(tier, None),
+            sample: None,
         }
     }
 
