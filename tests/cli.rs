@@ -13,6 +13,9 @@
 //! `allow-{unwrap,expect,panic}-in-tests` covers the helpers as well as the `#[test]`s.
 
 #[cfg(test)]
+#[path = "cli/approvals.rs"]
+mod approvals;
+#[cfg(test)]
 #[path = "cli/audit.rs"]
 mod audit;
 #[cfg(test)]

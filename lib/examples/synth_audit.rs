@@ -60,7 +60,7 @@ fn init(dir: &Path, key_path: &Path, agent_path: &Path, ok: &dyn Fn(&mut Command
     let agent = std::fs::read_to_string(dir.join("agent.pub")).unwrap();
     std::fs::write(
         dir.join("allowed_signers"),
-        format!("{LEAD} namespaces=\"git,hitl\" {public}{AGENT} namespaces=\"git,hitl\" {agent}"),
+        format!("{LEAD} namespaces=\"git,hitl,hitl-approval\" {public}{AGENT} namespaces=\"git,hitl\" {agent}"),
     )
     .unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -210,7 +210,7 @@ fn main() {
                     repo,
                     head,
                     tree,
-                    key.public(),
+                    &key,
                     &id,
                     LEAD,
                     hitl_lib::workflow::Verdict::Approve,
@@ -218,6 +218,7 @@ fn main() {
                     None,
                     false,
                     None,
+                    &format!("{written:032x}"),
                     now,
                 )
                 .unwrap_or_else(|e| panic!("{id}: {e}"));

@@ -49,6 +49,7 @@ macro_rules! words {
     };
 }
 
+pub mod approval;
 pub mod audit;
 pub mod classify;
 pub mod decode;

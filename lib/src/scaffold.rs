@@ -181,9 +181,9 @@ const ALLOWED_SIGNERS_STUB: &str = "\
 # Who may sign hitl proposals, decisions and audit commits: one line per key, in
 # OpenSSH's allowed-signers format. Agents sign their proposals, approvers their
 # decisions; commit this file before the first proposal.
-#   <principal> namespaces=\"git,hitl\" <key type> <public key>
+#   <principal> namespaces=\"git,hitl,hitl-approval\" <key type> <public key>
 # Example:
-#   lea@example.com namespaces=\"git,hitl\" ssh-ed25519 AAAAC3Nza... lea@laptop
+#   lea@example.com namespaces=\"git,hitl,hitl-approval\" ssh-ed25519 AAAAC3Nza... lea@laptop
 ";
 
 const SETTINGS_STUB: &str = "\

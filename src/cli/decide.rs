@@ -104,13 +104,14 @@ fn record_as(
         },
         clock: &super::now,
     };
+    let approval_id = super::approval::nonce()?;
     let mut outcome = None;
     let appended = repo.append(&how, |repo, head, tree, now| {
         let decided = workflow::decision(
             repo,
             head,
             tree,
-            key.public(),
+            &key,
             request,
             &actor.principal,
             verdict,
@@ -118,6 +119,7 @@ fn record_as(
             comment,
             batch,
             seen_version,
+            &approval_id,
             now,
         )?;
         if verdict == Verdict::Approve {

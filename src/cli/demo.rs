@@ -183,7 +183,11 @@ fn setup(dir: &Path, now: chrono::DateTime<chrono::Utc>) -> CliResult<()> {
         )?;
         let public = std::fs::read_to_string(key.with_file_name(format!("{who}.pub")))
             .map_err(|e| io(&format!("cannot read the public key of `{who}`"), &e))?;
-        let _ = writeln!(signers, "{who} namespaces=\"git,hitl\" {}", public.trim());
+        let _ = writeln!(
+            signers,
+            "{who} namespaces=\"git,hitl,hitl-approval\" {}",
+            public.trim()
+        );
     }
     std::fs::write(dir.join("allowed_signers"), signers)
         .map_err(|e| io("cannot write `allowed_signers`", &e))?;

@@ -24,6 +24,20 @@ pub enum Exit {
     /// passphrase, not in ssh-agent), an unknown or untrusted key, or a workflow rule
     /// (not eligible, own request, already decided, expired). Nothing was recorded.
     Refused = 6,
+    /// `hitl check` and `hitl exec`: the approval does not allow the action, one code per
+    /// reason (docs/approvals.md).
+    ApprovalMalformed = 10,
+    ApprovalSignature = 11,
+    ApprovalUntrusted = 12,
+    ApprovalQuorum = 13,
+    ApprovalAction = 14,
+    ApprovalTarget = 15,
+    ApprovalAmount = 16,
+    ApprovalParameters = 17,
+    ApprovalNotYetValid = 18,
+    ApprovalExpired = 19,
+    ApprovalChangeWindow = 20,
+    ApprovalNotApproved = 21,
 }
 
 impl From<Exit> for ExitCode {
@@ -56,6 +70,28 @@ impl CliError {
             let _ = write!(s, "\n  = hint: {h}");
         }
         s
+    }
+}
+
+impl From<hitl_lib::approval::check::Refusal> for CliError {
+    fn from(r: hitl_lib::approval::check::Refusal) -> Self {
+        use hitl_lib::approval::check::Refusal as R;
+        let exit = match &r {
+            R::Malformed { .. } => Exit::ApprovalMalformed,
+            R::Signature { .. } => Exit::ApprovalSignature,
+            R::Untrusted { .. } => Exit::ApprovalUntrusted,
+            R::Quorum { .. } => Exit::ApprovalQuorum,
+            R::Action { .. } => Exit::ApprovalAction,
+            R::Target { .. } => Exit::ApprovalTarget,
+            R::Amount { .. } => Exit::ApprovalAmount,
+            R::Parameters { .. } => Exit::ApprovalParameters,
+            R::NotYetValid { .. } => Exit::ApprovalNotYetValid,
+            R::Expired { .. } => Exit::ApprovalExpired,
+            R::ChangeWindow { .. } => Exit::ApprovalChangeWindow,
+            R::NotApproved { .. } => Exit::ApprovalNotApproved,
+        };
+        debug_assert_eq!(exit as u8, r.exit_code());
+        Self::new(exit, r.to_string())
     }
 }
 

@@ -68,7 +68,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
 const NEXT_STEPS: &str = "
 next steps:
   1. keys: add a line to `allowed_signers` for every agent and approver that signs,
-       <principal> namespaces=\"git,hitl\" <contents of their .pub file>
+       <principal> namespaces=\"git,hitl,hitl-approval\" <contents of their .pub file>
      the example request is proposed by an agent and approved by the `support-lead`
      role (lea@example.com in `approval-matrix.yaml`: put your approvers there)
   2. check: hitl lint && hitl policy test

@@ -1,6 +1,8 @@
 //! The command line: one file per subcommand, each with its Args and `run`.
 
+mod approval;
 mod approve;
+mod check;
 mod checkpoint;
 mod completions;
 mod decide;
@@ -76,6 +78,8 @@ pub enum Command {
     Queue(queue::Args),
     Sweep(sweep::Args),
     Stats(stats::Args),
+    Approval(approval::Args),
+    Check(check::Args),
 }
 
 /// Context shared by the subcommands.
@@ -168,6 +172,8 @@ pub fn main() -> ExitCode {
         Command::Queue(a) => queue::run(&ctx, &a),
         Command::Sweep(a) => sweep::run(&ctx, &a),
         Command::Stats(a) => stats::run(&ctx, &a),
+        Command::Approval(a) => approval::run(&ctx, &a),
+        Command::Check(a) => check::run(&ctx, &a),
     };
     match result {
         Ok(exit) => exit.into(),

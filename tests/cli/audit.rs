@@ -131,7 +131,9 @@ impl AuditWs {
             let key = keygen(&keys, who, who);
             if who != MALLORY {
                 let public = std::fs::read_to_string(key.with_extension("com.pub")).unwrap();
-                signers.push_str(&format!("{who} namespaces=\"git,hitl\" {public}"));
+                signers.push_str(&format!(
+                    "{who} namespaces=\"git,hitl,hitl-approval\" {public}"
+                ));
             }
         }
         example_workspace(&ws, &signers);
@@ -157,6 +159,11 @@ impl AuditWs {
 
     pub fn ws(&self) -> PathBuf {
         self.dir.path().join("ws")
+    }
+
+    /// The test's own folder, beside the workspace (for files outside it).
+    pub fn dir_path(&self) -> &Path {
+        self.dir.path()
     }
 
     pub fn key(&self, who: &str) -> PathBuf {
@@ -461,7 +468,7 @@ fn decisions_are_refused_to_strangers_the_ineligible_and_twice() {
     let public = std::fs::read_to_string(w.key(MALLORY).with_extension("com.pub")).unwrap();
     std::fs::write(
         &signers,
-        format!("{before}{MALLORY} namespaces=\"git,hitl\" {public}"),
+        format!("{before}{MALLORY} namespaces=\"git,hitl,hitl-approval\" {public}"),
     )
     .unwrap();
     let o = w.hitl(MALLORY, &["approve", "refund-4711"]);
@@ -807,8 +814,8 @@ fn verify_names_each_kind_of_tampering() {
             |w| {
                 let p = w.ws().join("allowed_signers");
                 let text = std::fs::read_to_string(&p).unwrap().replace(
-                    "lea@example.com namespaces=\"git,hitl\"",
-                    "lea@example.com namespaces=\"git,hitl\",valid-before=\"20261101\"",
+                    "lea@example.com namespaces=\"git,hitl,hitl-approval\"",
+                    "lea@example.com namespaces=\"git,hitl,hitl-approval\",valid-before=\"20261101\"",
                 );
                 std::fs::write(&p, text).unwrap();
                 w.commit_all(Some(ALEX), "expire lea");
@@ -872,7 +879,9 @@ fn verify_names_each_kind_of_tampering() {
                     std::fs::read_to_string(w.key(MALLORY).with_extension("com.pub")).unwrap();
                 let p = w.ws().join("allowed_signers");
                 let mut text = std::fs::read_to_string(&p).unwrap();
-                text.push_str(&format!("{MALLORY} namespaces=\"git,hitl\" {public}"));
+                text.push_str(&format!(
+                    "{MALLORY} namespaces=\"git,hitl,hitl-approval\" {public}"
+                ));
                 std::fs::write(&p, text).unwrap();
                 w.commit_all(Some(MALLORY), "trust me");
             },

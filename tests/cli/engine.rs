@@ -320,7 +320,7 @@ fn a_key_not_trusted_for_commits_decides_nothing() {
     let signers = w.ws().join("allowed_signers");
     let text = std::fs::read_to_string(&signers).unwrap();
     let narrowed = text.replace(
-        &format!("{LEA} namespaces=\"git,hitl\""),
+        &format!("{LEA} namespaces=\"git,hitl,hitl-approval\""),
         &format!("{LEA} namespaces=\"hitl\""),
     );
     assert_ne!(narrowed, text);
@@ -376,7 +376,9 @@ fn a_checked_head_vouches_only_for_the_workspace_that_checked_it() {
     for who in [AGENT, LEA, ALEX] {
         let key = keygen(&keys, who, who);
         let public = std::fs::read_to_string(key.with_extension("com.pub")).unwrap();
-        signers.push_str(&format!("{who} namespaces=\"git,hitl\" {public}"));
+        signers.push_str(&format!(
+            "{who} namespaces=\"git,hitl,hitl-approval\" {public}"
+        ));
     }
     for ws in ["a", "b"] {
         example_workspace(&repo.join(ws), &signers);

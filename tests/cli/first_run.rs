@@ -68,7 +68,10 @@ fn init_then_an_unsigned_first_commit_then_propose_and_approve_verifies_clean() 
     let lea = keygen(&keys, "lea", LEA);
     let mut signers = std::fs::read_to_string(ws.join("allowed_signers")).unwrap();
     for (who, key) in [(AGENT, &agent), (LEA, &lea)] {
-        signers.push_str(&format!("{who} namespaces=\"git,hitl\" {}\n", public(key)));
+        signers.push_str(&format!(
+            "{who} namespaces=\"git,hitl,hitl-approval\" {}\n",
+            public(key)
+        ));
     }
     std::fs::write(ws.join("allowed_signers"), signers).unwrap();
     // As anyone would: no signing key, no gpg configuration at all.
@@ -249,7 +252,7 @@ fn init_prefills_allowed_signers_from_git_ssh_signing() {
         assert_eq!(
             lines,
             [format!(
-                "alice@example.com namespaces=\"git,hitl\" {key_part}"
+                "alice@example.com namespaces=\"git,hitl,hitl-approval\" {key_part}"
             )],
             "literal: {literal}"
         );
@@ -367,7 +370,7 @@ fn the_demo_without_dir_leaves_nothing_behind() {
 fn init_never_writes_a_hostile_user_email_or_reads_a_fifo_as_a_key() {
     let evil = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOPzHUaCT5HPDK4B6qrfNcl6lDpC0SWBnNZ+gt5Q9N1M";
     for email in [
-        format!("me@example.com namespaces=\"git,hitl\" {evil}"),
+        format!("me@example.com namespaces=\"git,hitl,hitl-approval\" {evil}"),
         "me@example.com\nlea@example.com".to_owned(),
         "*".to_owned(),
         "a@b,lea@example.com".to_owned(),

@@ -363,7 +363,9 @@ fn a_second_root_signed_by_a_trusted_key_merged_in() {
     let first = first_commit(&w);
     let mut signers = std::fs::read_to_string(w.ws().join("allowed_signers")).unwrap();
     let mallory = std::fs::read_to_string(w.key(MALLORY).with_extension("com.pub")).unwrap();
-    signers.push_str(&format!("{MALLORY} namespaces=\"git,hitl\" {mallory}"));
+    signers.push_str(&format!(
+        "{MALLORY} namespaces=\"git,hitl,hitl-approval\" {mallory}"
+    ));
     let listing = format!(
         "100644 blob {}\tallowed_signers\n",
         blob(&w, signers.as_bytes())

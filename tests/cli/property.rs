@@ -856,7 +856,11 @@ impl Case {
                 let mut signers = std::fs::read_to_string(w.ws().join("allowed_signers")).unwrap();
                 let public =
                     std::fs::read_to_string(w.key(MALLORY).with_extension("com.pub")).unwrap();
-                write!(signers, "{MALLORY} namespaces=\"git,hitl\" {public}").unwrap();
+                write!(
+                    signers,
+                    "{MALLORY} namespaces=\"git,hitl,hitl-approval\" {public}"
+                )
+                .unwrap();
                 let b = blob(w, signers.as_bytes());
                 let tree = tree_with(w, None, &[("100644", &b, "allowed_signers")]);
                 let orphan = commit_tree(w, &tree, &[], root_by, "another root");
@@ -891,7 +895,10 @@ impl Case {
                     Governed::AllowedSigners => (
                         "allowed_signers",
                         "",
-                        format!("{MALLORY} namespaces=\"git,hitl\" {}", public(MALLORY)),
+                        format!(
+                            "{MALLORY} namespaces=\"git,hitl,hitl-approval\" {}",
+                            public(MALLORY)
+                        ),
                     ),
                     Governed::RevokedSigners => ("revoked_signers", "", public(LEA)),
                     Governed::Policies => (

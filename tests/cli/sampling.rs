@@ -110,7 +110,10 @@ fn a_drawn_tier_1_draft_needs_its_send_and_a_review() {
         "{s}"
     );
     let out = ok(&w.hitl(MARIA, &["approve", "draft-drawn"]));
-    assert!(out.contains("1 of 2 approvals, still needed: ai-quality"), "{out}");
+    assert!(
+        out.contains("1 of 2 approvals, still needed: ai-quality"),
+        "{out}"
+    );
     ok(&w.hitl(QUINN, &["approve", "draft-drawn"]));
     assert_eq!(status(&w, "draft-drawn")["state"], "approved");
     assert_eq!(w.problem_codes(), Vec::<String>::new());

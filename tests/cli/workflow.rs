@@ -225,8 +225,16 @@ fn a_hand_made_approval_in_another_name_completes_no_quorum() {
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
     assert!(stderr(&o).contains("does not hold"), "{}", stderr(&o));
     assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
-    // The detached signature and the commit are both ravi's, not sam's.
-    assert_eq!(codes(&w), ["signer-not-actor", "signer-not-actor"]);
+    // The detached signature and the commit are both ravi's, not sam's; and its
+    // signature of the approval scope is ines's, not sam's (copied from her decision).
+    assert_eq!(
+        codes(&w),
+        [
+            "decision-unauthorized",
+            "signer-not-actor",
+            "signer-not-actor"
+        ]
+    );
 }
 
 /// Writes event 7 by hand: an approval of the IAM change in `actor`'s name in the
@@ -281,7 +289,8 @@ fn a_recorded_approval_without_its_signature_counts_for_nothing() {
             .contains("no detached signature"),
         "{s}"
     );
-    assert_eq!(codes(&w), ["signature-missing"]);
+    // Its scope signature, copied from ines's decision, is not by sam's key either.
+    assert_eq!(codes(&w), ["decision-unauthorized", "signature-missing"]);
 }
 
 /// A request already past its `expires_at` is refused by `propose`: nothing recorded,
@@ -542,9 +551,15 @@ fn status_refuses_an_audit_edited_in_place() {
         stderr(&o)
     );
     assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+    // The edited event is an approval without a signature of the approval scope.
     assert_eq!(
         w.problem_codes(),
-        ["commit-unsigned", "history-rewrite", "signature-bad"]
+        [
+            "commit-unsigned",
+            "decision-unauthorized",
+            "history-rewrite",
+            "signature-bad"
+        ]
     );
 }
 

@@ -79,6 +79,9 @@ pub struct Appender<'a, E = AuditError> {
 pub struct Built {
     pub events: Vec<NewEvent>,
     pub blobs: Vec<Vec<u8>>,
+    /// The approval file the final approval writes, once its event is known
+    /// ([`crate::approval::Draft::finish`]), signed by the appender's key.
+    pub approval: Option<crate::approval::Draft>,
     /// The commit subject, e.g. `approve refund-4711 (tier 3) by lea@example.com`.
     pub subject: String,
     /// Extra trailers (`Hitl-Tier`, `Hitl-Decision`); `Hitl-Request`, `Hitl-Type` and
@@ -354,6 +357,7 @@ impl AuditRepo {
         let Built {
             events,
             blobs,
+            approval,
             subject,
             trailers,
         } = built;
@@ -419,6 +423,14 @@ impl AuditRepo {
         }
         for blob in blobs {
             files.push((blob_path(&sha256_hex(&blob)), blob));
+        }
+        // The approval file names the final decision: the last event, by its seq and hash.
+        if let Some(draft) = approval {
+            let request = draft.request.clone();
+            let file = draft.finish(seq, &prev, |statement| {
+                how.key.sign(crate::approval::NAMESPACE, statement)
+            })?;
+            files.push((crate::approval::path(&request), file.to_bytes()));
         }
 
         // Events and signatures are never overwritten: if one is already there, HEAD's

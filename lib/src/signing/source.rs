@@ -217,7 +217,7 @@ pub fn git_signer_line(dir: &Path) -> Result<Option<String>, SigningError> {
             value: email.clone(),
             reason: e.to_string(),
         })?;
-    let line = format!("{email} namespaces=\"git,hitl\" {key}");
+    let line = format!("{email} namespaces=\"git,hitl,hitl-approval\" {key}");
     // Read back, the line must say exactly this: one principal, for this key.
     let parsed = AllowedSigners::parse(Path::new(crate::workspace::ALLOWED_SIGNERS), &line)?;
     if parsed.entries.len() != 1

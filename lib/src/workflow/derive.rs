@@ -56,6 +56,15 @@ pub struct Derived {
     /// The sampled review's draw, when the tier samples: a drawn request's
     /// `approvals_required` counts the extra approval already.
     pub sample: Option<crate::classify::Sample>,
+    /// What an approval of it allows, beyond the above: the action's type, the digest of
+    /// its parameters, the change window it must run in, whether an operator must
+    /// supervise, and how long an approval is valid from the final approval (the tier's
+    /// `approval_valid_for`, in seconds).
+    pub action_type: String,
+    pub parameters: String,
+    pub change_window: Option<String>,
+    pub supervised: bool,
+    pub valid_for_seconds: Option<u64>,
 }
 
 impl Derived {
@@ -218,6 +227,11 @@ fn facts(
         target: format!("{}/{}", r.action.target.system, r.action.target.object),
         policy,
         sample: c.sample.clone(),
+        action_type: r.action.kind.as_str().to_owned(),
+        parameters: crate::approval::parameters_digest(&r.action.parameters),
+        change_window: c.change_window.clone(),
+        supervised: c.execution == crate::matrix::Execution::HumanSupervised,
+        valid_for_seconds: tier.and_then(|t| t.approval_valid_for).map(|d| d.as_secs()),
     }
 }
 

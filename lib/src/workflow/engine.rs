@@ -560,6 +560,40 @@ fn signer_trusted(
     Ok(())
 }
 
+/// An approver's key must also be trusted for the approval namespace (`hitl-approval`):
+/// it signs the approval scope, which `hitl check` verifies offline; an approval whose
+/// signature no host could accept is refused now rather than recorded.
+///
+/// # Errors
+/// [`WorkflowError::Untrusted`], with the hint to add the namespace.
+pub fn approval_signer_trusted(
+    config: &Config,
+    signer: &ssh_key::PublicKey,
+    principal: &str,
+    now: DateTime<Utc>,
+) -> Result<(), WorkflowError> {
+    let (allowed, revoked) = config
+        .trust
+        .as_ref()
+        .map_err(|e| WorkflowError::Untrusted {
+            principal: principal.to_owned(),
+            reason: e.clone(),
+        })?;
+    crate::signing::trusted_principal(
+        allowed,
+        revoked,
+        signer,
+        Some(principal),
+        crate::approval::NAMESPACE,
+        now,
+    )
+    .map(|_| ())
+    .map_err(|u| WorkflowError::Untrusted {
+        principal: principal.to_owned(),
+        reason: u.message,
+    })
+}
+
 /// The principal `key` acts for under the signer files of `config` at `now` (namespace
 /// `hitl`): who a command that only reads (`queue`) speaks for.
 ///

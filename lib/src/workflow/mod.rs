@@ -5,6 +5,7 @@
 //! Quorum and separation of duties across several decisions come with the workflow
 //! issue; here one decision closes a request.
 
+pub mod approval;
 pub mod break_glass;
 pub mod config;
 pub mod derive;
@@ -268,6 +269,7 @@ impl Proposal {
         Built {
             events: self.events,
             blobs: self.blobs,
+            approval: None,
             subject: format!("{word} {request}{version} (tier {tier}) by {submitter}"),
             trailers: vec![("Hitl-Tier".to_owned(), tier.to_string())],
         }
@@ -590,7 +592,7 @@ pub fn decision(
     repo: &crate::audit::AuditRepo,
     head: Option<&git2::Commit<'_>>,
     tree: &git2::Tree<'_>,
-    signer: &ssh_key::PublicKey,
+    key: &crate::signing::SigningKey,
     request: &str,
     principal: &str,
     verdict: Verdict,
@@ -598,6 +600,7 @@ pub fn decision(
     comment: Option<&str>,
     batch: bool,
     seen_version: Option<u32>,
+    approval_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Decided, WorkflowError> {
     crate::text::check_decision(reason_code, comment)?;
@@ -613,7 +616,7 @@ pub fn decision(
         repo,
         head,
         tree,
-        signer,
+        key.public(),
         &engine::Decision {
             request,
             principal,
@@ -672,6 +675,27 @@ pub fn decision(
             "proposal": state.proposal,
             "evidence_pack": state.evidence_pack,
     }));
+    // An approval (not the review of an override) signs the approval scope, under the
+    // approval namespace, with the key the decision is signed with.
+    let derived = match &state.derived {
+        Some(Ok(d)) => Some(d.clone()),
+        _ => None,
+    };
+    let scoped = match &derived {
+        Some(d) if verdict == Verdict::Approve && state.overridden.is_none() => {
+            engine::approval_signer_trusted(&config, key.public(), principal, now)?;
+            let scope = approval::scope_of(&state, d, request).to_bytes();
+            let signature = key
+                .sign(crate::approval::NAMESPACE, &scope)
+                .map_err(AuditError::from)?;
+            fields.insert(
+                approval::SCOPE_SIGNATURE.to_owned(),
+                signature.clone().into(),
+            );
+            Some((d, signature))
+        }
+        _ => None,
+    };
     if let Some(t) = &terms {
         fields.insert("review_approvals".to_owned(), t.required.into());
         fields.insert("review_roles".to_owned(), json!(t.roles));
@@ -698,9 +722,24 @@ pub fn decision(
         state.overridden = terms;
     }
     let outcome = state.outcome(now);
+    // The approval that completes the quorum writes the approval file in its commit.
+    let approval = match scoped {
+        Some((d, signature)) if outcome == engine::Outcome::Approved => Some(approval::draft(
+            &state,
+            d,
+            &config,
+            &before.events,
+            request,
+            (principal, &role_name, &key.fingerprint(), &signature),
+            approval_id,
+            now,
+        )?),
+        _ => None,
+    };
     let built = Built {
         events: vec![event],
         blobs: Vec::new(),
+        approval,
         subject: format!("{word} {request} (tier {tier}) by {principal}"),
         trailers: vec![
             ("Hitl-Tier".to_owned(), tier.to_string()),

@@ -41,6 +41,7 @@ fn kept_fields(kind: &str) -> &'static [&'static str] {
             "review_approvals",
             "review_roles",
             "review_due",
+            "scope_signature",
         ],
         // The engine derives a sweep's facts; it reads only the type and the time.
         types::EXPIRED | types::ESCALATED => &[],

@@ -721,6 +721,14 @@ pub fn judge_recorded_event(state: &State, config: &Config, e: &Event) -> Result
             ));
         }
     }
+    // An approval (not the review of an override) signed the approval scope the engine
+    // derives, with the decision's key: the approval file rests on it.
+    if verdict == Verdict::Approve
+        && state.overridden.is_none()
+        && let Some(Ok(derived)) = &state.derived
+    {
+        super::approval::check_scope_signature(state, derived, e)?;
+    }
     judge_decision(
         state,
         config,

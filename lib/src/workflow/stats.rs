@@ -451,6 +451,11 @@ mod tests {
             target: "payments/ch_1".to_owned(),
             policy: crate::audit::replay::of_decision(tier, None),
             sample: None,
+            action_type: "send".to_owned(),
+            parameters: String::new(),
+            change_window: None,
+            supervised: false,
+            valid_for_seconds: None,
         }
     }
 

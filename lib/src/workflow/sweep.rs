@@ -110,6 +110,7 @@ pub fn sweep(
     let built = Built {
         events,
         blobs: Vec::new(),
+        approval: None,
         subject: format!(
             "sweep: {} expired, {} escalated",
             count(types::EXPIRED),

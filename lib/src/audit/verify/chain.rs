@@ -304,14 +304,15 @@ pub(super) fn chain(
     if let Some(audit) = repo.subtree(tree, AUDIT_DIR)? {
         for e in audit.iter() {
             let name = e.name().unwrap_or_default();
-            if !(matches!(name, "events" | "blobs" | "requests")
+            if !(matches!(name, "events" | "blobs" | "requests" | "approvals")
                 && e.kind() == Some(git2::ObjectType::Tree))
             {
                 report.problems.push(problem(
                     "unexpected-file",
                     None,
                     Some(&format!("{AUDIT_DIR}/{name}")),
-                    "not part of the audit layout (`events/`, `blobs/`, `requests/`)".to_owned(),
+                    "not part of the audit layout (`events/`, `blobs/`, `requests/`, `approvals/`)"
+                        .to_owned(),
                 ));
             }
         }

@@ -1,0 +1,254 @@
+//! The engine's side of approval files (docs/approvals.md): the [`Scope`] of a request
+//! as the engine derives it, every approval's signature of it checked against the
+//! recorded proposal (never against a recorded scope), and the [`Draft`] the final
+//! approval's append turns into `audit/approvals/<request>.json`.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use super::config::Config;
+use super::derive::Derived;
+use super::rules::State;
+use super::{Verdict, WorkflowError, types};
+use crate::approval::{Approver, Ceiling, Draft, Scope, ScopeAction, ScopeTarget, WindowSchedule};
+use crate::audit::Event;
+
+/// The field of an approving decision event that holds its signature of the scope.
+pub const SCOPE_SIGNATURE: &str = "scope_signature";
+
+/// The scope of the request's current version, from the engine's derived facts.
+#[must_use]
+pub fn scope_of(state: &State, derived: &Derived, request: &str) -> Scope {
+    let (system, object) = derived
+        .target
+        .split_once('/')
+        .map_or((derived.target.as_str(), ""), |(s, o)| (s, o));
+    Scope {
+        kind: crate::approval::SCOPE_TYPE.to_owned(),
+        request: request.to_owned(),
+        version: state.version,
+        proposal: state.proposal.clone(),
+        evidence_pack: state.evidence_pack.clone(),
+        action: ScopeAction {
+            kind: derived.action_type.clone(),
+            name: derived.action.clone(),
+        },
+        target: ScopeTarget {
+            system: system.to_owned(),
+            object: object.to_owned(),
+        },
+        parameters: derived.parameters.clone(),
+        amount: derived.amount.as_ref().map(|a| Ceiling {
+            ceiling: a.value.to_string(),
+            currency: a.currency.clone(),
+        }),
+        change_window: derived.change_window.clone(),
+        supervised: derived.supervised,
+        approvals_required: derived.approvals_required,
+        valid_for_seconds: derived.valid_for_seconds,
+        expires_at: derived
+            .expires_at
+            .to_rfc3339_opts(SecondsFormat::Secs, true),
+        single_use: true,
+    }
+}
+
+/// Whether a recorded approval (not a review of an override) carries a signature of
+/// the request's scope, as the engine derives it, by the key of the event's actor.
+///
+/// # Errors
+/// Why it does not.
+pub fn check_scope_signature(state: &State, derived: &Derived, e: &Event) -> Result<(), String> {
+    let Some(armored) = e.field_str(SCOPE_SIGNATURE) else {
+        return Err(
+            "an approval without its signature of the approval scope (`scope_signature`)"
+                .to_owned(),
+        );
+    };
+    let scope = scope_of(state, derived, &e.request).to_bytes();
+    let key =
+        crate::signing::verify(armored, crate::approval::NAMESPACE, &scope).map_err(|err| {
+            format!("its `scope_signature` does not verify over the request's scope: {err}")
+        })?;
+    let fp = crate::signing::fingerprint(&key);
+    if fp != e.actor.key {
+        return Err(format!(
+            "its `scope_signature` is by key {fp}, not by the decision's key {}",
+            e.actor.key
+        ));
+    }
+    Ok(())
+}
+
+/// The draft of the approval file the approval that completes the quorum writes:
+/// `state` is the request's state with that approval recorded, `events` its events
+/// before it, `signature` the new approver's signature of the scope.
+///
+/// # Errors
+/// An earlier approval without its scope signature (recorded by an older hitl): no file
+/// can cover it, so the quorum is refused rather than granted without one.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "each is one fact of the final approval"
+)]
+pub fn draft(
+    state: &State,
+    derived: &Derived,
+    config: &Config,
+    events: &[Event],
+    request: &str,
+    new: (&str, &str, &str, &str),
+    approval_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Draft, WorkflowError> {
+    let (principal, role, key, signature) = new;
+    let stamp = now.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let from = events
+        .iter()
+        .rposition(|e| e.kind == types::PROPOSED)
+        .unwrap_or(0);
+    let version = events.get(from..).unwrap_or_default();
+    let mut approvers = Vec::new();
+    let mut signatures = Vec::new();
+    for (who, as_role) in &state.approvals {
+        if who == principal {
+            approvers.push(Approver {
+                principal: principal.to_owned(),
+                role: role.to_owned(),
+                key: key.to_owned(),
+                decided_at: stamp.clone(),
+                decision: 0,
+            });
+            signatures.push(signature.to_owned());
+            continue;
+        }
+        let found = version.iter().rev().find(|e| {
+            e.kind == types::DECISION
+                && e.actor.principal == *who
+                && e.field_str("decision").and_then(Verdict::parse) == Some(Verdict::Approve)
+        });
+        let Some((e, sig)) = found.and_then(|e| Some((e, e.field_str(SCOPE_SIGNATURE)?))) else {
+            return Err(WorkflowError::Inconsistent {
+                request: request.to_owned(),
+                message: format!(
+                    "the approval by `{who}` has no signature of the approval scope, so no approval file can cover it"
+                ),
+            });
+        };
+        approvers.push(Approver {
+            principal: who.clone(),
+            role: as_role.clone(),
+            key: e.actor.key.clone(),
+            decided_at: e.at.clone(),
+            decision: e.seq,
+        });
+        signatures.push(sig.to_owned());
+    }
+    // The new approval is the final one: last.
+    if let Some(pos) = approvers.iter().position(|a| a.principal == principal) {
+        let a = approvers.remove(pos);
+        let s = signatures.remove(pos);
+        approvers.push(a);
+        signatures.push(s);
+    }
+    let scope = scope_of(state, derived, request);
+    let change_window = match &scope.change_window {
+        Some(name) => config
+            .matrix_for(request)?
+            .change_window(name)
+            .map(WindowSchedule::of),
+        None => None,
+    };
+    Ok(Draft {
+        request: request.to_owned(),
+        version: state.version,
+        scope,
+        approval_id: approval_id.to_owned(),
+        approved_at: now,
+        change_window,
+        approvers,
+        scope_signatures: signatures,
+        matrix: config.matrix_digest.clone(),
+        policies: config.policy_digest.clone(),
+    })
+}
+
+/// Why `hitl check` with the audit at hand refuses: the approval itself, or the audit.
+#[derive(Debug, thiserror::Error)]
+pub enum AtHead {
+    #[error(transparent)]
+    Refused(#[from] crate::approval::check::Refusal),
+    #[error(transparent)]
+    Workflow(#[from] WorkflowError),
+}
+
+/// `hitl check` where the audit is at hand: the file checked against the signer files
+/// of the trust configuration at HEAD (governed as a decision requires), then the
+/// request must still be approved as the engine folds it at `now`, and the file must be
+/// the one the audit holds for it.
+///
+/// # Errors
+/// The [`AtHead`] refusal.
+pub fn check_at_head(
+    repo: &crate::audit::AuditRepo,
+    name: &str,
+    bytes: &[u8],
+    want: &crate::approval::check::Want<'_>,
+    now: DateTime<Utc>,
+) -> Result<crate::approval::check::Checked, AtHead> {
+    use crate::approval::check::{self, Refusal};
+    let parsed = check::parse(name, bytes)?;
+    let request = parsed.request().to_owned();
+    // Folds the request (and refuses a tampered history) before anything is trusted.
+    let status = super::engine::status(repo, &request, now).map_err(|e| match e {
+        WorkflowError::NotProposed(r) => AtHead::Refused(Refusal::NotApproved {
+            why: format!("`{r}` was never proposed"),
+        }),
+        other => AtHead::Workflow(other),
+    })?;
+    let head = repo
+        .head_for_reading()
+        .map_err(WorkflowError::from)?
+        .ok_or_else(|| WorkflowError::NotProposed(request.clone()))?;
+    let tree = head
+        .tree()
+        .map_err(|e| WorkflowError::from(crate::audit::AuditError::from(e)))?;
+    let config = super::config::Configs::default()
+        .at(repo, &tree)
+        .map_err(WorkflowError::from)?;
+    let (allowed, revoked) = config.trust.as_ref().map_err(|e| {
+        AtHead::Refused(Refusal::Untrusted {
+            file: name.to_owned(),
+            why: format!("the signer files at HEAD do not load: {e}"),
+        })
+    })?;
+    let checked = check::check(name, bytes, allowed, revoked, want, now)?;
+    if status.outcome != super::engine::Outcome::Approved {
+        return Err(AtHead::Refused(Refusal::NotApproved {
+            why: format!("`{request}` is {}, not approved", status.outcome.name()),
+        }));
+    }
+    if status.state.version != checked.parsed.scope.version {
+        return Err(AtHead::Refused(Refusal::NotApproved {
+            why: format!(
+                "the approval is for version {} of `{request}`, the audit's is version {}",
+                checked.parsed.scope.version, status.state.version
+            ),
+        }));
+    }
+    let recorded = repo
+        .read(&tree, &crate::approval::path(&request))
+        .map_err(WorkflowError::from)?;
+    if recorded.as_deref() != Some(bytes) {
+        return Err(AtHead::Refused(Refusal::NotApproved {
+            why: format!(
+                "the audit holds {} for `{request}`",
+                if recorded.is_some() {
+                    "another approval file"
+                } else {
+                    "no approval file"
+                }
+            ),
+        }));
+    }
+    Ok(checked)
+}

@@ -1,0 +1,187 @@
+//! `hitl check APPROVAL --action NAME --target SYSTEM/OBJECT ...`: whether an approval
+//! file allows one action now (docs/approvals.md). Offline it needs only the file and
+//! the signer files; with the audit at hand it also asks the engine whether the request
+//! is still approved and the file is the one the audit holds.
+
+use std::path::{Path, PathBuf};
+
+use hitl_lib::approval::check::{self, Checked, Want};
+use hitl_lib::audit::AuditRepo;
+use hitl_lib::signing::{AllowedSigners, RevokedSigners};
+use hitl_lib::workflow::approval::{AtHead, check_at_head};
+
+use super::{CliError, CliResult, Ctx, Exit, Format, emit, now, print_json};
+
+/// Check that an approval file allows an action now: exit 0 only if it does.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The approval file (`hitl approval ID --out FILE`).
+    pub approval: PathBuf,
+    /// The action about to run (`payments.refund`).
+    #[arg(long, value_name = "NAME")]
+    pub action: String,
+    /// Where it acts: `SYSTEM/OBJECT` (`payments/ch_981`).
+    #[arg(long, value_name = "SYSTEM/OBJECT")]
+    pub target: String,
+    /// The amount it moves (with `--currency`): at most the approval's ceiling.
+    #[arg(long, requires = "currency")]
+    pub amount: Option<f64>,
+    /// The amount's currency.
+    #[arg(long, requires = "amount")]
+    pub currency: Option<String>,
+    /// A JSON file with the parameters about to be used: their digest must be the
+    /// approval's.
+    #[arg(long, value_name = "FILE")]
+    pub params: Option<PathBuf>,
+    /// The signer files to trust (default: the workspace's at HEAD; offline,
+    /// `./allowed_signers`).
+    #[arg(long, value_name = "FILE")]
+    pub allowed_signers: Option<PathBuf>,
+    /// Revoked keys (default: the workspace's at HEAD; offline, `./revoked_signers` if
+    /// present).
+    #[arg(long, value_name = "FILE")]
+    pub revoked_signers: Option<PathBuf>,
+    /// Check the file alone, even inside a workspace.
+    #[arg(long)]
+    pub offline: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
+    let name = args.approval.display().to_string();
+    let bytes = read(&ctx.cwd().join(&args.approval), &name)?;
+    let parameters = match &args.params {
+        None => None,
+        Some(p) => {
+            let shown = p.display().to_string();
+            let text = read(&ctx.cwd().join(p), &shown)?;
+            let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
+                CliError::new(
+                    Exit::InvalidInput,
+                    format!("`{shown}`:{}:{}: not JSON: {e}", e.line(), e.column()),
+                )
+            })?;
+            Some(hitl_lib::approval::parameters_digest(&value))
+        }
+    };
+    let want = Want {
+        action: &args.action,
+        target: &args.target,
+        amount: args.amount.zip(args.currency.as_deref()),
+        parameters,
+    };
+    let now = now()?;
+    // The audit at hand, unless asked not to or the signer files are named.
+    let workspace = if args.offline || args.allowed_signers.is_some() {
+        None
+    } else {
+        ctx.workspace().ok()
+    };
+    let (result, offline) = match &workspace {
+        Some(ws) => {
+            let repo = AuditRepo::open(ws.root())?;
+            let r = check_at_head(&repo, &name, &bytes, &want, now).map_err(|e| match e {
+                AtHead::Refused(r) => Outcome::Refused(r),
+                AtHead::Workflow(w) => Outcome::Error(CliError::from(w)),
+            });
+            (r, false)
+        }
+        None => {
+            let dir = ctx.cwd();
+            let allowed_path = args
+                .allowed_signers
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("allowed_signers"));
+            let allowed = AllowedSigners::load(&dir.join(&allowed_path))?;
+            let revoked = match &args.revoked_signers {
+                Some(p) => RevokedSigners::load(&dir.join(p))?,
+                None if dir.join("revoked_signers").is_file() => {
+                    RevokedSigners::load(&dir.join("revoked_signers"))?
+                }
+                None => RevokedSigners::parse(Path::new("revoked_signers"), "")?,
+            };
+            let r = check::check(&name, &bytes, &allowed, &revoked, &want, now)
+                .map_err(Outcome::Refused);
+            (r, true)
+        }
+    };
+    match result {
+        Ok(checked) => {
+            report_ok(args, &checked, offline)?;
+            Ok(Exit::Ok)
+        }
+        Err(Outcome::Error(e)) => Err(e),
+        Err(Outcome::Refused(r)) => {
+            if args.format == Format::Json {
+                print_json(&serde_json::json!({
+                    "allowed": false,
+                    "code": r.code(),
+                    "exit": r.exit_code(),
+                    "reason": r.to_string(),
+                    "offline": offline,
+                }))?;
+            }
+            Err(CliError::from(r))
+        }
+    }
+}
+
+enum Outcome {
+    Refused(check::Refusal),
+    Error(CliError),
+}
+
+fn read(path: &Path, shown: &str) -> CliResult<Vec<u8>> {
+    // An approval file is small; anything far larger is not one.
+    const MAX: u64 = 1 << 20;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| CliError::new(Exit::NotFound, format!("cannot read `{shown}`: {e}")))?;
+    if !meta.is_file() || meta.len() > MAX {
+        return Err(CliError::new(
+            Exit::InvalidInput,
+            format!("`{shown}` is not a file of at most 1 MiB"),
+        ));
+    }
+    std::fs::read(path).map_err(|e| CliError::new(Exit::Io, format!("cannot read `{shown}`: {e}")))
+}
+
+fn report_ok(args: &Args, c: &Checked, offline: bool) -> CliResult<()> {
+    let p = c.parsed.predicate();
+    let amount = p
+        .amount
+        .as_ref()
+        .map(|a| format!(" up to {} {}", a.ceiling, a.currency))
+        .unwrap_or_default();
+    if args.format == Format::Json {
+        return print_json(&serde_json::json!({
+            "allowed": true,
+            "request": c.parsed.request(),
+            "approval_id": p.approval_id,
+            "action": p.action.name,
+            "target": format!("{}/{}", p.target.system, p.target.object),
+            "amount": p.amount,
+            "approvers": c.approvers,
+            "not_before": p.not_before,
+            "expires_at": p.expires_at,
+            "supervised": p.supervised,
+            "offline": offline,
+        }));
+    }
+    let mut out = format!(
+        "allowed: `{}` on `{}/{}`{amount} until {} (request `{}`, approved by {})\n",
+        p.action.name,
+        p.target.system,
+        p.target.object,
+        p.expires_at,
+        c.parsed.request(),
+        c.approvers.join(", ")
+    );
+    if offline {
+        out.push_str(
+            "offline: whether it was spent or revoked is not checked (no audit at hand)\n",
+        );
+    }
+    emit(out.as_bytes())
+}
