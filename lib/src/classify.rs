@@ -72,50 +72,75 @@ pub struct Sample {
     pub rate: f64,
     /// The first 8 bytes of the proposal's sha256, big-endian, modulo 1,000,000.
     pub draw: u32,
-    /// Drawn for review: `draw < rate × 1,000,000`. A drawn request needs one approval
-    /// more than its tier, which the tier's `sample_reviewers` may give; one not drawn
-    /// proceeds as its tier says.
+    /// Drawn for review: `draw < rate × 1,000,000` (in double precision), or `carried`.
+    /// A drawn request needs, besides its tier's own approvals, one review by a member
+    /// of the tier's `sample_reviewers`; one not drawn proceeds as its tier says.
     pub selected: bool,
+    /// Drawn because the version before it was: a new version of a request sent back
+    /// for changes (or blocked) keeps its review, whatever its own draw.
+    pub carried: bool,
+    /// The roles that may give the review, with their members besides the requester.
+    pub reviewers: Vec<EligibleRole>,
 }
 
 /// The draws per unit of `sample_rate`.
 pub const SAMPLE_SCALE: u32 = 1_000_000;
 
 impl Sample {
-    /// The draw for the proposal `bytes` at `rate`.
+    /// The draw for the proposal `bytes` at `rate` (no reviewers named).
     #[must_use]
     pub fn of_proposal(rate: f64, bytes: &[u8]) -> Self {
         use sha2::Digest as _;
         Self::draw(rate, &sha2::Sha256::digest(bytes).into())
     }
 
-    /// The draw for a proposal whose sha256 is `sha256`, at `rate`.
+    /// The draw for a proposal whose sha256 is `sha256`, at `rate` (no reviewers named).
     #[must_use]
     pub fn draw(rate: f64, sha256: &[u8; 32]) -> Self {
         let mut first = [0u8; 8];
         first.copy_from_slice(&sha256[..8]);
         let draw = u64::from_be_bytes(first) % u64::from(SAMPLE_SCALE);
         let draw = u32::try_from(draw).unwrap_or(SAMPLE_SCALE);
-        // `rate` is in 0..=1 (the matrix refuses anything else): the product fits.
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "0 <= rate <= 1, so the threshold is in 0..=1,000,000"
-        )]
-        let threshold = (rate.clamp(0.0, 1.0) * f64::from(SAMPLE_SCALE)).round() as u32;
         Self {
             rate,
             draw,
-            selected: draw < threshold,
+            selected: f64::from(draw) < rate * f64::from(SAMPLE_SCALE),
+            carried: false,
+            reviewers: Vec::new(),
+        }
+    }
+
+    /// Whether some member of a reviewer role could give the review.
+    #[must_use]
+    pub fn reviewable(&self) -> bool {
+        self.reviewers.iter().any(|r| !r.members.is_empty())
+    }
+
+    /// Marks the sample drawn because the version before it was (see [`Sample::carried`]).
+    pub fn carry(&mut self) {
+        if !self.selected {
+            self.selected = true;
+            self.carried = true;
         }
     }
 }
 
+/// The routing problem of a drawn request nobody could review, if it is one.
+#[must_use]
+pub fn sample_problem(tier: u8, sample: &Sample) -> Option<RoutingProblem> {
+    (sample.selected && !sample.reviewable()).then(|| RoutingProblem {
+        code: "no-sample-reviewer",
+        message: format!(
+            "the proposal was drawn for tier {tier}'s sampled review but no member of its `sample_reviewers` could give it (the requester does not count)"
+        ),
+    })
+}
+
 /// Draws the sampled review of the classification's tier for the proposal whose sha256
-/// is `sha256`: when it is drawn, the request needs one approval more, which the tier's
-/// `sample_reviewers` (never the requester) may give besides its eligible roles; a
-/// reviewer role that cannot give it is a routing problem (the request is blocked).
-/// Sampling never removes an approval the tier asks for.
+/// is `sha256`: a drawn request needs one review by a
+/// member of the tier's `sample_reviewers` (never the requester) besides its tier's own
+/// approvals, which sampling never changes; a drawn request nobody could review is a
+/// routing problem (the request is blocked).
 pub fn apply_sample(matrix: &Matrix, r: &Request, c: &mut Classification, sha256: &[u8; 32]) {
     let Some(tier) = matrix.tier(c.tier) else {
         return;
@@ -123,35 +148,47 @@ pub fn apply_sample(matrix: &Matrix, r: &Request, c: &mut Classification, sha256
     if tier.sample_rate <= 0.0 {
         return;
     }
-    let sample = Sample::draw(tier.sample_rate, sha256);
-    if sample.selected {
-        c.approvals_required = c.approvals_required.saturating_add(1);
-        if tier.sample_reviewers.is_empty() {
-            c.problems.push(RoutingProblem {
-                code: "no-sample-reviewer",
-                message: format!(
-                    "the proposal was drawn for tier {}'s sampled review but the tier names no `sample_reviewers`",
-                    c.tier
-                ),
+    let mut sample = Sample::draw(tier.sample_rate, sha256);
+    for name in &tier.sample_reviewers {
+        // The review is no approval of an amount: the reviewer role's own members, as
+        // the matrix names them, without the requester.
+        if let Some(role) = matrix.role(name)
+            && !sample.reviewers.iter().any(|e| e.role == role.name)
+        {
+            sample.reviewers.push(EligibleRole {
+                role: role.name.clone(),
+                members: role
+                    .members
+                    .iter()
+                    .filter(|m| **m != r.requested_by)
+                    .cloned()
+                    .collect(),
+                escalated_from: None,
+                required_by_policy: None,
             });
         }
-        for name in &tier.sample_reviewers {
-            match eligible_role(
-                matrix,
-                name,
-                r.action.amount.as_ref(),
-                Some(&r.requested_by),
-            ) {
-                Ok(role) if c.eligible_roles.iter().any(|e| e.role == role.role) => {}
-                Ok(role) => c.eligible_roles.push(role),
-                Err(p) => c.problems.push(p),
-            }
-        }
-        c.problems.retain(|p| !QUORUM_CODES.contains(&p.code));
-        let quorum = quorum_problems(c);
-        c.problems.extend(quorum);
     }
+    c.problems.extend(sample_problem(c.tier, &sample));
     c.sample = Some(sample);
+}
+
+/// [`apply_sample`] for the proposal `bytes`.
+pub fn apply_sample_of(matrix: &Matrix, r: &Request, c: &mut Classification, bytes: &[u8]) {
+    use sha2::Digest as _;
+    apply_sample(matrix, r, c, &sha2::Sha256::digest(bytes).into());
+}
+
+/// Draws the classification's sample because the version before it was drawn
+/// ([`Sample::carried`]); a review nobody could give becomes a routing problem.
+pub fn carry_sample(c: &mut Classification) {
+    if let Some(s) = &mut c.sample
+        && !s.selected
+    {
+        s.carry();
+        if let Some(p) = sample_problem(c.tier, s) {
+            c.problems.push(p);
+        }
+    }
 }
 
 impl Classification {

@@ -126,11 +126,20 @@ impl Ctx {
         let (file, r) = (review.loaded.path, &review.loaded.request);
         // A policy set that does not load is shown as a failed decision: the reviewer
         // still sees the evidence, and the proposal counts as denied.
-        let pack = match PolicySet::load(ws.root()) {
+        let mut pack = match PolicySet::load(ws.root()) {
             Ok(Some(mut set)) => evidence::assemble_with_policies(&matrix, &mut set, file, r, now),
             Ok(None) => evidence::assemble(&matrix, file, r, now),
             Err(e) => evidence::assemble_with_policy_error(&matrix, e.to_string(), file, r, now),
         };
+        // The sampled review is drawn from the proposal's exact bytes.
+        if review.recorded.is_some() {
+            hitl_lib::classify::apply_sample_of(
+                &matrix,
+                r,
+                &mut pack.classification,
+                &review.loaded.bytes,
+            );
+        }
         Ok((pack, review.recorded))
     }
 }

@@ -201,16 +201,24 @@ pub fn approval_rows(
     } else {
         c.missing_evidence.join(", ")
     };
+    // The sampled review, once drawn from the proposal's bytes (`show` of a recorded
+    // proposal); `status` says whether a version carried it over.
+    let sample = c
+        .sample
+        .as_ref()
+        .map(|s| super::status::sample_line(s).trim().to_owned());
     if c.approvals_required == 0 {
-        return vec![
+        let mut rows = vec![
             ("Matched rules", rules),
             (
                 "Approvals required",
                 "0 (no approval; full audit)".to_owned(),
             ),
-            ("Required evidence", c.required_evidence.join(", ")),
-            ("Missing evidence", missing),
         ];
+        rows.extend(sample.map(|s| ("Sampled review", s)));
+        rows.push(("Required evidence", c.required_evidence.join(", ")));
+        rows.push(("Missing evidence", missing));
+        return rows;
     }
     let mut quorum = c.approvals_required.to_string();
     if c.distinct_roles && c.approvals_required > 1 {
@@ -229,7 +237,7 @@ pub fn approval_rows(
             (None, _) => format!("{} (not defined in the matrix)", w.name),
         },
     );
-    vec![
+    let mut rows = vec![
         ("Matched rules", rules),
         (
             "Workflow",
@@ -239,11 +247,15 @@ pub fn approval_rows(
         ),
         ("Approvals required", quorum),
         ("Who may approve", approver_lines(c, requester).join("\n")),
+    ];
+    rows.extend(sample.map(|s| ("Sampled review", s)));
+    rows.extend([
         ("Self-approval", self_approval.to_owned()),
         ("Change window", window),
         ("Required evidence", c.required_evidence.join(", ")),
         ("Missing evidence", missing),
-    ]
+    ]);
+    rows
 }
 
 /// Rows of (field, value) as a table; values are escaped ([`safe`]).

@@ -104,18 +104,7 @@ pub fn text(request: &str, st: &engine::Status, now: chrono::DateTime<chrono::Ut
     }
     out.push('\n');
     if let Some(sample) = derived.and_then(|d| d.sample.as_ref()) {
-        out.push_str(&if sample.selected {
-            format!(
-                "  drawn for sampled review (draw {} below {} per million): one approval more\n",
-                sample.draw,
-                sample.rate * f64::from(hitl_lib::classify::SAMPLE_SCALE)
-            )
-        } else {
-            format!(
-                "  not drawn for sampled review (draw {}, rate {})\n",
-                sample.draw, sample.rate
-            )
-        });
+        out.push_str(&sample_line(sample));
     }
     for e in st.events.iter().filter(|e| e.kind == types::DECISION) {
         // The version a decision is bound to, once there is more than one.
@@ -188,6 +177,33 @@ pub fn text(request: &str, st: &engine::Status, now: chrono::DateTime<chrono::Ut
         _ => {}
     }
     out
+}
+
+/// The line `status` and `show` give a tier's sampled review.
+pub fn sample_line(sample: &hitl_lib::classify::Sample) -> String {
+    let roles: Vec<&str> = sample.reviewers.iter().map(|r| r.role.as_str()).collect();
+    if sample.selected {
+        format!(
+            "  drawn for sampled review (draw {}, rate {}{}): one review by {} besides the tier's approvals\n",
+            sample.draw,
+            sample.rate,
+            if sample.carried {
+                "; carried over from the version before"
+            } else {
+                ""
+            },
+            if roles.is_empty() {
+                "nobody (no `sample_reviewers`)".to_owned()
+            } else {
+                roles.join(", ")
+            }
+        )
+    } else {
+        format!(
+            "  not drawn for sampled review (draw {}, rate {})\n",
+            sample.draw, sample.rate
+        )
+    }
 }
 
 /// Approvals so far, the number needed, and the roles that can still give one (none

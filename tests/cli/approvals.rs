@@ -423,3 +423,18 @@ fn ssh_sign(key: &Path, bytes: &[u8], dir: &Path) -> String {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     std::fs::read_to_string(dir.join("to-sign.sig")).unwrap()
 }
+
+/// An insider's own signed commit (lea's, trusted) plants an approval file for a request
+/// nobody approved, a copy of refund-4711's: the append rule lets a trusted signer add a
+/// file, so `verify` judges `audit/approvals/` against the engine's fold and names it.
+#[test]
+fn verify_names_an_approval_file_no_final_approval_wrote() {
+    let (w, file) = approved();
+    ok(&w.hitl(super::audit::AGENT, &["propose", "email-customer-5531"]));
+    let planted = w.ws().join("audit/approvals/email-customer-5531.json");
+    std::fs::copy(&file, &planted).unwrap();
+    w.commit_all(Some(LEA), "an approval file by hand");
+    assert_eq!(w.problem_codes(), ["approval-unfounded"]);
+    // A decision refuses nothing for it, and `check` of the real file still passes.
+    ok(&check(&w, &file, &refund(&[])));
+}

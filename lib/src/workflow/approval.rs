@@ -43,7 +43,10 @@ pub fn scope_of(state: &State, derived: &Derived, request: &str) -> Scope {
         }),
         change_window: derived.change_window.clone(),
         supervised: derived.supervised,
-        approvals_required: derived.approvals_required,
+        // The tier's approvals and, for a drawn request, its sampled review.
+        approvals_required: derived
+            .approvals_required
+            .saturating_add(u8::from(derived.review_owed())),
         valid_for_seconds: derived.valid_for_seconds,
         expires_at: derived
             .expires_at
@@ -109,7 +112,7 @@ pub fn draft(
     let version = events.get(from..).unwrap_or_default();
     let mut approvers = Vec::new();
     let mut signatures = Vec::new();
-    for (who, as_role) in &state.approvals {
+    for (who, as_role) in state.approvals.iter().chain(&state.reviewed) {
         if who == principal {
             approvers.push(Approver {
                 principal: principal.to_owned(),
@@ -143,13 +146,16 @@ pub fn draft(
         });
         signatures.push(sig.to_owned());
     }
-    // The new approval is the final one: last.
-    if let Some(pos) = approvers.iter().position(|a| a.principal == principal) {
-        let a = approvers.remove(pos);
-        let s = signatures.remove(pos);
-        approvers.push(a);
-        signatures.push(s);
-    }
+    // In the order they decided; the new approval, the final one, last.
+    let mut both: Vec<(Approver, String)> = approvers.into_iter().zip(signatures).collect();
+    both.sort_by_key(|(a, _)| {
+        if a.decision == 0 {
+            u64::MAX
+        } else {
+            a.decision
+        }
+    });
+    let (approvers, signatures): (Vec<Approver>, Vec<String>) = both.into_iter().unzip();
     let scope = scope_of(state, derived, request);
     let change_window = match &scope.change_window {
         Some(name) => config
@@ -251,4 +257,191 @@ pub fn check_at_head(
         }));
     }
     Ok(checked)
+}
+
+/// An accepted approval of a request's current version, as `verify` folds it.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub seq: u64,
+    pub principal: String,
+    pub key: String,
+    pub scope_signature: Option<String>,
+}
+
+/// `verify`'s check of `audit/approvals/` against the engine's fold of the history:
+/// every file is for a request the engine finds approved (`approval-unfounded`
+/// otherwise: a file no final approval wrote, or one that does not match the approvals
+/// recorded for it), and every request approved with scope signatures has its file
+/// (`approval-missing`). `accepted` holds each request's accepted approvals of its
+/// current version, in order.
+///
+/// # Errors
+/// An unreadable object.
+pub fn verify_files(
+    repo: &crate::audit::AuditRepo,
+    head_tree: &git2::Tree<'_>,
+    states: &std::collections::HashMap<String, State>,
+    accepted: &std::collections::HashMap<String, Vec<Accepted>>,
+) -> Result<Vec<super::recorded::Finding>, crate::audit::AuditError> {
+    let mut out = Vec::new();
+    let dir = format!("{}/approvals", crate::audit::AUDIT_DIR);
+    let mut seen = std::collections::HashSet::new();
+    if let Some(folder) = repo.subtree(head_tree, &dir)? {
+        for entry in folder.iter() {
+            let name = String::from_utf8_lossy(entry.name_bytes()).into_owned();
+            let path = format!("{dir}/{name}");
+            let request = name.strip_suffix(".json").unwrap_or_default().to_owned();
+            let bytes = match entry.kind() {
+                Some(git2::ObjectType::Blob) if entry.filemode() == 0o100_644 => {
+                    repo.repo.find_blob(entry.id())?.content().to_vec()
+                }
+                _ => {
+                    out.push((
+                        0,
+                        "approval-unfounded",
+                        format!("`{path}` is not a plain file"),
+                    ));
+                    continue;
+                }
+            };
+            let why = judge_file(&request, &path, &bytes, states, accepted);
+            let seq = accepted
+                .get(&request)
+                .and_then(|a| a.last())
+                .map_or(0, |a| a.seq);
+            match why {
+                Ok(()) => {
+                    seen.insert(request);
+                }
+                Err(why) => out.push((seq, "approval-unfounded", why)),
+            }
+        }
+    }
+    let mut missing: Vec<(&String, &State)> = states
+        .iter()
+        .filter(|(request, state)| {
+            !seen.contains(*request)
+                && state_is_approved(state)
+                && accepted
+                    .get(*request)
+                    .is_some_and(|a| !a.is_empty() && a.iter().all(|a| a.scope_signature.is_some()))
+        })
+        .collect();
+    missing.sort_by_key(|(r, _)| (*r).clone());
+    for (request, _) in missing {
+        let seq = accepted
+            .get(request)
+            .and_then(|a| a.last())
+            .map_or(0, |a| a.seq);
+        out.push((
+            seq,
+            "approval-missing",
+            format!(
+                "`{request}` is approved but `{}` is not in the audit",
+                crate::approval::path(request)
+            ),
+        ));
+    }
+    Ok(out)
+}
+
+/// Whether the engine's fold has the request approved (its quorum and any review given,
+/// no rejection, no override), whatever the time.
+fn state_is_approved(state: &State) -> bool {
+    match &state.derived {
+        Some(Ok(d)) => {
+            !d.blocked
+                && state.rejected.is_none()
+                && state.changes_requested.is_none()
+                && state.overridden.is_none()
+                && (d.approvals_required > 0 || d.review_owed())
+                && state.approvals.len() >= usize::from(d.approvals_required)
+                && (!d.review_owed() || state.reviewed.is_some())
+        }
+        _ => false,
+    }
+}
+
+/// Why one approval file does not match the engine's fold, if it does not.
+fn judge_file(
+    request: &str,
+    path: &str,
+    bytes: &[u8],
+    states: &std::collections::HashMap<String, State>,
+    accepted: &std::collections::HashMap<String, Vec<Accepted>>,
+) -> Result<(), String> {
+    let Some(state) = states.get(request) else {
+        return Err(format!(
+            "`{path}` is for `{request}`, which was never proposed"
+        ));
+    };
+    let Some(Ok(derived)) = &state.derived else {
+        return Err(format!(
+            "`{path}` is for `{request}`, which is inconsistent"
+        ));
+    };
+    if !state_is_approved(state) {
+        return Err(format!(
+            "`{path}` is for `{request}`, which the engine does not find approved"
+        ));
+    }
+    let parsed = crate::approval::check::parse(path, bytes).map_err(|e| e.to_string())?;
+    if parsed.scope != scope_of(state, derived, request) {
+        return Err(format!(
+            "`{path}`'s scope is not the one the engine derives for `{request}`"
+        ));
+    }
+    let approvals = accepted.get(request).map(Vec::as_slice).unwrap_or_default();
+    let p = parsed.predicate();
+    let listed: Vec<(&str, &str, u64)> = p
+        .approvers
+        .iter()
+        .map(|a| (a.principal.as_str(), a.key.as_str(), a.decision))
+        .collect();
+    let recorded: Vec<(&str, &str, u64)> = approvals
+        .iter()
+        .map(|a| (a.principal.as_str(), a.key.as_str(), a.seq))
+        .collect();
+    if listed != recorded || p.final_decision.seq != approvals.last().map_or(0, |a| a.seq) {
+        return Err(format!(
+            "`{path}` lists other approvers or another final decision than the audit records for `{request}`"
+        ));
+    }
+    for (n, s) in parsed.file.signatures.iter().enumerate() {
+        let msg = match s.signs {
+            crate::approval::Signs::Scope => {
+                let recorded = approvals
+                    .iter()
+                    .find(|a| a.principal == s.principal)
+                    .and_then(|a| a.scope_signature.as_deref());
+                if recorded != Some(s.signature.as_str()) {
+                    return Err(format!(
+                        "`{path}`: `signatures[{n}]` is not the scope signature `{}` recorded in their decision",
+                        s.principal
+                    ));
+                }
+                continue;
+            }
+            crate::approval::Signs::Statement => parsed.file.statement.as_bytes(),
+        };
+        let key = crate::signing::verify(&s.signature, crate::approval::NAMESPACE, msg)
+            .map_err(|e| format!("`{path}`: `signatures[{n}]`: {e}"))?;
+        if Some(crate::signing::fingerprint(&key).as_str())
+            != approvals.last().map(|a| a.key.as_str())
+            || approvals.last().map(|a| a.principal.as_str()) != Some(s.principal.as_str())
+        {
+            return Err(format!(
+                "`{path}`: the statement is not signed by the final approver's key"
+            ));
+        }
+    }
+    if !parsed
+        .file
+        .signatures
+        .iter()
+        .any(|s| s.signs == crate::approval::Signs::Statement)
+    {
+        return Err(format!("`{path}`: the statement is not signed"));
+    }
+    Ok(())
 }

@@ -68,6 +68,41 @@ pub struct Derived {
 }
 
 impl Derived {
+    /// Whether the request owes a sampled review (its tier drew it), besides its tier's
+    /// own approvals.
+    #[must_use]
+    pub fn review_owed(&self) -> bool {
+        self.sample.as_ref().is_some_and(|s| s.selected)
+    }
+
+    /// The roles that may give the sampled review, with their members when proposed.
+    #[must_use]
+    pub fn reviewers(&self) -> Vec<(String, Vec<String>)> {
+        self.sample
+            .as_ref()
+            .filter(|s| s.selected)
+            .map(|s| {
+                s.reviewers
+                    .iter()
+                    .map(|r| (r.role.clone(), r.members.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Draws the sample because the version before it was drawn (a review nobody could
+    /// give blocks it), as [`crate::classify::carry_sample`] does for the pack.
+    pub fn carry_sample(&mut self) {
+        if let Some(s) = &mut self.sample
+            && !s.selected
+        {
+            s.carry();
+            if !s.reviewable() {
+                self.blocked = true;
+            }
+        }
+    }
+
     /// Whether the pending timeout has escalated the request at `at`.
     #[must_use]
     pub fn escalated_at(&self, at: DateTime<Utc>) -> bool {
@@ -127,7 +162,7 @@ pub fn derive_from(
             evidence::assemble_with_policy_error(matrix, e.clone(), file.to_path_buf(), &r, at)
         }
     };
-    crate::classify::apply_sample(matrix, &r, &mut pack.classification, &sha256(proposal));
+    crate::classify::apply_sample_of(matrix, &r, &mut pack.classification, proposal);
     let c = &pack.classification;
     let blocked = matches!(
         &pack.policy_decision,
@@ -160,12 +195,6 @@ fn parse_under<'c>(
         format!("the recorded proposal does not load under the matrix in force: {d}")
     })?;
     Ok((matrix, r))
-}
-
-/// The sha256 of a proposal's bytes, from which its sampled review is drawn.
-fn sha256(bytes: &[u8]) -> [u8; 32] {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(bytes).into()
 }
 
 /// The facts of a classification: what the workflow rests on.
@@ -282,7 +311,7 @@ pub fn derive_facts(
         }
     };
     let mut c = c;
-    crate::classify::apply_sample(matrix, &r, &mut c, &sha256(proposal));
+    crate::classify::apply_sample_of(matrix, &r, &mut c, proposal);
     let blocked = blocked || !unapprovable(&c).is_empty();
     Ok(facts(matrix, &r, submitter, &c, blocked, policy, at))
 }

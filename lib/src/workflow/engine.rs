@@ -657,10 +657,11 @@ pub fn judge_new_proposal(
         principal: submitter.to_owned(),
         reason,
     })?;
-    let (_, pack) =
+    let (_, mut pack) =
         derive_from(&config, file, bytes, submitter, now).map_err(|m| inconsistent("?", m))?;
     let id = pack.request.clone();
-    // A known id takes a new version only where its latest one allows it.
+    // A known id takes a new version only where its latest one allows it; a version
+    // after one drawn for sampled review is drawn too.
     let version = match head {
         Some(head) if !repo.request_seqs(tree, &id)?.is_empty() => {
             let (state, _) = state_at(repo, &mut configs, head, tree, &id, now)?;
@@ -668,7 +669,11 @@ pub fn judge_new_proposal(
                 return Err(inconsistent(&id, message.clone()));
             }
             let digest = format!("sha256:{}", crate::audit::sha256_hex(bytes));
-            state.next_version(&id, &digest, submitter, now)?
+            let version = state.next_version(&id, &digest, submitter, now)?;
+            if matches!(&state.derived, Some(Ok(d)) if d.review_owed()) {
+                crate::classify::carry_sample(&mut pack.classification);
+            }
+            version
         }
         _ => 1,
     };

@@ -217,6 +217,7 @@ pub fn judge(
     recorded: Recorded,
     mut line: ConfigLine,
     now: Option<chrono::DateTime<chrono::Utc>>,
+    approval_files: bool,
 ) -> Result<Vec<Finding>, AuditError> {
     line.sort();
     // 1. The steps of the fold, and a derivation job for each proposal.
@@ -283,6 +284,8 @@ pub fn judge(
     let mut out = Vec::new();
     let mut states: HashMap<String, State> = HashMap::new();
     let mut overrides: HashMap<String, u64> = HashMap::new();
+    // Each request's accepted approvals of its current version, for its approval file.
+    let mut accepted: HashMap<String, Vec<super::approval::Accepted>> = HashMap::new();
     for step in steps {
         match step {
             Step::Propose(events, job) => {
@@ -297,6 +300,9 @@ pub fn judge(
                     .unwrap_or_else(|| Err("not derived".to_owned()));
                 let refs: Vec<&Event> = events.iter().collect();
                 state.propose(&refs, |_, _, _| result);
+                if events.iter().any(|e| e.kind == types::PROPOSED) {
+                    accepted.insert(first.request.clone(), Vec::new());
+                }
                 if let Some(Err(why)) = &state.derived {
                     out.push((seq, "derived-mismatch", why.clone()));
                 }
@@ -313,6 +319,20 @@ pub fn judge(
                     None => {
                         if e.field_str("decision") == Some(super::Verdict::Override.as_str()) {
                             overrides.insert(e.request.clone(), e.seq);
+                        }
+                        if e.field_str("decision") == Some(super::Verdict::Approve.as_str())
+                            && state.overridden.is_none()
+                        {
+                            accepted.entry(e.request.clone()).or_default().push(
+                                super::approval::Accepted {
+                                    seq: e.seq,
+                                    principal: e.actor.principal.clone(),
+                                    key: e.actor.key.clone(),
+                                    scope_signature: e
+                                        .field_str(super::approval::SCOPE_SIGNATURE)
+                                        .map(str::to_owned),
+                                },
+                            );
                         }
                         state.decide(&e);
                     }
@@ -347,6 +367,12 @@ pub fn judge(
                 ));
             }
         }
+    }
+    // `audit/approvals/` against the fold (for `verify`, which folds every request).
+    if approval_files {
+        out.extend(super::approval::verify_files(
+            repo, head_tree, &states, &accepted,
+        )?);
     }
     out.sort_by_key(|f| f.0);
     Ok(out)
@@ -419,6 +445,6 @@ pub fn replay(
             _ => Err("the proposal was not recorded on top of a configuration".to_owned()),
         };
     }
-    out.findings = judge(repo, &tree, kept, line, None)?;
+    out.findings = judge(repo, &tree, kept, line, None, false)?;
     Ok(out)
 }

@@ -38,6 +38,9 @@ pub struct State {
     pub swept_escalated: bool,
     /// A break-glass override of this version, with the review it owes.
     pub overridden: Option<Override>,
+    /// The sampled review this version owes (its tier drew it), once given:
+    /// (principal, role). It is not one of `approvals`.
+    pub reviewed: Option<(String, String)>,
 }
 
 /// Where a request stands, as the engine folds it (never stored beside the events).
@@ -130,6 +133,8 @@ impl State {
                     return;
                 }
             };
+        // A version after a drawn one keeps its sampled review.
+        let carried = matches!(&self.derived, Some(Ok(d)) if d.review_owed());
         let recorded = proposed
             .fields
             .get("version")
@@ -157,9 +162,13 @@ impl State {
         self.rejected = None;
         self.changes_requested = None;
         self.overridden = None;
+        self.reviewed = None;
         self.swept_expired = false;
         self.swept_escalated = false;
-        let derived = derive(&digest, &proposed.actor.principal, at).and_then(|d| {
+        let derived = derive(&digest, &proposed.actor.principal, at).and_then(|mut d| {
+            if carried {
+                d.carry_sample();
+            }
             let bad = disagreements(&d, events);
             if bad.is_empty() {
                 Ok(d)
@@ -249,6 +258,7 @@ impl State {
             return;
         }
         match verdict {
+            Verdict::Approve if self.is_review(role) => self.reviewed = Some(by),
             Verdict::Approve => self.approvals.push(by),
             // Recorded through [`State::decide`], with the terms the event names.
             Verdict::Override => {}
@@ -262,6 +272,27 @@ impl State {
                 }
             }
         }
+    }
+
+    /// Whether an approval in `role` now is the sampled review rather than one of the
+    /// tier's approvals: the review is owed and not given, `role` is a reviewer role,
+    /// and it is not a role the tier's quorum still needs.
+    fn is_review(&self, role: &str) -> bool {
+        let Some(Ok(d)) = &self.derived else {
+            return false;
+        };
+        let quorum_short = self.approvals.len() < usize::from(d.approvals_required);
+        let quorum_role = role == REQUESTER_ROLE || d.eligible.iter().any(|(r, _)| r == role);
+        d.review_owed()
+            && self.reviewed.is_none()
+            && d.reviewers().iter().any(|(r, _)| r == role)
+            && !(quorum_short && quorum_role)
+    }
+
+    /// The tier's approvals are complete and any sampled review is given.
+    fn complete(&self, d: &Derived) -> bool {
+        self.approvals.len() >= usize::from(d.approvals_required)
+            && (!d.review_owed() || self.reviewed.is_some())
     }
 
     /// Folds a recorded `expired` or `escalated` event of `hitl sweep` that
@@ -294,19 +325,30 @@ impl State {
 
     /// The roles that can still give an approval the quorum counts, at `at`.
     fn still_needed(&self, derived: &Derived, at: DateTime<Utc>) -> Vec<String> {
-        let mut roles: Vec<String> = derived
-            .eligible_at(at)
-            .into_iter()
-            .map(|(role, _)| role)
-            .filter(|role| {
-                !derived.distinct_roles || !self.approvals.iter().any(|(_, r)| r == role)
-            })
-            .collect();
-        if derived.self_approval
-            && !derived.escalated_at(at)
-            && !self.approvals.iter().any(|(_, r)| r == REQUESTER_ROLE)
-        {
-            roles.push(REQUESTER_ROLE.to_owned());
+        let mut roles: Vec<String> = Vec::new();
+        if self.approvals.len() < usize::from(derived.approvals_required) {
+            roles.extend(
+                derived
+                    .eligible_at(at)
+                    .into_iter()
+                    .map(|(role, _)| role)
+                    .filter(|role| {
+                        !derived.distinct_roles || !self.approvals.iter().any(|(_, r)| r == role)
+                    }),
+            );
+            if derived.self_approval
+                && !derived.escalated_at(at)
+                && !self.approvals.iter().any(|(_, r)| r == REQUESTER_ROLE)
+            {
+                roles.push(REQUESTER_ROLE.to_owned());
+            }
+        }
+        if derived.review_owed() && self.reviewed.is_none() {
+            for (role, _) in derived.reviewers() {
+                if !roles.contains(&role) {
+                    roles.push(role);
+                }
+            }
         }
         roles
     }
@@ -331,10 +373,10 @@ impl State {
         if let Some(o) = &self.overridden {
             return Outcome::Overridden(o.clone());
         }
-        if derived.approvals_required == 0 {
+        if derived.approvals_required == 0 && !derived.review_owed() {
             return Outcome::Proceeds;
         }
-        if self.approvals.len() >= usize::from(derived.approvals_required) {
+        if self.complete(derived) {
             return Outcome::Approved;
         }
         if at >= derived.deadline() {
@@ -342,9 +384,11 @@ impl State {
                 at: derived.deadline(),
             };
         }
+        // A sampled review counts as one approval more in what is shown.
+        let review = u8::from(derived.review_owed());
         Outcome::Pending {
-            approvals: self.approvals.len(),
-            required: derived.approvals_required,
+            approvals: self.approvals.len() + usize::from(self.reviewed.is_some()),
+            required: derived.approvals_required.saturating_add(review),
             still_needed: self.still_needed(derived, at),
         }
     }
@@ -408,7 +452,7 @@ pub fn judge_decision(
     if derived.blocked {
         return Err(WorkflowError::Blocked(request));
     }
-    if derived.approvals_required == 0 {
+    if derived.approvals_required == 0 && !derived.review_owed() {
         return Err(WorkflowError::NoApprovalNeeded(request));
     }
     if let Some((by, _)) = &state.rejected {
@@ -429,13 +473,14 @@ pub fn judge_decision(
             next: state.version + 1,
         });
     }
-    if state.approvals.len() >= usize::from(derived.approvals_required) {
+    if state.complete(derived) {
         return Err(WorkflowError::AlreadyDecided {
             request,
             decision: Verdict::Approve.as_str().to_owned(),
             by: state
                 .approvals
                 .iter()
+                .chain(&state.reviewed)
                 .map(|(p, _)| p.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
@@ -483,7 +528,13 @@ pub fn judge_decision(
     let matrix = current.matrix_for(&request)?;
     separation(matrix, derived, d.principal, &request, true)?;
     let is_requester = d.principal == derived.requested_by;
-    if d.verdict == Verdict::Approve && state.approvals.iter().any(|(p, _)| p == d.principal) {
+    if d.verdict == Verdict::Approve
+        && state
+            .approvals
+            .iter()
+            .chain(&state.reviewed)
+            .any(|(p, _)| p == d.principal)
+    {
         return Err(WorkflowError::AlreadyApproved {
             principal: d.principal.to_owned(),
             request,
@@ -501,14 +552,29 @@ pub fn judge_decision(
                 .is_some_and(|r| r.members.iter().any(|m| m == d.principal) && r.covers(amount))
     };
     let eligible = derived.eligible_at(d.at);
-    let mut roles: Vec<String> = eligible
-        .iter()
-        .filter(|(role, members)| qualifies(role, members))
-        .map(|(role, _)| role.clone())
-        .collect();
+    // The tier's own roles while its quorum is short; then a sampled review's roles
+    // while the review is owed (an approval in one of them is the review).
+    let quorum_short = state.approvals.len() < usize::from(derived.approvals_required);
+    let mut roles: Vec<String> = if quorum_short {
+        eligible
+            .iter()
+            .filter(|(role, members)| qualifies(role, members))
+            .map(|(role, _)| role.clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
     // The requester approves their own request where the tier allows it (tier 1).
-    if is_requester && derived.self_approval && !derived.escalated_at(d.at) {
+    if quorum_short && is_requester && derived.self_approval && !derived.escalated_at(d.at) {
         roles.push(REQUESTER_ROLE.to_owned());
+    }
+    // A reviewer may approve (the review), reject or send it back; not escalate it.
+    if derived.review_owed() && state.reviewed.is_none() && d.verdict != Verdict::Escalate {
+        for (role, members) in derived.reviewers() {
+            if qualifies(&role, &members) && !roles.contains(&role) {
+                roles.push(role);
+            }
+        }
     }
     if let Some(named) = d.role {
         roles.retain(|r| r == named);

@@ -233,7 +233,7 @@ pub fn verify(
     // The workflow engine, on every recorded event, under the configuration in force
     // for it (the tree its commit extended, as the history walk found it).
     for (seq, code, reason) in
-        crate::workflow::recorded::judge(repo, &tree, recorded, line, pins.now)?
+        crate::workflow::recorded::judge(repo, &tree, recorded, line, pins.now, true)?
     {
         report.problems.push(problem(
             code,
