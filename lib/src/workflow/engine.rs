@@ -76,6 +76,25 @@ pub fn state_at(
             i += 1;
             continue;
         }
+        if types::EXECUTION.contains(&e.kind.as_str()) {
+            // An execution event holds only where its rule holds at its time.
+            let break_glass = configs
+                .at(repo, tree)?
+                .matrix()
+                .ok()
+                .and_then(|m| m.break_glass.as_ref().and_then(|b| m.role(&b.role)))
+                .is_some_and(|r| r.members.iter().any(|m| *m == e.actor.principal));
+            if let Err(why) = super::execution::judge_execution(&state, e, break_glass) {
+                state.derived = Some(Err(format!(
+                    "its recorded `{}` (event {}) does not hold: {why}",
+                    e.kind, e.seq
+                )));
+                break;
+            }
+            state.execute(e);
+            i += 1;
+            continue;
+        }
         if matches!(e.kind.as_str(), types::EXPIRED | types::ESCALATED) {
             // A sweep's record holds only where the engine derives it.
             if let Err(why) = super::rules::judge_transition(&state, e) {
@@ -96,7 +115,8 @@ pub fn state_at(
                 if matches!(
                     next.kind.as_str(),
                     types::PROPOSED | types::DECISION | types::EXPIRED | types::ESCALATED
-                ) {
+                ) || types::EXECUTION.contains(&next.kind.as_str())
+                {
                     break;
                 }
                 end += 1;

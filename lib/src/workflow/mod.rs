@@ -10,6 +10,7 @@ pub mod break_glass;
 pub mod config;
 pub mod derive;
 pub mod engine;
+pub mod execution;
 pub mod history;
 pub mod queue;
 pub mod recorded;
@@ -38,6 +39,16 @@ pub mod types {
     pub const EXPIRED: &str = "expired";
     /// `hitl sweep`: the pending timeout escalated the request.
     pub const ESCALATED: &str = "escalated";
+    /// `hitl exec`: the approval is used, before its command runs (once).
+    pub const SPENT: &str = "spent";
+    /// `hitl exec`: the command ran (its exit code, output digest, duration).
+    pub const EXECUTED: &str = "executed";
+    /// `hitl exec --verify`: the verification ran.
+    pub const VERIFIED: &str = "verified";
+    /// `hitl revoke`: the unspent approval may no longer be used.
+    pub const REVOKED: &str = "revoked";
+    /// The execution events, folded by [`super::execution`].
+    pub const EXECUTION: &[&str] = &[SPENT, EXECUTED, VERIFIED, REVOKED];
     /// Every type this version writes.
     pub const ALL: &[&str] = &[
         PROPOSED,
@@ -49,6 +60,10 @@ pub mod types {
         DECISION,
         EXPIRED,
         ESCALATED,
+        SPENT,
+        EXECUTED,
+        VERIFIED,
+        REVOKED,
     ];
 }
 
@@ -157,6 +172,8 @@ pub enum WorkflowError {
     MissingReason,
     #[error("nothing is due: no pending request has expired or been escalated unrecorded")]
     NothingDue,
+    #[error("`{request}`: {why}")]
+    Execution { request: String, why: String },
     #[error("`{request}` is escalated already: only {roles} may decide it now")]
     AlreadyEscalated { request: String, roles: String },
     #[error("request `{request}` expired at {expires_at}; it can no longer be decided")]

@@ -45,6 +45,8 @@ fn kept_fields(kind: &str) -> &'static [&'static str] {
         ],
         // The engine derives a sweep's facts; it reads only the type and the time.
         types::EXPIRED | types::ESCALATED => &[],
+        types::EXECUTED => &["exit_code"],
+        types::VERIFIED => &["result"],
         _ => &[],
     }
 }
@@ -68,6 +70,10 @@ impl Recorded {
                 | types::DECISION
                 | types::EXPIRED
                 | types::ESCALATED
+                | types::SPENT
+                | types::EXECUTED
+                | types::VERIFIED
+                | types::REVOKED
         ) {
             return;
         }
@@ -151,6 +157,8 @@ enum Step {
     Decide(Box<Event>),
     /// A sweep's `expired` or `escalated`.
     Transition(Box<Event>),
+    /// `spent`, `executed`, `verified` or `revoked`.
+    Execute(Box<Event>),
 }
 
 /// One derivation to run: the proposal's digest, signer, time and seq.
@@ -257,6 +265,10 @@ pub fn judge(
                 close(p, &mut steps, &mut jobs);
                 steps.push(Step::Transition(Box::new(e)));
             }
+            kind if types::EXECUTION.contains(&kind) => {
+                close(p, &mut steps, &mut jobs);
+                steps.push(Step::Execute(Box::new(e)));
+            }
             types::PROPOSED if !p.is_empty() => {
                 close(p, &mut steps, &mut jobs);
                 p.push(e);
@@ -343,6 +355,21 @@ pub fn judge(
                 match super::rules::judge_transition(state, &e) {
                     Err(why) => out.push((e.seq, "transition-unfounded", why)),
                     Ok(()) => state.transition(&e),
+                }
+            }
+            Step::Execute(e) => {
+                let state = states.entry(e.request.clone()).or_default();
+                let break_glass = match config_for(repo, &mut configs, &line, e.seq)? {
+                    Ok(c) => c
+                        .matrix()
+                        .ok()
+                        .and_then(|m| m.break_glass.as_ref().and_then(|b| m.role(&b.role)))
+                        .is_some_and(|r| r.members.iter().any(|m| *m == e.actor.principal)),
+                    Err(_) => false,
+                };
+                match super::execution::judge_execution(state, &e, break_glass) {
+                    Err(why) => out.push((e.seq, "execution-unfounded", why)),
+                    Ok(()) => state.execute(&e),
                 }
             }
         }

@@ -41,6 +41,8 @@ pub struct State {
     /// The sampled review this version owes (its tier drew it), once given:
     /// (principal, role). It is not one of `approvals`.
     pub reviewed: Option<(String, String)>,
+    /// After `approved`: spent, executed, verified or revoked ([`super::execution`]).
+    pub execution: super::execution::Facts,
 }
 
 /// Where a request stands, as the engine folds it (never stored beside the events).
@@ -163,6 +165,7 @@ impl State {
         self.changes_requested = None;
         self.overridden = None;
         self.reviewed = None;
+        self.execution = super::execution::Facts::default();
         self.swept_expired = false;
         self.swept_escalated = false;
         let derived = derive(&digest, &proposed.actor.principal, at).and_then(|mut d| {
@@ -258,8 +261,20 @@ impl State {
             return;
         }
         match verdict {
-            Verdict::Approve if self.is_review(role) => self.reviewed = Some(by),
-            Verdict::Approve => self.approvals.push(by),
+            Verdict::Approve => {
+                if self.is_review(role) {
+                    self.reviewed = Some(by);
+                } else {
+                    self.approvals.push(by);
+                }
+                // The approval file's window starts at the approval that completes it.
+                if let Some(Ok(d)) = &self.derived
+                    && self.complete(d)
+                    && self.execution.approved_at.is_none()
+                {
+                    self.execution.approved_at = Some(at);
+                }
+            }
             // Recorded through [`State::decide`], with the terms the event names.
             Verdict::Override => {}
             Verdict::Reject => self.rejected = Some(by),
