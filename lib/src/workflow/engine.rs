@@ -465,13 +465,15 @@ pub(crate) fn write_local(file: &Path, bytes: &[u8]) {
     }
 }
 
-/// Remembers `commit`, which this process has just appended on top of a head that
+/// Remembers `appended`, which this process has just appended on top of a head that
 /// [`check_governed`] checked, as checked too: its signer was judged for both the event
 /// and the commit namespace under the configuration it extends, and an append only adds
 /// audit files. The next decision then walks no commit at all. Only when the file still
-/// names `commit`'s parent: another process that appended since keeps its own, newer
-/// head (and an older one would only cost a longer walk).
-pub fn remember_appended(repo: &crate::audit::AuditRepo, commit: git2::Oid) {
+/// names the commit's parent: another process that appended since keeps its own, newer
+/// head (and an older one would only cost a longer walk). Its events' seqs go into this
+/// clone's index of the commits that added them ([`super::seq_index`]).
+pub fn remember_appended(repo: &crate::audit::AuditRepo, appended: &crate::audit::Appended) {
+    let commit = appended.commit;
     let file = checked_file(repo);
     let parent = repo
         .repo
@@ -483,6 +485,9 @@ pub fn remember_appended(repo: &crate::audit::AuditRepo, commit: git2::Oid) {
         .and_then(|s| git2::Oid::from_str(s.trim()).ok());
     if parent.is_some() && checked == parent {
         write_checked(&file, commit);
+    }
+    if let (Some((_, first)), Some((_, last))) = (appended.events.first(), appended.events.last()) {
+        super::seq_index::remember(repo, commit, first.seq, last.seq);
     }
 }
 
