@@ -61,6 +61,9 @@ mod review;
 #[path = "cli/stats.rs"]
 mod stats;
 #[cfg(test)]
+#[path = "cli/status_index.rs"]
+mod status_index;
+#[cfg(test)]
 #[path = "cli/support.rs"]
 mod support;
 #[cfg(test)]
