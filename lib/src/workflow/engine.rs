@@ -457,9 +457,12 @@ fn write_checked(file: &Path, id: git2::Oid) {
 
 /// Writes a file of [`local_file`] through a temporary file and a rename (readers see
 /// the old content or the new, never a truncated file). Only a speed-up: a failure is
-/// ignored.
+/// ignored. The temporary file is this thread's own (the folds of `queue` and `stats`
+/// run on several, and each may write the seq index).
 pub(crate) fn write_local(file: &Path, bytes: &[u8]) {
-    let tmp = file.with_extension(format!("tmp.{}", std::process::id()));
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = file.with_extension(format!("tmp.{}.{n}", std::process::id()));
     if std::fs::write(&tmp, bytes).is_err() || std::fs::rename(&tmp, file).is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
