@@ -13,7 +13,7 @@ pub mod history;
 pub mod queue;
 pub mod recorded;
 pub mod rules;
-pub(crate) mod seq_index;
+pub mod seq_index;
 pub mod stats;
 pub mod sweep;
 

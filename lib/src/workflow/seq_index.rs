@@ -3,7 +3,7 @@
 //! [`commit_adding`](super::history::commit_adding) find the commit of an old event in a
 //! few lookups instead of a walk down the history.
 //!
-//! The file is 8 bytes of [`MAGIC`], then one record of 20 bytes per seq, the record of
+//! The file is the 8 bytes `HITLSQ01`, then one record of 20 bytes per seq, the record of
 //! seq `s` at `8 + 20 * s` (seq 0, which no event has, is a record of zeros): the raw id
 //! of the commit that added event `s`, or zeros where it is not known. The commit of
 //! the last record is the file's *anchor*. What this clone's hitl writes into it are
@@ -262,7 +262,11 @@ const PARENT_REACH: usize = 16;
 /// `first..=last`: in place at the end when the file ends just before `first` with the
 /// records of `commit`'s first parent (or of a commit a few first-parent steps below
 /// it); a new file for the audit's first events. Otherwise nothing: the next search
-/// that walks past the anchor writes the file again.
+/// that walks past the anchor writes the file again. It runs after the append has
+/// released the audit lock (as `remember_appended` does), which is safe without it:
+/// each append writes only where the file ends with its own parent's records, so two
+/// appends never write at one place, and one that finds the file renamed over since
+/// writes into the file it opened, which nobody reads any more.
 pub(crate) fn remember(repo: &AuditRepo, commit: Oid, first: u64, last: u64) {
     if first == 0 || last < first || last - first >= MAX_BATCH {
         return;
