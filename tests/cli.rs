@@ -67,6 +67,9 @@ mod sampling;
 #[path = "cli/stats.rs"]
 mod stats;
 #[cfg(test)]
+#[path = "cli/status_index.rs"]
+mod status_index;
+#[cfg(test)]
 #[path = "cli/support.rs"]
 mod support;
 #[cfg(test)]

@@ -130,7 +130,7 @@ fn record_as(
         Ok(decided.built)
     })?;
     let seq = appended.events.first().map_or(0, |(_, e)| e.seq);
-    workflow::engine::remember_appended(&repo, appended.commit);
+    workflow::engine::remember_appended(&repo, &appended);
     let commit = appended.commit.to_string();
     if let Some(w) = &appended.warning {
         eprintln!("warning: {w}");

@@ -81,7 +81,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         .map(|v| format!(" version {v}"))
         .unwrap_or_default();
     let last = appended.events.last().map_or(0, |(_, e)| e.seq);
-    workflow::engine::remember_appended(&repo, appended.commit);
+    workflow::engine::remember_appended(&repo, &appended);
     let commit = appended.commit.to_string();
     if let Some(w) = &appended.warning {
         eprintln!("warning: {w}");

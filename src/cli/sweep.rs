@@ -56,7 +56,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         return Ok(Exit::Ok);
     }
     let appended = appended?;
-    workflow::engine::remember_appended(&repo, appended.commit);
+    workflow::engine::remember_appended(&repo, &appended);
     let commit = appended.commit.to_string();
     let mut out = String::new();
     for ((request, kind), (_, e)) in swept.iter().zip(&appended.events) {

@@ -328,11 +328,14 @@ impl AuditWs {
     }
 
     /// Makes this workspace stand for another clone, one that never decided on the
-    /// commits made here so far: an attack that replaces the agent's unpushed commit is
+    /// commits made here so far (no checked head, no index of them): an attack that replaces the agent's unpushed commit is
     /// met by the approvers' clones, which never saw the original (the clone that made
     /// it refuses the rewrite as a rewind).
     pub fn as_other_clone(&self) {
         std::fs::remove_file(self.ws().join(".git/hitl-config-checked")).unwrap();
+        // Nor its index of the commits that added each event (which only ever shortens
+        // a walk).
+        let _ = std::fs::remove_file(self.ws().join(".git/hitl-seq-index"));
     }
 }
 

@@ -477,21 +477,26 @@ fn write_checked(file: &Path, id: git2::Oid) {
 
 /// Writes a file of [`local_file`] through a temporary file and a rename (readers see
 /// the old content or the new, never a truncated file). Only a speed-up: a failure is
-/// ignored.
+/// ignored. The temporary file is this thread's own (the folds of `queue` and `stats`
+/// run on several, and each may write the seq index).
 pub(crate) fn write_local(file: &Path, bytes: &[u8]) {
-    let tmp = file.with_extension(format!("tmp.{}", std::process::id()));
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = file.with_extension(format!("tmp.{}.{n}", std::process::id()));
     if std::fs::write(&tmp, bytes).is_err() || std::fs::rename(&tmp, file).is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
 }
 
-/// Remembers `commit`, which this process has just appended on top of a head that
+/// Remembers `appended`, which this process has just appended on top of a head that
 /// [`check_governed`] checked, as checked too: its signer was judged for both the event
 /// and the commit namespace under the configuration it extends, and an append only adds
 /// audit files. The next decision then walks no commit at all. Only when the file still
-/// names `commit`'s parent: another process that appended since keeps its own, newer
-/// head (and an older one would only cost a longer walk).
-pub fn remember_appended(repo: &crate::audit::AuditRepo, commit: git2::Oid) {
+/// names the commit's parent: another process that appended since keeps its own, newer
+/// head (and an older one would only cost a longer walk). Its events' seqs go into this
+/// clone's index of the commits that added them ([`super::seq_index`]).
+pub fn remember_appended(repo: &crate::audit::AuditRepo, appended: &crate::audit::Appended) {
+    let commit = appended.commit;
     let file = checked_file(repo);
     let parent = repo
         .repo
@@ -503,6 +508,9 @@ pub fn remember_appended(repo: &crate::audit::AuditRepo, commit: git2::Oid) {
         .and_then(|s| git2::Oid::from_str(s.trim()).ok());
     if parent.is_some() && checked == parent {
         write_checked(&file, commit);
+    }
+    if let (Some((_, first)), Some((_, last))) = (appended.events.first(), appended.events.last()) {
+        super::seq_index::remember(repo, commit, first.seq, last.seq);
     }
 }
 

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use git2::{Commit, Oid, Tree};
 
 use super::config::{ConfigKey, Configs};
+use super::seq_index::{self, SeqIndex};
 use crate::audit::{AuditError, AuditRepo, event_path};
 use crate::signing::{self, GIT_NAMESPACE};
 
@@ -314,11 +315,18 @@ fn append_only(
     Ok(None)
 }
 
-/// The commit on the first-parent line from `head` that added event `seq`, and the tree
-/// it extends (its first parent's; `None` for a root commit).
+/// The commit on the first-parent line from `head` (HEAD) that added event `seq`, and
+/// the tree it extends (its first parent's; `None` for a root commit).
+///
+/// Walks commit headers down the line from `head`. Where the walk meets the anchor of
+/// this clone's index ([`super::seq_index`]), the commit the index names is taken once
+/// the trees confirm it; otherwise the first commit whose `Hitl-Seq:` trailer claims the
+/// seq, once the trees confirm that; otherwise the first commit whose first parent does
+/// not hold the event. What the walk learns on the way goes into the index.
 ///
 /// # Errors
-/// An unreadable object; `Ok(None)` when no commit on the line added it.
+/// An unreadable object; `Ok(None)` when no commit on the line added it. Never the
+/// index: a missing, stale or corrupt one only means a longer walk.
 pub fn commit_adding<'r>(
     repo: &'r AuditRepo,
     head: &Commit<'r>,
@@ -326,23 +334,44 @@ pub fn commit_adding<'r>(
 ) -> Result<Option<(Commit<'r>, Option<Tree<'r>>)>, AuditError> {
     let rel = repo.git_path(&event_path(seq));
     let has = |tree: &Tree<'_>| tree.get_path(Path::new(&rel)).is_ok();
-    let mut commit = head.clone();
-    if !has(&commit.tree()?) {
+    let head_tree = head.tree()?;
+    let Ok(in_head) = head_tree.get_path(Path::new(&rel)) else {
         return Ok(None);
-    }
-    // Fast path: hitl's `Hitl-Seq:` trailer says which seqs a commit adds. Walking commit
-    // headers costs little; a claim is used only once the trees confirm it, so a lying
-    // trailer only sends the search down the slow path.
+    };
+    let mut index = SeqIndex::open(repo);
+    let anchor = index.as_ref().map(SeqIndex::anchor);
+    // The commits walked above the anchor (every one, without it), with their claims:
+    // what the index learns from this walk.
+    let mut above: Vec<seq_index::Walked> = Vec::new();
+    let mut reached = false;
+    let mut found = None;
+    // Fast path: the index at its anchor, or hitl's `Hitl-Seq:` trailer, which says
+    // which seqs a commit adds. Walking commit headers costs little; a record or a
+    // claim is used only once the trees confirm it, so a wrong one only sends the search
+    // further down.
     let mut c = head.clone();
     loop {
+        if !reached && Some(c.id()) == anchor {
+            reached = true;
+            if let Some(hit) = index.as_mut().and_then(|ix| {
+                ix.entry(seq)
+                    .and_then(|id| seq_index::confirmed(repo, id, &rel, &in_head))
+            }) {
+                found = Some((hit, true));
+                break;
+            }
+        }
+        if !reached {
+            above.push((c.id(), seq_index::claimed(c.message_bytes())));
+        }
         if claims_seq(c.message_bytes(), seq) {
             if let Some(parent) = c.parents().next() {
                 let parent_tree = parent.tree()?;
                 if has(&c.tree()?) && !has(&parent_tree) {
-                    return Ok(Some((c, Some(parent_tree))));
+                    found = Some(((c.clone(), Some(parent_tree)), false));
                 }
             } else if has(&c.tree()?) {
-                return Ok(Some((c, None)));
+                found = Some(((c.clone(), None), false));
             }
             break;
         }
@@ -351,18 +380,60 @@ pub fn commit_adding<'r>(
             None => break,
         }
     }
-    loop {
-        match commit.parents().next() {
-            Some(parent) => {
-                let parent_tree = parent.tree()?;
-                if !has(&parent_tree) {
-                    return Ok(Some((commit, Some(parent_tree))));
-                }
-                commit = parent;
+    let below_anchor = reached;
+    // Without a usable index, a walk this deep goes on to the anchor or the root (once:
+    // the next search finds the index).
+    if !reached && above.len() > seq_index::BUILD_DEPTH {
+        while let Some(p) = c.parents().next() {
+            c = p;
+            if Some(c.id()) == anchor {
+                reached = true;
+                break;
             }
-            None => return Ok(Some((commit, None))),
+            above.push((c.id(), seq_index::claimed(c.message_bytes())));
+        }
+        if !reached {
+            seq_index::build(repo, &above);
         }
     }
+    if reached
+        && !above.is_empty()
+        && let Some(ix) = index.as_mut()
+    {
+        ix.extend(repo, &above);
+    }
+    let (result, from_index, passed) = match found {
+        Some((hit, from_index)) => (hit, from_index, below_anchor),
+        None => {
+            // Slow path: the first commit down the line whose first parent does not
+            // hold the event.
+            let mut commit = head.clone();
+            let mut passed = false;
+            loop {
+                passed |= Some(commit.id()) == anchor;
+                match commit.parents().next() {
+                    Some(parent) => {
+                        let parent_tree = parent.tree()?;
+                        if !has(&parent_tree) {
+                            break ((commit, Some(parent_tree)), false, passed);
+                        }
+                        commit = parent;
+                    }
+                    None => break ((commit, None), false, passed),
+                }
+            }
+        }
+    };
+    // Found at or below the anchor after the index's record was missing or refuted:
+    // the record is mended.
+    if passed
+        && !from_index
+        && result.1.is_some()
+        && let Some(ix) = &index
+    {
+        ix.mend(repo, seq, result.0.id());
+    }
+    Ok(Some(result))
 }
 
 /// Whether a commit message's `Hitl-Seq:` trailer (`6`, or `1-5`) names `seq`.

@@ -15,6 +15,7 @@ pub mod history;
 pub mod queue;
 pub mod recorded;
 pub mod rules;
+pub mod seq_index;
 pub mod stats;
 pub mod sweep;
 
