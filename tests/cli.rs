@@ -34,6 +34,9 @@ mod engine;
 #[path = "cli/examples.rs"]
 mod examples;
 #[cfg(test)]
+#[path = "cli/execution.rs"]
+mod execution;
+#[cfg(test)]
 #[path = "cli/first_run.rs"]
 mod first_run;
 #[cfg(test)]

@@ -38,6 +38,9 @@ pub enum Exit {
     ApprovalExpired = 19,
     ApprovalChangeWindow = 20,
     ApprovalNotApproved = 21,
+    ApprovalSpent = 22,
+    ApprovalRevoked = 23,
+    ApprovalOperator = 24,
 }
 
 impl From<Exit> for ExitCode {
@@ -89,6 +92,9 @@ impl From<hitl_lib::approval::check::Refusal> for CliError {
             R::Expired { .. } => Exit::ApprovalExpired,
             R::ChangeWindow { .. } => Exit::ApprovalChangeWindow,
             R::NotApproved { .. } => Exit::ApprovalNotApproved,
+            R::Spent { .. } => Exit::ApprovalSpent,
+            R::Revoked { .. } => Exit::ApprovalRevoked,
+            R::Operator { .. } => Exit::ApprovalOperator,
         };
         debug_assert_eq!(exit as u8, r.exit_code());
         Self::new(exit, r.to_string())

@@ -9,6 +9,7 @@ mod decide;
 mod demo;
 mod error;
 mod escalate;
+mod exec;
 mod explain;
 mod identity;
 mod init;
@@ -24,6 +25,7 @@ mod reject;
 mod replay;
 mod request_changes;
 mod review;
+mod revoke;
 mod show;
 mod stats;
 mod status;
@@ -80,6 +82,8 @@ pub enum Command {
     Stats(stats::Args),
     Approval(approval::Args),
     Check(check::Args),
+    Exec(exec::Args),
+    Revoke(revoke::Args),
 }
 
 /// Context shared by the subcommands.
@@ -183,6 +187,8 @@ pub fn main() -> ExitCode {
         Command::Stats(a) => stats::run(&ctx, &a),
         Command::Approval(a) => approval::run(&ctx, &a),
         Command::Check(a) => check::run(&ctx, &a),
+        Command::Exec(a) => exec::run(&ctx, &a),
+        Command::Revoke(a) => revoke::run(&ctx, &a),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -45,7 +45,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     if matches!(args.format, Format::Json) {
         print_json(&serde_json::json!({
             "request": args.request,
-            "state": st.outcome.name(),
+            "state": st.state.state_name(now),
             "version": st.state.version,
             "tier": derived.map(|d| d.tier),
             "requested_by": derived.map(|d| d.requested_by.clone()),
@@ -90,7 +90,7 @@ pub fn text(request: &str, st: &engine::Status, now: chrono::DateTime<chrono::Ut
     let stamp =
         |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let (approvals, required, still_needed) = counts(st);
-    let mut out = format!("{}: {}", escape(request), st.outcome.name());
+    let mut out = format!("{}: {}", escape(request), st.state.state_name(now));
     if st.state.version > 1 {
         out.push_str(&format!(" (version {})", st.state.version));
     }
@@ -106,7 +106,33 @@ pub fn text(request: &str, st: &engine::Status, now: chrono::DateTime<chrono::Ut
     if let Some(sample) = derived.and_then(|d| d.sample.as_ref()) {
         out.push_str(&sample_line(sample));
     }
-    for e in st.events.iter().filter(|e| e.kind == types::DECISION) {
+    for e in st
+        .events
+        .iter()
+        .filter(|e| e.kind == types::DECISION || types::EXECUTION.contains(&e.kind.as_str()))
+    {
+        if e.kind != types::DECISION {
+            // The version's execution: spent, executed, verified, revoked.
+            let detail = match e.kind.as_str() {
+                types::EXECUTED => e
+                    .fields
+                    .get("exit_code")
+                    .map(|c| format!(", exit code {c}"))
+                    .unwrap_or_default(),
+                types::VERIFIED => e
+                    .field_str("result")
+                    .map(|r| format!(": {}", escape(r)))
+                    .unwrap_or_default(),
+                _ => String::new(),
+            };
+            out.push_str(&format!(
+                "  {} {} by {}{detail}\n",
+                escape(&e.at),
+                escape(&e.kind),
+                escape(&e.actor.principal)
+            ));
+            continue;
+        }
         // The version a decision is bound to, once there is more than one.
         let version = match e.fields.get("version").and_then(serde_json::Value::as_u64) {
             Some(v) if st.state.version > 1 => format!("version {v}: "),

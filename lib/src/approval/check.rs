@@ -37,6 +37,12 @@ pub enum Refusal {
     ChangeWindow { window: String, schedule: String },
     #[error("in the audit, {why}")]
     NotApproved { why: String },
+    #[error("the approval of `{request}` was spent already (by {by}): it is single-use")]
+    Spent { request: String, by: String },
+    #[error("the approval of `{request}` was revoked by {by}")]
+    Revoked { request: String, by: String },
+    #[error("`{request}` is human-supervised: {why}")]
+    Operator { request: String, why: String },
 }
 
 impl Refusal {
@@ -56,6 +62,9 @@ impl Refusal {
             Self::Expired { .. } => 19,
             Self::ChangeWindow { .. } => 20,
             Self::NotApproved { .. } => 21,
+            Self::Spent { .. } => 22,
+            Self::Revoked { .. } => 23,
+            Self::Operator { .. } => 24,
         }
     }
 
@@ -75,6 +84,9 @@ impl Refusal {
             Self::Expired { .. } => "expired",
             Self::ChangeWindow { .. } => "outside-change-window",
             Self::NotApproved { .. } => "not-approved",
+            Self::Spent { .. } => "spent",
+            Self::Revoked { .. } => "revoked",
+            Self::Operator { .. } => "no-operator",
         }
     }
 }

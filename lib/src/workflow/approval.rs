@@ -228,6 +228,20 @@ pub fn check_at_head(
         })
     })?;
     let checked = check::check(name, bytes, allowed, revoked, want, now)?;
+    match status.state.execution(now) {
+        Some(super::execution::Execution::Revoked { by }) => {
+            return Err(AtHead::Refused(Refusal::Revoked { request, by }));
+        }
+        Some(
+            super::execution::Execution::Spent { .. }
+            | super::execution::Execution::Executed { .. }
+            | super::execution::Execution::Verified { .. },
+        ) => {
+            let by = by_of(&status.state);
+            return Err(AtHead::Refused(Refusal::Spent { request, by }));
+        }
+        _ => {}
+    }
     if status.outcome != super::engine::Outcome::Approved {
         return Err(AtHead::Refused(Refusal::NotApproved {
             why: format!("`{request}` is {}, not approved", status.outcome.name()),
@@ -444,4 +458,12 @@ fn judge_file(
         return Err(format!("`{path}`: the statement is not signed"));
     }
     Ok(())
+}
+
+fn by_of(state: &State) -> String {
+    state
+        .execution
+        .spent
+        .as_ref()
+        .map_or_else(|| "?".to_owned(), |(p, _)| p.clone())
 }

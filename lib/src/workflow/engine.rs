@@ -83,7 +83,7 @@ pub fn state_at(
                 .matrix()
                 .ok()
                 .and_then(|m| m.break_glass.as_ref().and_then(|b| m.role(&b.role)))
-                .is_some_and(|r| r.members.iter().any(|m| *m == e.actor.principal));
+                .is_some_and(|r| r.members.contains(&e.actor.principal));
             if let Err(why) = super::execution::judge_execution(&state, e, break_glass) {
                 state.derived = Some(Err(format!(
                     "its recorded `{}` (event {}) does not hold: {why}",
@@ -556,7 +556,7 @@ pub struct NewDecision {
 /// The signing key, under the signer files of the configuration the new commit
 /// extends (read under the lock), at `now`: the one trust function decides, again, that
 /// it acts for `principal`, for the event's signature and for the commit's.
-fn signer_trusted(
+pub(crate) fn signer_trusted(
     config: &Config,
     signer: &ssh_key::PublicKey,
     principal: &str,

@@ -232,3 +232,228 @@ pub fn refuse(request: &str, why: Result<(), String>) -> Result<(), WorkflowErro
         why,
     })
 }
+
+/// A probe of a new execution event, for [`judge_execution`] before it is recorded.
+fn probe(kind: &str, request: &str, principal: &str, now: DateTime<Utc>) -> Event {
+    Event {
+        seq: 0,
+        prev: String::new(),
+        kind: kind.to_owned(),
+        request: request.to_owned(),
+        at: now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        actor: crate::audit::Actor {
+            principal: principal.to_owned(),
+            key: String::new(),
+        },
+        config: crate::audit::ConfigVersions {
+            matrix: String::new(),
+            policies: String::new(),
+            tool: String::new(),
+        },
+        fields: serde_json::Map::new(),
+    }
+}
+
+/// What `hitl exec` asks of the engine before its command runs.
+pub struct Spend<'a> {
+    /// The approval file's bytes, and its name for messages.
+    pub file: &'a [u8],
+    pub name: &'a str,
+    pub want: &'a crate::approval::check::Want<'a>,
+    /// Who executes: the principal of the key that signs, and that key.
+    pub principal: &'a str,
+    pub signer: &'a ssh_key::PublicKey,
+    /// The operator named with `--operator`, for a human-supervised tier.
+    pub operator: Option<&'a str>,
+    /// The sha256 of the command line (JSON array of its words).
+    pub command: &'a str,
+}
+
+/// The `spent` event of `hitl exec`, judged under the lock at `now`: the approval file
+/// checked as `hitl check` does with the audit at hand (so not spent or revoked), the
+/// request's proposal evaluated again under the configuration in force (the policies
+/// now must still allow it), a human-supervised tier's operator present (the executor
+/// itself, named, in one of the request's eligible roles), and the engine's rule for a
+/// `spent` event.
+///
+/// # Errors
+/// The refusal, as `hitl check` gives it, or the workflow's.
+pub fn spend(
+    repo: &crate::audit::AuditRepo,
+    s: &Spend<'_>,
+    now: DateTime<Utc>,
+) -> Result<crate::audit::Built, super::approval::AtHead> {
+    use super::approval::AtHead;
+    use crate::approval::check::Refusal;
+    let checked = super::approval::check_at_head(repo, s.name, s.file, s.want, now)?;
+    let request = checked.parsed.request().to_owned();
+    let head = repo
+        .head_for_reading()
+        .map_err(WorkflowError::from)?
+        .ok_or_else(|| WorkflowError::NotProposed(request.clone()))?;
+    let tree = head
+        .tree()
+        .map_err(|e| WorkflowError::from(crate::audit::AuditError::from(e)))?;
+    let mut configs = super::config::Configs::default();
+    let current = configs.at(repo, &tree).map_err(WorkflowError::from)?;
+    super::engine::signer_trusted(&current, s.signer, s.principal, now)?;
+    let (state, events) = super::engine::state_at(repo, &mut configs, &head, &tree, &request, now)?;
+    let Some(Ok(derived)) = &state.derived else {
+        return Err(AtHead::Refused(Refusal::NotApproved {
+            why: format!("`{request}` is inconsistent"),
+        }));
+    };
+    // The policies in force now, on the recorded proposal: an approval granted under a
+    // policy since tightened does not run.
+    let proposed = events.iter().rev().find(|e| e.kind == types::PROPOSED);
+    let digest = proposed
+        .and_then(|e| e.field_str("proposal"))
+        .unwrap_or_default();
+    let bytes = super::engine::recorded_blob(repo, &tree, digest)
+        .map_err(|why| AtHead::Refused(Refusal::NotApproved { why }))?;
+    let now_facts = super::derive::derive_facts(&current, &bytes, &derived.submitted_by, now)
+        .map_err(|why| AtHead::Refused(Refusal::NotApproved { why }))?;
+    if now_facts.blocked {
+        return Err(AtHead::Refused(Refusal::NotApproved {
+            why: format!(
+                "the configuration in force now blocks `{request}` (its policies deny it, or nobody could approve it)"
+            ),
+        }));
+    }
+    if derived.supervised {
+        let Some(operator) = s.operator else {
+            return Err(AtHead::Refused(Refusal::Operator {
+                request,
+                why: "name the operator who supervises it (`--operator PRINCIPAL`), whose key signs the execution".to_owned(),
+            }));
+        };
+        if operator != s.principal {
+            return Err(AtHead::Refused(Refusal::Operator {
+                request,
+                why: format!(
+                    "the execution is signed by {}, not by the operator {operator}: the operator's own key signs it",
+                    s.principal
+                ),
+            }));
+        }
+        let in_role = derived
+            .eligible
+            .iter()
+            .any(|(_, members)| members.iter().any(|m| m == operator));
+        if !in_role {
+            return Err(AtHead::Refused(Refusal::Operator {
+                request,
+                why: format!("{operator} holds none of the roles that may approve it"),
+            }));
+        }
+    }
+    refuse(
+        &request,
+        judge_execution(
+            &state,
+            &probe(types::SPENT, &request, s.principal, now),
+            false,
+        ),
+    )?;
+    let p = checked.parsed.predicate();
+    let file_digest = format!("sha256:{}", crate::audit::sha256_hex(s.file));
+    Ok(crate::audit::Built {
+        events: vec![spent(
+            &request,
+            &p.approval_id,
+            &file_digest,
+            s.command,
+            s.operator,
+        )],
+        blobs: Vec::new(),
+        approval: None,
+        subject: format!("spend the approval of {request} by {}", s.principal),
+        trailers: Vec::new(),
+    })
+}
+
+/// The `executed` or `verified` event that closes an execution `principal` started,
+/// judged by the engine under the lock at `now`.
+///
+/// # Errors
+/// The engine's refusal.
+pub fn finish(
+    repo: &crate::audit::AuditRepo,
+    request: &str,
+    (principal, signer): (&str, &ssh_key::PublicKey),
+    kind: &str,
+    fields: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<crate::audit::Built, WorkflowError> {
+    let head = repo
+        .head_for_reading()?
+        .ok_or_else(|| WorkflowError::NotProposed(request.to_owned()))?;
+    let tree = head.tree().map_err(crate::audit::AuditError::from)?;
+    let mut configs = super::config::Configs::default();
+    super::engine::check_governed(repo, &mut configs, &head)?;
+    let current = configs.at(repo, &tree)?;
+    super::engine::signer_trusted(&current, signer, principal, now)?;
+    let (state, _) = super::engine::state_at(repo, &mut configs, &head, &tree, request, now)?;
+    refuse(
+        request,
+        judge_execution(&state, &probe(kind, request, principal, now), false),
+    )?;
+    Ok(crate::audit::Built {
+        events: vec![event(kind, request, fields)],
+        blobs: Vec::new(),
+        approval: None,
+        subject: format!("{kind} {request} by {principal}"),
+        trailers: Vec::new(),
+    })
+}
+
+/// The `revoked` event of `hitl revoke`, judged under the lock at `now`: an unspent
+/// approval, revoked by one of its approvers or a member of the break-glass role, with
+/// a reason.
+///
+/// # Errors
+/// The engine's refusal.
+pub fn revoke(
+    repo: &crate::audit::AuditRepo,
+    request: &str,
+    (principal, signer): (&str, &ssh_key::PublicKey),
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<crate::audit::Built, WorkflowError> {
+    crate::text::check_decision(None, Some(reason))?;
+    if reason.trim().is_empty() {
+        return Err(WorkflowError::MissingReason);
+    }
+    let head = repo
+        .head_for_reading()?
+        .ok_or_else(|| WorkflowError::NotProposed(request.to_owned()))?;
+    let tree = head.tree().map_err(crate::audit::AuditError::from)?;
+    let mut configs = super::config::Configs::default();
+    super::engine::check_governed(repo, &mut configs, &head)?;
+    let current = configs.at(repo, &tree)?;
+    super::engine::signer_trusted(&current, signer, principal, now)?;
+    let break_glass = current
+        .matrix()
+        .ok()
+        .and_then(|m| m.break_glass.as_ref().and_then(|b| m.role(&b.role)))
+        .is_some_and(|r| r.members.iter().any(|m| m == principal));
+    let (state, _) = super::engine::state_at(repo, &mut configs, &head, &tree, request, now)?;
+    if state.derived.is_none() {
+        return Err(WorkflowError::NotProposed(request.to_owned()));
+    }
+    refuse(
+        request,
+        judge_execution(
+            &state,
+            &probe(types::REVOKED, request, principal, now),
+            break_glass,
+        ),
+    )?;
+    Ok(crate::audit::Built {
+        events: vec![event(types::REVOKED, request, json!({ "reason": reason }))],
+        blobs: Vec::new(),
+        approval: None,
+        subject: format!("revoke the approval of {request} by {principal}"),
+        trailers: Vec::new(),
+    })
+}

@@ -364,7 +364,7 @@ pub fn judge(
                         .matrix()
                         .ok()
                         .and_then(|m| m.break_glass.as_ref().and_then(|b| m.role(&b.role)))
-                        .is_some_and(|r| r.members.iter().any(|m| *m == e.actor.principal)),
+                        .is_some_and(|r| r.members.contains(&e.actor.principal)),
                     Err(_) => false,
                 };
                 match super::execution::judge_execution(state, &e, break_glass) {

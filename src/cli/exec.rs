@@ -1,0 +1,226 @@
+//! `hitl exec APPROVAL -- CMD [ARGS...]`: runs one approved action once. The approval
+//! is checked as `hitl check` does with the audit at hand, the proposal is evaluated
+//! again under the configuration in force, and the approval is recorded as spent in a
+//! signed commit *before* the command runs, so a second `exec` of the same file is
+//! refused even if the first one crashed. Then the command runs, and its end is
+//! recorded (`executed`: command, argument digest, exit code, output digest, duration),
+//! and with `--verify CMD` the verification (`verified`) (docs/approvals.md).
+
+use std::io::{Read as _, Write as _};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use hitl_lib::approval::check::Want;
+use hitl_lib::audit::{Appender, AuditRepo, ConfigVersions};
+use hitl_lib::workflow::approval::AtHead;
+use hitl_lib::workflow::execution::{self, Spend};
+use hitl_lib::workflow::types;
+
+use super::identity::{self, KeyArgs};
+use super::{CliError, CliResult, Ctx, Exit, now};
+
+/// Run an approved action once: check the approval file, record it spent, run CMD,
+/// record how it ended. Exits with CMD's exit code.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The approval file (`hitl approval ID --out FILE`).
+    pub approval: PathBuf,
+    /// The action CMD performs (default: the approved one).
+    #[arg(long, value_name = "NAME")]
+    pub action: Option<String>,
+    /// Where it acts, `SYSTEM/OBJECT` (default: the approved target).
+    #[arg(long, value_name = "SYSTEM/OBJECT")]
+    pub target: Option<String>,
+    /// The amount it moves (with `--currency`): at most the approval's ceiling.
+    #[arg(long, requires = "currency")]
+    pub amount: Option<f64>,
+    #[arg(long, requires = "amount")]
+    pub currency: Option<String>,
+    /// The operator who supervises a human-supervised tier: the key that signs must be
+    /// theirs.
+    #[arg(long, value_name = "PRINCIPAL")]
+    pub operator: Option<String>,
+    /// A shell command that checks the result once CMD has run (recorded as `verified`).
+    #[arg(long, value_name = "CMD")]
+    pub verify: Option<String>,
+    /// A link to an incident, recorded with the verification.
+    #[arg(long, value_name = "URL", requires = "verify")]
+    pub incident: Option<String>,
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// The command and its arguments.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
+    let ws = ctx.workspace()?;
+    let now = now()?;
+    let repo = AuditRepo::open(ws.root())?;
+    identity::require_committed_config(&repo)?;
+    let name = args.approval.display().to_string();
+    let file = std::fs::read(ctx.cwd().join(&args.approval))
+        .map_err(|e| CliError::new(Exit::NotFound, format!("cannot read `{name}`: {e}")))?;
+    let parsed = hitl_lib::approval::check::parse(&name, &file)?;
+    let p = parsed.predicate();
+    let target = format!("{}/{}", p.target.system, p.target.object);
+    let want = Want {
+        action: args.action.as_deref().unwrap_or(&p.action.name),
+        target: args.target.as_deref().unwrap_or(&target),
+        amount: args.amount.zip(args.currency.as_deref()),
+        parameters: None,
+    };
+    let request = parsed.request().to_owned();
+    let key = identity::signing_key(&args.key, ws.root(), ctx.cwd())?;
+    let actor = identity::actor(ws.root(), &key, now)?;
+    let words = serde_json::to_vec(&args.command).unwrap_or_default();
+    let command = format!("sha256:{}", hitl_lib::audit::sha256_hex(&words));
+    let how = Appender {
+        key: &key,
+        actor: actor.clone(),
+        config: ConfigVersions {
+            matrix: "none".to_owned(),
+            policies: "none".to_owned(),
+            tool: format!("hitl {}", env!("CARGO_PKG_VERSION")),
+        },
+        clock: &super::now,
+    };
+    // 1. Spent, in a signed commit, before anything runs.
+    let spent = repo.append(&how, |repo, _, _, now| {
+        execution::spend(
+            repo,
+            &Spend {
+                file: &file,
+                name: &name,
+                want: &want,
+                principal: &actor.principal,
+                signer: key.public(),
+                operator: args.operator.as_deref(),
+                command: &command,
+            },
+            now,
+        )
+        .map_err(|e| match e {
+            AtHead::Refused(r) => CliError::from(r),
+            AtHead::Workflow(w) => CliError::from(w),
+        })
+    })?;
+    hitl_lib::workflow::engine::remember_appended(&repo, &spent);
+    eprintln!(
+        "exec: the approval of `{request}` is spent (commit {}); running {}",
+        &spent.commit.to_string()[..12],
+        args.command.first().map_or("", String::as_str)
+    );
+    // 2. The command, its output passed through and digested.
+    let started = Instant::now();
+    let (exit_code, output) = run_teed(&args.command)?;
+    let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let fields = serde_json::json!({
+        "command": args.command.first(),
+        "arguments": command,
+        "exit_code": exit_code,
+        "output": format!("sha256:{}", hitl_lib::audit::sha256_hex(&output)),
+        "duration_ms": duration_ms,
+    });
+    let signer = (actor.principal.as_str(), key.public());
+    let executed = repo.append(&how, |repo, _, _, now| {
+        Ok::<_, CliError>(execution::finish(
+            repo,
+            &request,
+            signer,
+            types::EXECUTED,
+            fields.clone(),
+            now,
+        )?)
+    })?;
+    hitl_lib::workflow::engine::remember_appended(&repo, &executed);
+    eprintln!("exec: `{request}` executed, exit code {exit_code}");
+    // 3. The verification, when asked for.
+    let mut verified_ok = true;
+    if let Some(check) = &args.verify {
+        let (code, _) = run_teed(&["sh".to_owned(), "-c".to_owned(), check.clone()])?;
+        verified_ok = code == 0;
+        let fields = serde_json::json!({
+            "result": if verified_ok { "passed" } else { "failed" },
+            "exit_code": code,
+            "incident": args.incident,
+        });
+        let verified = repo.append(&how, |repo, _, _, now| {
+            Ok::<_, CliError>(execution::finish(
+                repo,
+                &request,
+                signer,
+                types::VERIFIED,
+                fields.clone(),
+                now,
+            )?)
+        })?;
+        hitl_lib::workflow::engine::remember_appended(&repo, &verified);
+        eprintln!(
+            "exec: `{request}` verification {}",
+            if verified_ok { "passed" } else { "failed" }
+        );
+    }
+    match exit_code {
+        0 if verified_ok => Ok(Exit::Ok),
+        0 => Ok(Exit::Findings),
+        // The command's own status, for the script that called `exec`: everything is
+        // recorded and flushed by now.
+        code => {
+            let _ = std::io::stdout().flush();
+            std::process::exit(i32::try_from(code).unwrap_or(1).clamp(1, 255))
+        }
+    }
+}
+
+/// Runs `words`, passing its standard output and error through, and returns its exit
+/// code (128 + signal when killed) and the bytes it wrote (stdout, then stderr).
+fn run_teed(words: &[String]) -> CliResult<(i64, Vec<u8>)> {
+    let Some((program, rest)) = words.split_first() else {
+        return Err(CliError::new(Exit::Usage, "no command to run"));
+    };
+    let mut child = Command::new(program)
+        .args(rest)
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| CliError::new(Exit::Io, format!("cannot run `{program}`: {e}")))?;
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let errs = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 8192];
+        while let Some(Ok(n)) = err.as_mut().map(|e| e.read(&mut chunk)) {
+            if n == 0 {
+                break;
+            }
+            let _ = std::io::stderr().write_all(&chunk[..n]);
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        buf
+    });
+    let mut output = Vec::new();
+    let mut chunk = [0u8; 8192];
+    while let Some(Ok(n)) = out.as_mut().map(|o| o.read(&mut chunk)) {
+        if n == 0 {
+            break;
+        }
+        let _ = std::io::stdout().write_all(&chunk[..n]);
+        output.extend_from_slice(&chunk[..n]);
+    }
+    let _ = std::io::stdout().flush();
+    output.extend(errs.join().unwrap_or_default());
+    let status = child
+        .wait()
+        .map_err(|e| CliError::new(Exit::Io, format!("cannot wait for `{program}`: {e}")))?;
+    let code = status.code().map_or_else(
+        || {
+            use std::os::unix::process::ExitStatusExt as _;
+            128 + i64::from(status.signal().unwrap_or(0))
+        },
+        i64::from,
+    );
+    Ok((code, output))
+}

@@ -1,0 +1,60 @@
+//! `hitl revoke ID --reason TEXT`: an approver of the request (or a member of the
+//! break-glass role) marks its unspent approval revoked; `check` and `exec` refuse it
+//! from then on (docs/approvals.md).
+
+use hitl_lib::audit::{Appender, AuditRepo, ConfigVersions};
+use hitl_lib::workflow::execution;
+
+use super::identity::{self, KeyArgs};
+use super::{CliError, CliResult, Ctx, Exit, emit, now};
+
+/// Revoke the unspent approval of a request, with a reason.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The request id.
+    pub request: String,
+    /// Why it may no longer be used (recorded).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
+    let ws = ctx.workspace()?;
+    let now = now()?;
+    let repo = AuditRepo::open(ws.root())?;
+    identity::require_committed_config(&repo)?;
+    let key = identity::signing_key(&args.key, ws.root(), ctx.cwd())?;
+    let actor = identity::actor(ws.root(), &key, now)?;
+    let how = Appender {
+        key: &key,
+        actor: actor.clone(),
+        config: ConfigVersions {
+            matrix: "none".to_owned(),
+            policies: "none".to_owned(),
+            tool: format!("hitl {}", env!("CARGO_PKG_VERSION")),
+        },
+        clock: &super::now,
+    };
+    let appended = repo.append(&how, |repo, _, _, now| {
+        Ok::<_, CliError>(execution::revoke(
+            repo,
+            &args.request,
+            (&actor.principal, key.public()),
+            &args.reason,
+            now,
+        )?)
+    })?;
+    hitl_lib::workflow::engine::remember_appended(&repo, &appended);
+    emit(
+        format!(
+            "{}: approval revoked by {} (commit {})\n",
+            args.request,
+            actor.principal,
+            &appended.commit.to_string()[..12]
+        )
+        .as_bytes(),
+    )?;
+    Ok(Exit::Ok)
+}
