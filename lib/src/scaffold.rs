@@ -182,8 +182,10 @@ const ALLOWED_SIGNERS_STUB: &str = "\
 # OpenSSH's allowed-signers format. Agents sign their proposals, approvers their
 # decisions; commit this file before the first proposal.
 #   <principal> namespaces=\"git,hitl,hitl-approval\" <key type> <public key>
-# Example:
+# (an agent gets \"git,hitl\" only: `hitl-approval` signs approval files, which
+# only approvers sign). Example:
 #   lea@example.com namespaces=\"git,hitl,hitl-approval\" ssh-ed25519 AAAAC3Nza... lea@laptop
+#   bot@agents.example.com namespaces=\"git,hitl\" ssh-ed25519 AAAAC3Nza... bot
 ";
 
 const SETTINGS_STUB: &str = "\

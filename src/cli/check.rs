@@ -24,8 +24,8 @@ pub struct Args {
     #[arg(long, value_name = "SYSTEM/OBJECT")]
     pub target: String,
     /// The amount it moves (with `--currency`): at most the approval's ceiling.
-    #[arg(long, requires = "currency")]
-    pub amount: Option<f64>,
+    #[arg(long, requires = "currency", value_name = "N")]
+    pub amount: Option<String>,
     /// The amount's currency.
     #[arg(long, requires = "amount")]
     pub currency: Option<String>,
@@ -33,15 +33,14 @@ pub struct Args {
     /// approval's.
     #[arg(long, value_name = "FILE")]
     pub params: Option<PathBuf>,
-    /// The signer files to trust (default: the workspace's at HEAD; offline,
-    /// `./allowed_signers`).
-    #[arg(long, value_name = "FILE")]
+    /// With `--offline`: the signer files to trust (required).
+    #[arg(long, value_name = "FILE", requires = "offline")]
     pub allowed_signers: Option<PathBuf>,
-    /// Revoked keys (default: the workspace's at HEAD; offline, `./revoked_signers` if
-    /// present).
-    #[arg(long, value_name = "FILE")]
+    /// With `--offline`: revoked keys.
+    #[arg(long, value_name = "FILE", requires = "offline")]
     pub revoked_signers: Option<PathBuf>,
-    /// Check the file alone, even inside a workspace.
+    /// Check the file alone, against `--allowed-signers`, without the audit (whether it
+    /// was spent or revoked is then not known). Without it, `check` needs the workspace.
     #[arg(long)]
     pub offline: bool,
     /// Output format.
@@ -57,55 +56,45 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         Some(p) => {
             let shown = p.display().to_string();
             let text = read(&ctx.cwd().join(p), &shown)?;
-            let value: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
-                CliError::new(
-                    Exit::InvalidInput,
-                    format!("`{shown}`:{}:{}: not JSON: {e}", e.line(), e.column()),
-                )
-            })?;
+            let value = hitl_lib::approval::parse_parameters(&text)
+                .map_err(|e| CliError::new(Exit::InvalidInput, format!("`{shown}`: {e}")))?;
             Some(hitl_lib::approval::parameters_digest(&value))
         }
     };
     let want = Want {
         action: &args.action,
         target: &args.target,
-        amount: args.amount.zip(args.currency.as_deref()),
+        amount: args.amount.as_deref().zip(args.currency.as_deref()),
         parameters,
     };
     let now = now()?;
-    // The audit at hand, unless asked not to or the signer files are named.
-    let workspace = if args.offline || args.allowed_signers.is_some() {
-        None
+    // Offline only when asked: a workspace that does not open (a broken `hitl.toml`, a
+    // deleted matrix, a nested workspace, a wrong `-C`) refuses, never falls back to a
+    // check that trusts signer files from the current folder.
+    let (result, offline) = if args.offline {
+        let dir = ctx.cwd();
+        let Some(allowed_path) = &args.allowed_signers else {
+            return Err(CliError::new(
+                Exit::Usage,
+                "`--offline` needs `--allowed-signers FILE`: the signer files to trust, named",
+            ));
+        };
+        let allowed = AllowedSigners::load(&dir.join(allowed_path))?;
+        let revoked = match &args.revoked_signers {
+            Some(p) => RevokedSigners::load(&dir.join(p))?,
+            None => RevokedSigners::parse(Path::new("revoked_signers"), "")?,
+        };
+        let r =
+            check::check(&name, &bytes, &allowed, &revoked, &want, now).map_err(Outcome::Refused);
+        (r, true)
     } else {
-        ctx.workspace().ok()
-    };
-    let (result, offline) = match &workspace {
-        Some(ws) => {
-            let repo = AuditRepo::open(ws.root())?;
-            let r = check_at_head(&repo, &name, &bytes, &want, now).map_err(|e| match e {
-                AtHead::Refused(r) => Outcome::Refused(r),
-                AtHead::Workflow(w) => Outcome::Error(CliError::from(w)),
-            });
-            (r, false)
-        }
-        None => {
-            let dir = ctx.cwd();
-            let allowed_path = args
-                .allowed_signers
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("allowed_signers"));
-            let allowed = AllowedSigners::load(&dir.join(&allowed_path))?;
-            let revoked = match &args.revoked_signers {
-                Some(p) => RevokedSigners::load(&dir.join(p))?,
-                None if dir.join("revoked_signers").is_file() => {
-                    RevokedSigners::load(&dir.join("revoked_signers"))?
-                }
-                None => RevokedSigners::parse(Path::new("revoked_signers"), "")?,
-            };
-            let r = check::check(&name, &bytes, &allowed, &revoked, &want, now)
-                .map_err(Outcome::Refused);
-            (r, true)
-        }
+        let ws = ctx.workspace()?;
+        let repo = AuditRepo::open(ws.root())?;
+        let r = check_at_head(&repo, &name, &bytes, &want, now).map_err(|e| match e {
+            AtHead::Refused(r) => Outcome::Refused(r),
+            AtHead::Workflow(w) => Outcome::Error(CliError::from(w)),
+        });
+        (r, false)
     };
     match result {
         Ok(checked) => {

@@ -183,9 +183,15 @@ fn setup(dir: &Path, now: chrono::DateTime<chrono::Utc>) -> CliResult<()> {
         )?;
         let public = std::fs::read_to_string(key.with_file_name(format!("{who}.pub")))
             .map_err(|e| io(&format!("cannot read the public key of `{who}`"), &e))?;
+        // Agents sign proposals and commits, never approval files (`hitl-approval`).
+        let namespaces = if who.contains("@agents.") {
+            "git,hitl"
+        } else {
+            "git,hitl,hitl-approval"
+        };
         let _ = writeln!(
             signers,
-            "{who} namespaces=\"git,hitl,hitl-approval\" {}",
+            "{who} namespaces=\"{namespaces}\" {}",
             public.trim()
         );
     }

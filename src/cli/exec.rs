@@ -33,8 +33,8 @@ pub struct Args {
     #[arg(long, value_name = "SYSTEM/OBJECT")]
     pub target: Option<String>,
     /// The amount it moves (with `--currency`): at most the approval's ceiling.
-    #[arg(long, requires = "currency")]
-    pub amount: Option<f64>,
+    #[arg(long, requires = "currency", value_name = "N")]
+    pub amount: Option<String>,
     #[arg(long, requires = "amount")]
     pub currency: Option<String>,
     /// The operator who supervises a human-supervised tier: the key that signs must be
@@ -68,7 +68,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     let want = Want {
         action: args.action.as_deref().unwrap_or(&p.action.name),
         target: args.target.as_deref().unwrap_or(&target),
-        amount: args.amount.zip(args.currency.as_deref()),
+        amount: args.amount.as_deref().zip(args.currency.as_deref()),
         parameters: None,
     };
     let request = parsed.request().to_owned();

@@ -69,6 +69,7 @@ const NEXT_STEPS: &str = "
 next steps:
   1. keys: add a line to `allowed_signers` for every agent and approver that signs,
        <principal> namespaces=\"git,hitl,hitl-approval\" <contents of their .pub file>
+     (agents: namespaces=\"git,hitl\"; only approvers sign approval files)
      the example request is proposed by an agent and approved by the `support-lead`
      role (lea@example.com in `approval-matrix.yaml`: put your approvers there)
   2. check: hitl lint && hitl policy test

@@ -35,8 +35,13 @@ fn check(w: &AuditWs, file: &Path, args: &[&str]) -> std::process::Output {
     check_at(w, NOW, file, args)
 }
 
+/// The refund's scope flags: its action, its target and (unless `extra` names one) its
+/// full amount, then `extra`.
 fn refund<'a>(extra: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec!["--action", "payments.refund", "--target", TARGET];
+    if !extra.contains(&"--amount") {
+        v.extend(["--amount", "180", "--currency", "EUR"]);
+    }
     v.extend(extra);
     v
 }
@@ -70,7 +75,11 @@ fn the_final_approval_writes_the_file_in_its_commit_and_check_allows_the_action(
     );
     assert!(!out.contains("offline"), "{out}");
     // Offline: the file and the signer files alone, and it says what it could not check.
-    let out = ok(&check(&w, &file, &refund(&["--offline"])));
+    let out = ok(&check(
+        &w,
+        &file,
+        &refund(&["--offline", "--allowed-signers", "allowed_signers"]),
+    ));
     assert!(
         out.contains("offline: whether it was spent or revoked is not checked"),
         "{out}"
@@ -293,21 +302,33 @@ fn check_refuses_every_tampered_file() {
     );
     assert_ne!(std::fs::read_to_string(&raised).unwrap(), text);
     refused(
-        &check(&w, &raised, &refund(&["--offline"])),
+        &check(
+            &w,
+            &raised,
+            &refund(&["--offline", "--allowed-signers", "allowed_signers"]),
+        ),
         10,
         "`predicate.amount` differs from the signed scope",
     );
     // ... and in the scope too: the signatures no longer verify.
     let both = write("both.json", &text.replace("180", "1800"));
     refused(
-        &check(&w, &both, &refund(&["--offline"])),
+        &check(
+            &w,
+            &both,
+            &refund(&["--offline", "--allowed-signers", "allowed_signers"]),
+        ),
         11,
         "does not verify",
     );
     // One blank added outside every signed string.
     let blank = write("blank.json", &text.replacen("{\n", "{ \n", 1));
     refused(
-        &check(&w, &blank, &refund(&["--offline"])),
+        &check(
+            &w,
+            &blank,
+            &refund(&["--offline", "--allowed-signers", "allowed_signers"]),
+        ),
         10,
         "not byte for byte the file hitl wrote",
     );
@@ -322,14 +343,22 @@ fn check_refuses_every_tampered_file() {
     f["signatures"] = serde_json::json!([sigs[1], sigs[0]]);
     let reordered = write("reordered.json", &render(&f));
     refused(
-        &check(&w, &reordered, &refund(&["--offline"])),
+        &check(
+            &w,
+            &reordered,
+            &refund(&["--offline", "--allowed-signers", "allowed_signers"]),
+        ),
         13,
         "not in the order of the approvers",
     );
     f["signatures"] = serde_json::json!([sigs[0], sigs[0], sigs[1]]);
     let doubled = write("doubled.json", &render(&f));
     refused(
-        &check(&w, &doubled, &refund(&["--offline"])),
+        &check(
+            &w,
+            &doubled,
+            &refund(&["--offline", "--allowed-signers", "allowed_signers"]),
+        ),
         13,
         "signs the scope twice; one principal counts once",
     );
@@ -348,7 +377,11 @@ fn check_refuses_every_tampered_file() {
     f["signatures"] = serde_json::json!([forged, sigs[1]]);
     let mallory = write("mallory.json", &render(&f));
     refused(
-        &check(&w, &mallory, &refund(&["--offline"])),
+        &check(
+            &w,
+            &mallory,
+            &refund(&["--offline", "--allowed-signers", "allowed_signers"]),
+        ),
         12,
         "is signed by a key not trusted now",
     );
@@ -363,7 +396,13 @@ fn check_refuses_every_tampered_file() {
         &check(
             &w,
             &file,
-            &refund(&["--offline", "--revoked-signers", revoked.to_str().unwrap()]),
+            &refund(&[
+                "--offline",
+                "--allowed-signers",
+                "allowed_signers",
+                "--revoked-signers",
+                revoked.to_str().unwrap(),
+            ]),
         ),
         12,
         "revoked",
@@ -406,6 +445,7 @@ fn an_approver_key_not_trusted_for_approval_files_is_refused_when_it_approves() 
 fn ssh_sign(key: &Path, bytes: &[u8], dir: &Path) -> String {
     let msg = dir.join("to-sign");
     std::fs::write(&msg, bytes).unwrap();
+    let _ = std::fs::remove_file(dir.join("to-sign.sig"));
     let o = sh(
         dir,
         "ssh-keygen",
@@ -425,16 +465,184 @@ fn ssh_sign(key: &Path, bytes: &[u8], dir: &Path) -> String {
 }
 
 /// An insider's own signed commit (lea's, trusted) plants an approval file for a request
-/// nobody approved, a copy of refund-4711's: the append rule lets a trusted signer add a
-/// file, so `verify` judges `audit/approvals/` against the engine's fold and names it.
+/// nobody approved, a copy of refund-4711's. Only a final approval's commit may add one:
+/// every decision, `check` included, refuses the history from then on (exit 6), and
+/// `verify` names the file.
 #[test]
-fn verify_names_an_approval_file_no_final_approval_wrote() {
+fn a_planted_approval_file_is_refused_at_once_and_named_by_verify() {
     let (w, file) = approved();
     ok(&w.hitl(super::audit::AGENT, &["propose", "email-customer-5531"]));
     let planted = w.ws().join("audit/approvals/email-customer-5531.json");
     std::fs::copy(&file, &planted).unwrap();
     w.commit_all(Some(LEA), "an approval file by hand");
     assert_eq!(w.problem_codes(), ["approval-unfounded"]);
-    // A decision refuses nothing for it, and `check` of the real file still passes.
-    ok(&check(&w, &file, &refund(&[])));
+    refused(
+        &check(&w, &file, &refund(&[])),
+        6,
+        "adds `audit/approvals/email-customer-5531.json` without an approval of `email-customer-5531`",
+    );
+}
+
+/// The agent plants the path of its own proposal's approval file before anyone decides
+/// (an append never overwrites, so it would block the approval for good): the history
+/// is refused at the next decision, loudly, rather than the request silently stuck.
+#[test]
+fn an_agent_planting_the_approval_path_is_refused_at_the_next_decision() {
+    let w = AuditWs::new();
+    ok(&w.hitl(super::audit::AGENT, &["propose", REFUND]));
+    std::fs::create_dir_all(w.ws().join("audit/approvals")).unwrap();
+    std::fs::write(w.ws().join("audit/approvals/refund-4711.json"), "{}\n").unwrap();
+    w.commit_all(Some(super::audit::AGENT), "an approval file by the agent");
+    w.refused(
+        LEA,
+        &["approve", REFUND],
+        6,
+        "only the final approval writes it",
+    );
+    assert_eq!(w.problem_codes(), ["approval-unfounded"]);
+}
+
+/// The final (here the only) approver re-signs the statement of their own approval
+/// file with their own key. A window widened to a year is refused offline (it ends
+/// after the proposal); a role rewritten in their re-made commit passes offline but,
+/// with the audit at hand, is not what the engine derives; `verify` names it.
+#[test]
+fn a_final_approver_cannot_rewrite_their_own_file() {
+    let (w, _) = approved();
+    let path = w.ws().join("audit/approvals/refund-4711.json");
+    let resign = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut f: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let mut statement: serde_json::Value =
+            serde_json::from_str(f["statement"].as_str().unwrap()).unwrap();
+        edit(&mut statement["predicate"]);
+        let text = serde_json::to_string_pretty(&statement).unwrap();
+        f["signatures"][1]["signature"] =
+            ssh_sign(&w.key(LEA), text.as_bytes(), w.dir_path()).into();
+        f["statement"] = text.into();
+        let mut bytes = serde_json::to_vec_pretty(&f).unwrap();
+        bytes.push(b'\n');
+        bytes
+    };
+    let wide = w.dir_path().join("wide.json");
+    std::fs::write(
+        &wide,
+        resign(&|p| p["expires_at"] = "2027-11-27T18:00:00Z".into()),
+    )
+    .unwrap();
+    refused(
+        &check_at(
+            &w,
+            "2026-12-24 12:00:00",
+            &wide,
+            &refund(&["--offline", "--allowed-signers", "allowed_signers"]),
+        ),
+        10,
+        "its window ends after the proposal expires",
+    );
+    let bytes = resign(&|p| p["approvers"][0]["role"] = "revenue-ops".into());
+    std::fs::write(&path, &bytes).unwrap();
+    w.git(&["add", "-A"]);
+    w.git(&[
+        "-c",
+        &format!("user.signingkey={}", w.key(LEA).display()),
+        "-c",
+        &format!("user.email={LEA}"),
+        "commit",
+        "-q",
+        "--amend",
+        "-S",
+        "--no-edit",
+    ]);
+    w.as_other_clone();
+    ok(&check(
+        &w,
+        &path,
+        &refund(&["--offline", "--allowed-signers", "allowed_signers"]),
+    ));
+    refused(
+        &check(&w, &path, &refund(&[])),
+        21,
+        "its list of approvers is not what the audit records for `refund-4711`",
+    );
+    assert_eq!(w.problem_codes(), ["approval-unfounded"]);
+}
+
+/// `check` never turns offline by itself: in a workspace that does not load it
+/// refuses; `--offline` needs the signer files named.
+#[test]
+fn check_never_falls_back_to_offline() {
+    let (w, file) = approved();
+    std::fs::write(w.ws().join("hitl.toml"), "this is = not toml [").unwrap();
+    let o = check(&w, &file, &refund(&[]));
+    assert_ne!(o.status.code(), Some(0), "{}", stdout(&o));
+    let o = check(&w, &file, &refund(&["--offline"]));
+    refused(&o, 2, "`--offline` needs `--allowed-signers FILE`");
+}
+
+/// The host's amount is required where the approval has a ceiling, and compared as a
+/// decimal; parameters with a key twice are refused; re-armored signatures are refused.
+#[test]
+fn check_compares_amounts_exactly_and_refuses_ambiguous_input() {
+    let (w, file) = approved();
+    let bare = ["--action", "payments.refund", "--target", TARGET];
+    refused(
+        &check(&w, &file, &bare),
+        16,
+        "pass `--amount N --currency EUR`",
+    );
+    refused(
+        &check(
+            &w,
+            &file,
+            &refund(&["--amount", "180.000000000000001", "--currency", "EUR"]),
+        ),
+        16,
+        "it approves at most 180 EUR",
+    );
+    refused(
+        &check(
+            &w,
+            &file,
+            &refund(&["--amount", "1e2", "--currency", "EUR"]),
+        ),
+        16,
+        "plain decimal number",
+    );
+    ok(&check(
+        &w,
+        &file,
+        &refund(&["--amount", "180.00", "--currency", "EUR"]),
+    ));
+    let params = w.dir_path().join("dup.json");
+    std::fs::write(
+        &params,
+        r#"{"charge": "ch_666", "reason": "duplicate", "currency": "EUR", "amount": 180, "charge": "ch_981"}"#,
+    )
+    .unwrap();
+    refused(
+        &check(&w, &file, &refund(&["--params", params.to_str().unwrap()])),
+        3,
+        "duplicate key `charge`",
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    let crlf = w.dir_path().join("crlf.json");
+    let mut f: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let sig = f["signatures"][0]["signature"]
+        .as_str()
+        .unwrap()
+        .replace('\n', "\r\n");
+    f["signatures"][0]["signature"] = sig.into();
+    let mut bytes = serde_json::to_vec_pretty(&f).unwrap();
+    bytes.push(b'\n');
+    std::fs::write(&crlf, bytes).unwrap();
+    refused(
+        &check(
+            &w,
+            &crlf,
+            &refund(&["--offline", "--allowed-signers", "allowed_signers"]),
+        ),
+        10,
+        "is not armored as hitl writes it",
+    );
 }

@@ -131,9 +131,13 @@ impl AuditWs {
             let key = keygen(&keys, who, who);
             if who != MALLORY {
                 let public = std::fs::read_to_string(key.with_extension("com.pub")).unwrap();
-                signers.push_str(&format!(
-                    "{who} namespaces=\"git,hitl,hitl-approval\" {public}"
-                ));
+                // Agents sign proposals and commits, never approval files.
+                let namespaces = if who == AGENT || who.contains("@agents.") {
+                    "git,hitl"
+                } else {
+                    "git,hitl,hitl-approval"
+                };
+                signers.push_str(&format!("{who} namespaces=\"{namespaces}\" {public}"));
             }
         }
         example_workspace(&ws, &signers);

@@ -97,7 +97,8 @@ pub struct Want<'a> {
     pub action: &'a str,
     /// `SYSTEM/OBJECT`.
     pub target: &'a str,
-    pub amount: Option<(f64, &'a str)>,
+    /// The amount as written (a decimal number) and its currency.
+    pub amount: Option<(&'a str, &'a str)>,
     /// `sha256:HEX` of the parameters ([`super::parameters_digest`]).
     pub parameters: Option<String>,
 }
@@ -176,6 +177,19 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Parsed, Refusal> {
             "its scope is not byte for byte the scope hitl wrote".to_owned(),
         ));
     }
+    // Each signature armored exactly as hitl writes it (64-column base64, LF): the file
+    // is byte for byte the one written, signatures included.
+    for (n, sig) in file.signatures.iter().enumerate() {
+        if crate::signing::normalize_armor(&sig.signature)
+            .ok()
+            .as_deref()
+            != Some(sig.signature.as_str())
+        {
+            return Err(malformed(format!(
+                "`signatures[{n}]` is not armored as hitl writes it"
+            )));
+        }
+    }
     let p = &statement.predicate;
     let differs =
         |field: &str| malformed(format!("`predicate.{field}` differs from the signed scope"));
@@ -216,7 +230,7 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Parsed, Refusal> {
     if p.approvals_required != scope.approvals_required {
         return Err(differs("approvals_required"));
     }
-    if p.change_window.as_ref().map(|w| &w.name) != scope.change_window.as_ref() {
+    if p.change_window != scope.change_window {
         return Err(differs("change_window"));
     }
     let digest = scope.proposal.strip_prefix("sha256:").unwrap_or_default();
@@ -251,7 +265,7 @@ pub fn check(
     let parsed = parse(name, bytes)?;
     let approvers = signatures(name, &parsed, allowed, revoked, now)?;
     scope_covers(&parsed, want)?;
-    window(&parsed.statement.predicate, now)?;
+    window(&parsed.statement.predicate, &parsed.scope, now)?;
     Ok(Checked { parsed, approvers })
 }
 
@@ -415,30 +429,50 @@ fn scope_covers(parsed: &Parsed, want: &Want<'_>) -> Result<(), Refusal> {
             asked: want.target.to_owned(),
         });
     }
-    if let Some((value, currency)) = want.amount {
-        let asked = format!("{value} {currency}");
-        let Some(c) = &s.amount else {
+    match (want.amount, &s.amount) {
+        (Some((value, currency)), Some(c)) => {
+            let asked = format!("{value} {currency}");
+            if c.currency != currency {
+                return Err(Refusal::Amount {
+                    asked,
+                    why: format!("it approves {} {}", c.ceiling, c.currency),
+                });
+            }
+            match decimal_le(value, &c.ceiling) {
+                Some(true) => {}
+                Some(false) => {
+                    return Err(Refusal::Amount {
+                        asked,
+                        why: format!("it approves at most {} {}", c.ceiling, c.currency),
+                    });
+                }
+                None => {
+                    return Err(Refusal::Amount {
+                        asked,
+                        why: "write the amount as a plain decimal number (`180`, `99.50`)"
+                            .to_owned(),
+                    });
+                }
+            }
+        }
+        (Some((value, currency)), None) => {
             return Err(Refusal::Amount {
-                asked,
+                asked: format!("{value} {currency}"),
                 why: "it approves no amount".to_owned(),
             });
-        };
-        if c.currency != currency {
+        }
+        // An approval with a ceiling is checked against the amount about to move: the
+        // host must say it.
+        (None, Some(c)) => {
             return Err(Refusal::Amount {
-                asked,
-                why: format!("it approves {} {}", c.ceiling, c.currency),
+                asked: "an unnamed amount".to_owned(),
+                why: format!(
+                    "it approves at most {} {}: pass `--amount N --currency {}`",
+                    c.ceiling, c.currency, c.currency
+                ),
             });
         }
-        let ceiling: f64 = c.ceiling.parse().map_err(|_| Refusal::Amount {
-            asked: asked.clone(),
-            why: format!("its ceiling `{}` is not a number", c.ceiling),
-        })?;
-        if !(value.is_finite() && value >= 0.0 && value <= ceiling) {
-            return Err(Refusal::Amount {
-                asked,
-                why: format!("it approves at most {} {}", c.ceiling, c.currency),
-            });
-        }
+        (None, None) => {}
     }
     if let Some(digest) = &want.parameters
         && *digest != s.parameters
@@ -452,7 +486,7 @@ fn scope_covers(parsed: &Parsed, want: &Want<'_>) -> Result<(), Refusal> {
 }
 
 /// Now is within the approval's window and, when it has one, its change window.
-fn window(p: &Predicate, now: DateTime<Utc>) -> Result<(), Refusal> {
+fn window(p: &Predicate, scope: &Scope, now: DateTime<Utc>) -> Result<(), Refusal> {
     let at = |s: &str| {
         DateTime::parse_from_rfc3339(s)
             .map(|t| t.with_timezone(&Utc))
@@ -462,6 +496,26 @@ fn window(p: &Predicate, now: DateTime<Utc>) -> Result<(), Refusal> {
             })
     };
     let (from, until) = (at(&p.not_before)?, at(&p.expires_at)?);
+    // The window the scope allows: from the final approval (the last approver's
+    // decision), for at most `valid_for_seconds`, never past the proposal's expiry.
+    let bad = |why: &str| Refusal::Malformed {
+        file: "the statement".to_owned(),
+        why: why.to_owned(),
+    };
+    let last = p.approvers.last().map(|a| at(&a.decided_at)).transpose()?;
+    if last != Some(from) {
+        return Err(bad("its window does not start at the final approval"));
+    }
+    if until > at(&scope.expires_at)? {
+        return Err(bad("its window ends after the proposal expires"));
+    }
+    if let Some(secs) = scope.valid_for_seconds
+        && (until - from).num_seconds() > i64::try_from(secs).unwrap_or(i64::MAX)
+    {
+        return Err(bad(
+            "its window is longer than the tier's `approval_valid_for`",
+        ));
+    }
     if now < from {
         return Err(Refusal::NotYetValid {
             not_before: p.not_before.clone(),
@@ -502,4 +556,55 @@ fn open(w: &WindowSchedule, now: DateTime<Utc>) -> bool {
     let day = crate::matrix::weekday_name(local.weekday());
     let time = NaiveTime::from_hms_opt(local.hour(), local.minute(), local.second());
     w.days.iter().any(|d| d == day) && time.is_some_and(|t| t >= start && t < end)
+}
+
+/// Whether the decimal `a` is at most the decimal `b`, compared exactly (no floating
+/// point); `None` when either is not a plain non-negative decimal (`180`, `99.50`).
+#[must_use]
+pub fn decimal_le(a: &str, b: &str) -> Option<bool> {
+    fn parts(s: &str) -> Option<(String, String)> {
+        let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+        let ok = !int.is_empty()
+            && int.bytes().all(|c| c.is_ascii_digit())
+            && frac.bytes().all(|c| c.is_ascii_digit())
+            && !(s.contains('.') && frac.is_empty());
+        ok.then(|| {
+            let int = int.trim_start_matches('0');
+            (int.to_owned(), frac.trim_end_matches('0').to_owned())
+        })
+    }
+    let (ai, af) = parts(a)?;
+    let (bi, bf) = parts(b)?;
+    if ai.len() != bi.len() {
+        return Some(ai.len() < bi.len());
+    }
+    if ai != bi {
+        return Some(ai < bi);
+    }
+    let width = af.len().max(bf.len());
+    let pad = |f: &str| format!("{f:0<width$}");
+    Some(pad(&af) <= pad(&bf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decimal_le;
+
+    #[test]
+    fn decimals_compare_exactly() {
+        for (a, b, le) in [
+            ("180", "180", true),
+            ("180.00", "180", true),
+            ("180.000000000000001", "180", false),
+            ("179.99", "180", true),
+            ("0180", "180", true),
+            ("1000", "999.99", false),
+            ("0", "0.5", true),
+        ] {
+            assert_eq!(decimal_le(a, b), Some(le), "{a} <= {b}");
+        }
+        for bad in ["", "-1", "1e3", "NaN", "inf", "1.", ".5", "1,5", " 1"] {
+            assert_eq!(decimal_le(bad, "180"), None, "{bad:?}");
+        }
+    }
 }

@@ -76,9 +76,9 @@ pub struct Scope {
     /// `sha256:HEX` of the parameters as canonical JSON ([`parameters_digest`]).
     pub parameters: String,
     pub amount: Option<Ceiling>,
-    /// The change window the action must run in, by name (its schedule is in the
-    /// statement).
-    pub change_window: Option<String>,
+    /// The change window the action must run in, with its schedule (from the matrix
+    /// the request was proposed under): every approver signs it.
+    pub change_window: Option<WindowSchedule>,
     /// An operator must supervise the execution.
     pub supervised: bool,
     pub approvals_required: u8,
@@ -370,4 +370,70 @@ impl Draft {
             signatures,
         })
     }
+}
+
+/// Parameters a host is about to use (`hitl check --params FILE`): JSON, with every
+/// object's keys distinct (a parser that keeps the first of two `charge` keys and one
+/// that keeps the last would act on different charges).
+///
+/// # Errors
+/// Where the JSON is not valid, or the first duplicate key.
+pub fn parse_parameters(bytes: &[u8]) -> Result<Json, String> {
+    struct Strict(Json);
+    impl<'de> Deserialize<'de> for Strict {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = Strict;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("JSON")
+                }
+                fn visit_bool<E>(self, v: bool) -> Result<Strict, E> {
+                    Ok(Strict(Json::Bool(v)))
+                }
+                fn visit_i64<E>(self, v: i64) -> Result<Strict, E> {
+                    Ok(Strict(Json::from(v)))
+                }
+                fn visit_u64<E>(self, v: u64) -> Result<Strict, E> {
+                    Ok(Strict(Json::from(v)))
+                }
+                fn visit_f64<E>(self, v: f64) -> Result<Strict, E> {
+                    Ok(Strict(Json::from(v)))
+                }
+                fn visit_str<E>(self, v: &str) -> Result<Strict, E> {
+                    Ok(Strict(Json::String(v.to_owned())))
+                }
+                fn visit_unit<E>(self) -> Result<Strict, E> {
+                    Ok(Strict(Json::Null))
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    mut a: A,
+                ) -> Result<Strict, A::Error> {
+                    let mut out = Vec::new();
+                    while let Some(Strict(v)) = a.next_element()? {
+                        out.push(v);
+                    }
+                    Ok(Strict(Json::Array(out)))
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut a: A,
+                ) -> Result<Strict, A::Error> {
+                    let mut out = serde_json::Map::new();
+                    while let Some(k) = a.next_key::<String>()? {
+                        let Strict(v) = a.next_value()?;
+                        if out.insert(k.clone(), v).is_some() {
+                            return Err(serde::de::Error::custom(format!("duplicate key `{k}`")));
+                        }
+                    }
+                    Ok(Strict(Json::Object(out)))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+    serde_json::from_slice::<Strict>(bytes)
+        .map(|s| s.0)
+        .map_err(|e| format!("line {}, column {}: {e}", e.line(), e.column()))
 }

@@ -33,6 +33,7 @@ use crate::decode::safe_path;
 pub use allowed::{AllowedSigners, RevokedEntry, RevokedSigners, SignerEntry};
 pub use key::{SigningKey, public_key};
 pub use source::{KeySource, git_signer_line, key_source};
+pub(crate) use trust::normalize_armor;
 pub use trust::{Untrusted, trusted_principal, verify};
 
 /// The SSHSIG namespace of hitl's detached signatures (`ssh-keygen -Y sign -n hitl`).

@@ -79,7 +79,7 @@ pub fn trusted_principal(
 
 /// Re-wraps the body of an armored signature at the width `ssh-key` expects, so that CRLF
 /// line endings, other line widths and surrounding blanks are accepted (as OpenSSH does).
-fn normalize_armor(armored: &str) -> Result<String, SigningError> {
+pub(crate) fn normalize_armor(armored: &str) -> Result<String, SigningError> {
     let malformed = |reason: &str| SigningError::MalformedSignature {
         reason: reason.to_owned(),
     };

@@ -9,7 +9,7 @@ use super::config::Config;
 use super::derive::Derived;
 use super::rules::State;
 use super::{Verdict, WorkflowError, types};
-use crate::approval::{Approver, Ceiling, Draft, Scope, ScopeAction, ScopeTarget, WindowSchedule};
+use crate::approval::{Approver, Ceiling, Draft, Scope, ScopeAction, ScopeTarget};
 use crate::audit::Event;
 
 /// The field of an approving decision event that holds its signature of the scope.
@@ -157,13 +157,7 @@ pub fn draft(
     });
     let (approvers, signatures): (Vec<Approver>, Vec<String>) = both.into_iter().unzip();
     let scope = scope_of(state, derived, request);
-    let change_window = match &scope.change_window {
-        Some(name) => config
-            .matrix_for(request)?
-            .change_window(name)
-            .map(WindowSchedule::of),
-        None => None,
-    };
+    let change_window = scope.change_window.clone();
     Ok(Draft {
         request: request.to_owned(),
         version: state.version,
@@ -255,6 +249,37 @@ pub fn check_at_head(
             ),
         }));
     }
+    // Every field against the engine's fold and the configuration the final approval
+    // was decided under: a final approver re-making their own commit with a longer
+    // window or an open change window is refused.
+    let Some(Ok(derived)) = &status.state.derived else {
+        return Err(AtHead::Refused(Refusal::NotApproved {
+            why: format!("`{request}` is inconsistent"),
+        }));
+    };
+    let accepted = accepted_in(&status.state, &status.events);
+    let final_config = match accepted.last() {
+        Some(last) => match super::history::commit_adding(repo, &head, last.seq)
+            .map_err(WorkflowError::from)?
+        {
+            Some((_, Some(parent))) => Some(
+                super::config::Configs::default()
+                    .at(repo, &parent)
+                    .map_err(WorkflowError::from)?,
+            ),
+            _ => None,
+        },
+        None => None,
+    };
+    let why = match &final_config {
+        Some(c) => mismatch(&checked.parsed, &status.state, derived, &accepted, c),
+        None => Some("no configuration is known for its final approval".to_owned()),
+    };
+    if let Some(why) = why {
+        return Err(AtHead::Refused(Refusal::NotApproved {
+            why: format!("the approval file {why}"),
+        }));
+    }
     let recorded = repo
         .read(&tree, &crate::approval::path(&request))
         .map_err(WorkflowError::from)?;
@@ -273,13 +298,161 @@ pub fn check_at_head(
     Ok(checked)
 }
 
-/// An accepted approval of a request's current version, as `verify` folds it.
+/// An accepted approval of a request's current version, as the engine folds it.
 #[derive(Debug, Clone)]
 pub struct Accepted {
     pub seq: u64,
     pub principal: String,
     pub key: String,
+    pub at: String,
     pub scope_signature: Option<String>,
+    /// The sha256 of its event's bytes, where they are at hand.
+    pub sha256: Option<String>,
+}
+
+/// The accepted approvals of the current version among `events` (all of the request's,
+/// in order), as `state` counts them (quorum and review), in the order they were made.
+#[must_use]
+pub fn accepted_in(state: &State, events: &[Event]) -> Vec<Accepted> {
+    let from = events
+        .iter()
+        .rposition(|e| e.kind == types::PROPOSED)
+        .unwrap_or(0);
+    let version = events.get(from..).unwrap_or_default();
+    let mut out: Vec<Accepted> = state
+        .approvals
+        .iter()
+        .chain(&state.reviewed)
+        .filter_map(|(who, _)| {
+            let e = version.iter().find(|e| {
+                e.kind == types::DECISION
+                    && e.actor.principal == *who
+                    && e.field_str("decision").and_then(Verdict::parse) == Some(Verdict::Approve)
+            })?;
+            Some(Accepted {
+                seq: e.seq,
+                principal: who.clone(),
+                key: e.actor.key.clone(),
+                at: e.at.clone(),
+                scope_signature: e.field_str(SCOPE_SIGNATURE).map(str::to_owned),
+                sha256: e.to_bytes().ok().map(|b| crate::audit::sha256_hex(&b)),
+            })
+        })
+        .collect();
+    out.sort_by_key(|a| a.seq);
+    out
+}
+
+/// Why an approval file is not the one the engine derives for the request, if it is
+/// not: every field of the statement but the approval id, against the engine's fold
+/// (`accepted`: the approvals in order) and the configuration the final approval was
+/// decided under (the change window's schedule, the digests), and every signature
+/// against the recorded scope signatures and the final approver's key.
+#[must_use]
+pub fn mismatch(
+    parsed: &crate::approval::check::Parsed,
+    state: &State,
+    derived: &Derived,
+    accepted: &[Accepted],
+    final_config: &Config,
+) -> Option<String> {
+    let request = parsed.request().to_owned();
+    let p = parsed.predicate();
+    let differs = |what: &str| {
+        Some(format!(
+            "its {what} is not what the audit records for `{request}`"
+        ))
+    };
+    if parsed.scope != scope_of(state, derived, &request) {
+        return differs("scope");
+    }
+    let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    match state.window() {
+        Some((from, until)) if p.not_before == stamp(from) && p.expires_at == stamp(until) => {}
+        _ => return differs("window"),
+    }
+    if p.matrix != final_config.matrix_digest || p.policies != final_config.policy_digest {
+        return differs("configuration");
+    }
+    let roles: Vec<(&str, &str)> = state
+        .approvals
+        .iter()
+        .chain(&state.reviewed)
+        .map(|(p, r)| (p.as_str(), r.as_str()))
+        .collect();
+    let listed: Vec<(&str, &str, &str, &str, u64)> = p
+        .approvers
+        .iter()
+        .map(|a| {
+            (
+                a.principal.as_str(),
+                a.role.as_str(),
+                a.key.as_str(),
+                a.decided_at.as_str(),
+                a.decision,
+            )
+        })
+        .collect();
+    let recorded: Vec<(&str, &str, &str, &str, u64)> = accepted
+        .iter()
+        .map(|a| {
+            let role = roles
+                .iter()
+                .find(|(who, _)| *who == a.principal)
+                .map_or("", |(_, r)| r);
+            (
+                a.principal.as_str(),
+                role,
+                a.key.as_str(),
+                a.at.as_str(),
+                a.seq,
+            )
+        })
+        .collect();
+    if listed != recorded {
+        return differs("list of approvers");
+    }
+    let last = accepted.last()?;
+    if p.final_decision.seq != last.seq
+        || last
+            .sha256
+            .as_ref()
+            .is_some_and(|h| *h != p.final_decision.sha256)
+    {
+        return differs("final decision");
+    }
+    for (n, s) in parsed.file.signatures.iter().enumerate() {
+        match s.signs {
+            crate::approval::Signs::Scope => {
+                let recorded = accepted
+                    .iter()
+                    .find(|a| a.principal == s.principal)
+                    .and_then(|a| a.scope_signature.as_deref());
+                if recorded != Some(s.signature.as_str()) {
+                    return Some(format!(
+                        "its `signatures[{n}]` is not the scope signature `{}` recorded in their decision",
+                        s.principal
+                    ));
+                }
+            }
+            crate::approval::Signs::Statement => {
+                let key = crate::signing::verify(
+                    &s.signature,
+                    crate::approval::NAMESPACE,
+                    parsed.file.statement.as_bytes(),
+                );
+                if key.map(|k| crate::signing::fingerprint(&k)).ok().as_deref()
+                    != Some(last.key.as_str())
+                    || s.principal != last.principal
+                {
+                    return Some(
+                        "its statement is not signed by the final approver's key".to_owned(),
+                    );
+                }
+            }
+        }
+    }
+    None
 }
 
 /// `verify`'s check of `audit/approvals/` against the engine's fold of the history:
@@ -296,6 +469,7 @@ pub fn verify_files(
     head_tree: &git2::Tree<'_>,
     states: &std::collections::HashMap<String, State>,
     accepted: &std::collections::HashMap<String, Vec<Accepted>>,
+    finals: &std::collections::HashMap<String, std::sync::Arc<Config>>,
 ) -> Result<Vec<super::recorded::Finding>, crate::audit::AuditError> {
     let mut out = Vec::new();
     let dir = format!("{}/approvals", crate::audit::AUDIT_DIR);
@@ -318,24 +492,23 @@ pub fn verify_files(
                     continue;
                 }
             };
-            let why = judge_file(&request, &path, &bytes, states, accepted);
+            let why = judge_file(&request, &path, &bytes, states, accepted, finals);
             let seq = accepted
                 .get(&request)
                 .and_then(|a| a.last())
                 .map_or(0, |a| a.seq);
-            match why {
-                Ok(()) => {
-                    seen.insert(request);
-                }
-                Err(why) => out.push((seq, "approval-unfounded", why)),
+            if let Err(why) = why {
+                out.push((seq, "approval-unfounded", why));
             }
+            // There is a file: a wrong one is unfounded, not missing too.
+            seen.insert(request);
         }
     }
     let mut missing: Vec<(&String, &State)> = states
         .iter()
         .filter(|(request, state)| {
             !seen.contains(*request)
-                && state_is_approved(state)
+                && is_approved(state)
                 && accepted
                     .get(*request)
                     .is_some_and(|a| !a.is_empty() && a.iter().all(|a| a.scope_signature.is_some()))
@@ -361,7 +534,7 @@ pub fn verify_files(
 
 /// Whether the engine's fold has the request approved (its quorum and any review given,
 /// no rejection, no override), whatever the time.
-fn state_is_approved(state: &State) -> bool {
+pub fn is_approved(state: &State) -> bool {
     match &state.derived {
         Some(Ok(d)) => {
             !d.blocked
@@ -383,6 +556,7 @@ fn judge_file(
     bytes: &[u8],
     states: &std::collections::HashMap<String, State>,
     accepted: &std::collections::HashMap<String, Vec<Accepted>>,
+    finals: &std::collections::HashMap<String, std::sync::Arc<Config>>,
 ) -> Result<(), String> {
     let Some(state) = states.get(request) else {
         return Err(format!(
@@ -394,70 +568,28 @@ fn judge_file(
             "`{path}` is for `{request}`, which is inconsistent"
         ));
     };
-    if !state_is_approved(state) {
+    if !is_approved(state) {
         return Err(format!(
             "`{path}` is for `{request}`, which the engine does not find approved"
         ));
     }
     let parsed = crate::approval::check::parse(path, bytes).map_err(|e| e.to_string())?;
-    if parsed.scope != scope_of(state, derived, request) {
+    if parsed.request() != request {
         return Err(format!(
-            "`{path}`'s scope is not the one the engine derives for `{request}`"
+            "`{path}` holds the approval of `{}`",
+            parsed.request()
         ));
     }
+    let Some(config) = finals.get(request) else {
+        return Err(format!(
+            "`{path}`: no configuration is known for `{request}`'s final approval"
+        ));
+    };
     let approvals = accepted.get(request).map(Vec::as_slice).unwrap_or_default();
-    let p = parsed.predicate();
-    let listed: Vec<(&str, &str, u64)> = p
-        .approvers
-        .iter()
-        .map(|a| (a.principal.as_str(), a.key.as_str(), a.decision))
-        .collect();
-    let recorded: Vec<(&str, &str, u64)> = approvals
-        .iter()
-        .map(|a| (a.principal.as_str(), a.key.as_str(), a.seq))
-        .collect();
-    if listed != recorded || p.final_decision.seq != approvals.last().map_or(0, |a| a.seq) {
-        return Err(format!(
-            "`{path}` lists other approvers or another final decision than the audit records for `{request}`"
-        ));
+    match mismatch(&parsed, state, derived, approvals, config) {
+        Some(why) => Err(format!("`{path}`: {why}")),
+        None => Ok(()),
     }
-    for (n, s) in parsed.file.signatures.iter().enumerate() {
-        let msg = match s.signs {
-            crate::approval::Signs::Scope => {
-                let recorded = approvals
-                    .iter()
-                    .find(|a| a.principal == s.principal)
-                    .and_then(|a| a.scope_signature.as_deref());
-                if recorded != Some(s.signature.as_str()) {
-                    return Err(format!(
-                        "`{path}`: `signatures[{n}]` is not the scope signature `{}` recorded in their decision",
-                        s.principal
-                    ));
-                }
-                continue;
-            }
-            crate::approval::Signs::Statement => parsed.file.statement.as_bytes(),
-        };
-        let key = crate::signing::verify(&s.signature, crate::approval::NAMESPACE, msg)
-            .map_err(|e| format!("`{path}`: `signatures[{n}]`: {e}"))?;
-        if Some(crate::signing::fingerprint(&key).as_str())
-            != approvals.last().map(|a| a.key.as_str())
-            || approvals.last().map(|a| a.principal.as_str()) != Some(s.principal.as_str())
-        {
-            return Err(format!(
-                "`{path}`: the statement is not signed by the final approver's key"
-            ));
-        }
-    }
-    if !parsed
-        .file
-        .signatures
-        .iter()
-        .any(|s| s.signs == crate::approval::Signs::Statement)
-    {
-        return Err(format!("`{path}`: the statement is not signed"));
-    }
-    Ok(())
 }
 
 fn by_of(state: &State) -> String {

@@ -62,7 +62,7 @@ pub struct Derived {
     /// `approval_valid_for`, in seconds).
     pub action_type: String,
     pub parameters: String,
-    pub change_window: Option<String>,
+    pub change_window: Option<crate::approval::WindowSchedule>,
     pub supervised: bool,
     pub valid_for_seconds: Option<u64>,
 }
@@ -258,7 +258,19 @@ fn facts(
         sample: c.sample.clone(),
         action_type: r.action.kind.as_str().to_owned(),
         parameters: crate::approval::parameters_digest(&r.action.parameters),
-        change_window: c.change_window.clone(),
+        change_window: c
+            .change_window
+            .as_ref()
+            .map(|name| match matrix.change_window(name) {
+                Some(w) => crate::approval::WindowSchedule::of(w),
+                // A window the matrix does not define never opens.
+                None => crate::approval::WindowSchedule {
+                    name: name.clone(),
+                    timezone: String::new(),
+                    days: Vec::new(),
+                    hours: String::new(),
+                },
+            }),
         supervised: c.execution == crate::matrix::Execution::HumanSupervised,
         valid_for_seconds: tier.and_then(|t| t.approval_valid_for).map(|d| d.as_secs()),
     }

@@ -244,7 +244,60 @@ pub fn audit_change_problem(
         Ok(_) => return Ok(Some("`audit` was not a folder before".to_owned())),
         Err(_) => None,
     };
-    append_only(repo, old.as_ref(), &new, crate::audit::AUDIT_DIR)
+    let mut added = Vec::new();
+    if let Some(why) = append_only(
+        repo,
+        old.as_ref(),
+        &new,
+        crate::audit::AUDIT_DIR,
+        &mut added,
+    )? {
+        return Ok(Some(why));
+    }
+    approvals_added_rightly(repo, &added)
+}
+
+/// An approval file is added only as `approvals/<id>.json`, by the commit that adds an
+/// approving decision of that request (the final approval's append): anything else
+/// under `approvals/` would block that append for good, or stand for an approval
+/// nobody gave.
+fn approvals_added_rightly(
+    repo: &AuditRepo,
+    added: &[(String, git2::Oid)],
+) -> Result<Option<String>, AuditError> {
+    let dir = format!("{}/approvals/", crate::audit::AUDIT_DIR);
+    let events = format!("{}/events/", crate::audit::AUDIT_DIR);
+    for (path, _) in added.iter().filter(|(p, _)| p.starts_with(&dir)) {
+        let name = path.get(dir.len()..).unwrap_or_default();
+        let Some(request) = name
+            .strip_suffix(".json")
+            .filter(|id| crate::request::is_valid_id(id))
+        else {
+            return Ok(Some(format!(
+                "it adds `{path}`, which is no approval file (`approvals/<request id>.json`)"
+            )));
+        };
+        let mut approves = false;
+        for (_, id) in added
+            .iter()
+            .filter(|(p, _)| p.starts_with(&events) && p.ends_with(".json"))
+        {
+            let blob = repo.repo.find_blob(*id)?;
+            if let Ok(e) = serde_json::from_slice::<crate::audit::Event>(blob.content())
+                && e.kind == super::types::DECISION
+                && e.request == request
+                && e.field_str("decision") == Some(super::Verdict::Approve.as_str())
+            {
+                approves = true;
+            }
+        }
+        if !approves {
+            return Ok(Some(format!(
+                "it adds `{path}` without an approval of `{request}`: only the final approval writes it"
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// The first change from `old` to `new` (the folder `rel` of the audit) that is not an
@@ -255,6 +308,7 @@ fn append_only(
     old: Option<&Tree<'_>>,
     new: &Tree<'_>,
     rel: &str,
+    added: &mut Vec<(String, git2::Oid)>,
 ) -> Result<Option<String>, AuditError> {
     let index_dir = format!("{}/requests", crate::audit::AUDIT_DIR);
     let not_append = |path: &str| {
@@ -290,11 +344,14 @@ fn append_only(
                     None => None,
                 };
                 let sub_new = repo.repo.find_tree(e.id())?;
-                if let Some(why) = append_only(repo, sub_old.as_ref(), &sub_new, &path)? {
+                if let Some(why) = append_only(repo, sub_old.as_ref(), &sub_new, &path, added)? {
                     return Ok(Some(why));
                 }
             }
             (Some(git2::ObjectType::Blob), 0o100_644) => {
+                if before.is_none() {
+                    added.push((path.clone(), e.id()));
+                }
                 if let Some(b) = &before {
                     let grew = b.kind() == Some(git2::ObjectType::Blob)
                         && b.filemode() == 0o100_644

@@ -298,6 +298,7 @@ pub fn judge(
     let mut overrides: HashMap<String, u64> = HashMap::new();
     // Each request's accepted approvals of its current version, for its approval file.
     let mut accepted: HashMap<String, Vec<super::approval::Accepted>> = HashMap::new();
+    let mut finals: HashMap<String, std::sync::Arc<super::config::Config>> = HashMap::new();
     for step in steps {
         match step {
             Step::Propose(events, job) => {
@@ -314,6 +315,7 @@ pub fn judge(
                 state.propose(&refs, |_, _, _| result);
                 if events.iter().any(|e| e.kind == types::PROPOSED) {
                     accepted.insert(first.request.clone(), Vec::new());
+                    finals.remove(&first.request);
                 }
                 if let Some(Err(why)) = &state.derived {
                     out.push((seq, "derived-mismatch", why.clone()));
@@ -340,13 +342,24 @@ pub fn judge(
                                     seq: e.seq,
                                     principal: e.actor.principal.clone(),
                                     key: e.actor.key.clone(),
+                                    at: e.at.clone(),
                                     scope_signature: e
                                         .field_str(super::approval::SCOPE_SIGNATURE)
                                         .map(str::to_owned),
+                                    sha256: None,
                                 },
                             );
                         }
+                        let was = super::approval::is_approved(state);
                         state.decide(&e);
+                        // The configuration the quorum was reached under: the approval
+                        // file's change window and digests are its.
+                        if !was
+                            && super::approval::is_approved(state)
+                            && let Ok(current) = config_for(repo, &mut configs, &line, e.seq)?
+                        {
+                            finals.insert(e.request.clone(), current);
+                        }
                     }
                 }
             }
@@ -398,7 +411,7 @@ pub fn judge(
     // `audit/approvals/` against the fold (for `verify`, which folds every request).
     if approval_files {
         out.extend(super::approval::verify_files(
-            repo, head_tree, &states, &accepted,
+            repo, head_tree, &states, &accepted, &finals,
         )?);
     }
     out.sort_by_key(|f| f.0);
