@@ -22,6 +22,9 @@ mod audit;
 #[path = "cli/break_glass.rs"]
 mod break_glass;
 #[cfg(test)]
+#[path = "cli/ci.rs"]
+mod ci;
+#[cfg(test)]
 #[path = "cli/commands.rs"]
 mod commands;
 #[cfg(test)]

@@ -70,7 +70,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     let demo = Demo { dir: &dir };
     demo.steps()?;
     let mut close = String::from(
-        "\nThat is the lifecycle so far: proposal, evidence, separation of duties, a\nsigned approval and a signed rejection, all in a hash-chained, signed git audit.\n",
+        "\nThat is the lifecycle: proposal, evidence, separation of duties, signed approvals\nand a signed rejection, a scoped approval file checked and spent once, all in a\nhash-chained, signed git audit.\n",
     );
     match (&scratch, &args.dir) {
         (Some(_), _) => close.push_str(
@@ -358,14 +358,83 @@ impl Demo<'_> {
             &["status", "iam-grant-ci-deployer"],
             0,
         )?;
+        let file = "refund-4711.approval.json";
+        let charge = "payments/charge/ch_981";
         self.step(
             12,
-            "The auditor's check: the hash chain, every signature, and the git history.",
+            "Lea's approval became a scoped approval file: this refund, this charge, at most 180 EUR, for 2 hours, once.",
+            &["approval", "refund-4711", "--out", file],
+            0,
+        )?;
+        let check = |amount: &'static str, target: &'static str| {
+            vec![
+                "check",
+                file,
+                "--action",
+                "payments.refund",
+                "--target",
+                target,
+                "--amount",
+                amount,
+                "--currency",
+                "EUR",
+            ]
+        };
+        self.step(
+            13,
+            "The payment host checks it before it acts: every signature, the scope, the window.",
+            &check("180", charge),
+            0,
+        )?;
+        self.step(
+            14,
+            "A larger amount is not what was approved.",
+            &check("500", charge),
+            16,
+        )?;
+        self.step(
+            15,
+            "Nor is another charge.",
+            &check("180", "payments/charge/ch_982"),
+            15,
+        )?;
+        let exec = |verify: bool| {
+            let mut a = vec![
+                "exec",
+                file,
+                "--amount",
+                "180",
+                "--currency",
+                "EUR",
+                "--key",
+                &agent,
+            ];
+            if verify {
+                a.extend(["--verify", "true"]);
+            }
+            a.extend(["--", "echo", "refund ch_981: 180 EUR (a harmless stand-in)"]);
+            a
+        };
+        self.step(
+            16,
+            "The agent runs the refund under it: the approval is spent in a signed commit first, then the command runs, then its verification.",
+            &exec(true),
+            0,
+        )?;
+        self.step(
+            17,
+            "A second run of the same file: refused, the approval was single-use.",
+            &exec(false),
+            22,
+        )?;
+        self.step(
+            18,
+            "The auditor's check: the hash chain, every signature, the git history, the approval files.",
             &["verify"],
             0,
         )?;
         self.step(
-            13,
+            19,
             "Replay: the timeline from the audit alone, and the outcome recomputed.",
             &["replay", "refund-4711"],
             0,
