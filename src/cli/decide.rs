@@ -2,7 +2,7 @@
 //! awaits a decision, check the signer may decide it, and record one signed decision
 //! event with its detached signature.
 
-use hitl_lib::audit::{Appender, AuditRepo, ConfigVersions};
+use hitl_lib::audit::AuditRepo;
 use hitl_lib::text::escape;
 use hitl_lib::workflow::engine::{Outcome, Status};
 use hitl_lib::workflow::{self, Verdict, types};
@@ -93,17 +93,7 @@ fn record_as(
     identity::require_committed_config(&repo)?;
     let key = identity::signing_key(key_args, ws.root(), ctx.cwd())?;
     let actor = identity::actor(ws.root(), &key, now)?;
-    let how = Appender {
-        key: &key,
-        actor: actor.clone(),
-        // The engine records the versions it decided under (read under the lock).
-        config: ConfigVersions {
-            matrix: "none".to_owned(),
-            policies: "none".to_owned(),
-            tool: format!("hitl {}", env!("CARGO_PKG_VERSION")),
-        },
-        clock: &super::now,
-    };
+    let how = identity::appender(&key, actor.clone());
     let approval_id = super::approval::nonce()?;
     let mut outcome = None;
     let appended = repo.append(&how, |repo, head, tree, now| {

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use hitl_lib::approval::check::Want;
-use hitl_lib::audit::{Appender, AuditRepo, ConfigVersions};
+use hitl_lib::audit::AuditRepo;
 use hitl_lib::workflow::approval::AtHead;
 use hitl_lib::workflow::execution::{self, Spend};
 use hitl_lib::workflow::types;
@@ -76,16 +76,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     let actor = identity::actor(ws.root(), &key, now)?;
     let words = serde_json::to_vec(&args.command).unwrap_or_default();
     let command = format!("sha256:{}", hitl_lib::audit::sha256_hex(&words));
-    let how = Appender {
-        key: &key,
-        actor: actor.clone(),
-        config: ConfigVersions {
-            matrix: "none".to_owned(),
-            policies: "none".to_owned(),
-            tool: format!("hitl {}", env!("CARGO_PKG_VERSION")),
-        },
-        clock: &super::now,
-    };
+    let how = identity::appender(&key, actor.clone());
     // 1. Spent, in a signed commit, before anything runs.
     let spent = repo.append(&how, |repo, _, _, now| {
         execution::spend(

@@ -101,3 +101,19 @@ pub fn require_committed_config(repo: &hitl_lib::audit::AuditRepo) -> CliResult<
     );
     Err(err)
 }
+
+/// How a command that records appends as `actor`, signing with `key`: the engine records
+/// the versions of the configuration it decided under (read under the lock), and the
+/// clock is read once the lock is held.
+pub fn appender(key: &SigningKey, actor: Actor) -> hitl_lib::audit::Appender<'_, CliError> {
+    hitl_lib::audit::Appender {
+        key,
+        actor,
+        config: hitl_lib::audit::ConfigVersions {
+            matrix: "none".to_owned(),
+            policies: "none".to_owned(),
+            tool: format!("hitl {}", env!("CARGO_PKG_VERSION")),
+        },
+        clock: &super::now,
+    }
+}

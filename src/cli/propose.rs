@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use hitl_lib::audit::{Appender, AuditRepo, ConfigVersions};
+use hitl_lib::audit::AuditRepo;
 use hitl_lib::workflow;
 
 use super::identity::{self, KeyArgs};
@@ -34,17 +34,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     identity::require_committed_config(&repo)?;
     let key = identity::signing_key(&args.key, ws.root(), ctx.cwd())?;
     let actor = identity::actor(ws.root(), &key, now)?;
-    let how = Appender {
-        key: &key,
-        actor: actor.clone(),
-        // The engine records the versions it assembled the pack under (under the lock).
-        config: ConfigVersions {
-            matrix: "none".to_owned(),
-            policies: "none".to_owned(),
-            tool: format!("hitl {}", env!("CARGO_PKG_VERSION")),
-        },
-        clock: &super::now,
-    };
+    let how = identity::appender(&key, actor.clone());
     // What is recorded, and what is said below, is the engine's: judged and assembled
     // under the lock from the configuration at HEAD. The file was read and checked
     // above only to report its problems against the file itself.

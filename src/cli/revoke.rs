@@ -2,7 +2,7 @@
 //! break-glass role) marks its unspent approval revoked; `check` and `exec` refuse it
 //! from then on (docs/approvals.md).
 
-use hitl_lib::audit::{Appender, AuditRepo, ConfigVersions};
+use hitl_lib::audit::AuditRepo;
 use hitl_lib::workflow::execution;
 
 use super::identity::{self, KeyArgs};
@@ -27,16 +27,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     identity::require_committed_config(&repo)?;
     let key = identity::signing_key(&args.key, ws.root(), ctx.cwd())?;
     let actor = identity::actor(ws.root(), &key, now)?;
-    let how = Appender {
-        key: &key,
-        actor: actor.clone(),
-        config: ConfigVersions {
-            matrix: "none".to_owned(),
-            policies: "none".to_owned(),
-            tool: format!("hitl {}", env!("CARGO_PKG_VERSION")),
-        },
-        clock: &super::now,
-    };
+    let how = identity::appender(&key, actor.clone());
     let appended = repo.append(&how, |repo, _, _, now| {
         Ok::<_, CliError>(execution::revoke(
             repo,

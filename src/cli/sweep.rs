@@ -1,7 +1,7 @@
 //! `hitl sweep`: records the `expired` and `escalated` events that are due, in one
 //! signed commit; idempotent, for a CI schedule.
 
-use hitl_lib::audit::{Appender, AuditRepo, ConfigVersions};
+use hitl_lib::audit::AuditRepo;
 use hitl_lib::workflow::{self, WorkflowError};
 
 use super::identity::{self, KeyArgs};
@@ -26,16 +26,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     // Which requests to look at is read outside the lock (a full look at the audit);
     // each is folded and judged again under it.
     let candidates = workflow::sweep::candidates(&repo)?;
-    let how = Appender {
-        key: &key,
-        actor,
-        config: ConfigVersions {
-            matrix: "none".to_owned(),
-            policies: "none".to_owned(),
-            tool: format!("hitl {}", env!("CARGO_PKG_VERSION")),
-        },
-        clock: &super::now,
-    };
+    let how = identity::appender(&key, actor);
     let mut swept = Vec::new();
     let mut nothing_due = false;
     let appended = repo.append(&how, |repo, head, tree, now| {

@@ -542,18 +542,7 @@ fn a_final_approver_cannot_rewrite_their_own_file() {
     );
     let bytes = resign(&|p| p["approvers"][0]["role"] = "revenue-ops".into());
     std::fs::write(&path, &bytes).unwrap();
-    w.git(&["add", "-A"]);
-    w.git(&[
-        "-c",
-        &format!("user.signingkey={}", w.key(LEA).display()),
-        "-c",
-        &format!("user.email={LEA}"),
-        "commit",
-        "-q",
-        "--amend",
-        "-S",
-        "--no-edit",
-    ]);
+    w.amend_as(LEA);
     w.as_other_clone();
     ok(&check(
         &w,

@@ -165,6 +165,23 @@ impl AuditWs {
         self.dir.path().join("ws")
     }
 
+    /// `who` re-makes the last commit with the working tree as it is (`git commit
+    /// --amend`), signed with their own key: what they would push instead of it.
+    pub fn amend_as(&self, who: &str) {
+        self.git(&["add", "-A"]);
+        self.git(&[
+            "-c",
+            &format!("user.signingkey={}", self.key(who).display()),
+            "-c",
+            &format!("user.email={who}"),
+            "commit",
+            "-q",
+            "--amend",
+            "-S",
+            "--no-edit",
+        ]);
+    }
+
     /// The test's own folder, beside the workspace (for files outside it).
     pub fn dir_path(&self) -> &Path {
         self.dir.path()

@@ -27,19 +27,7 @@ fn a_forged_eligible_set_is_refused_at_decision_time_and_named_by_verify() {
     bytes.push(b'\n');
     std::fs::write(&five, bytes).unwrap();
     // The agent's own commit (it replaces the one hitl made, which was never pushed).
-    w.git(&["add", "-A"]);
-    w.git(&[
-        "-c",
-        &format!("user.signingkey={}", w.key(AGENT).display()),
-        "-c",
-        &format!("user.email={AGENT}"),
-        "commit",
-        "-q",
-        "--amend",
-        "-S",
-        "-m",
-        "propose refund-4711",
-    ]);
+    w.amend_as(AGENT);
     w.as_other_clone();
     let head = w.git(&["rev-parse", "HEAD"]);
     let o = w.hitl(RAVI, &["approve", "refund-4711"]);

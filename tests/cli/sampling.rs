@@ -44,19 +44,7 @@ fn amend_proposal(w: &AuditWs, edit: impl FnOnce(&mut serde_json::Value)) {
     let mut bytes = serde_json::to_vec_pretty(&e).unwrap();
     bytes.push(b'\n');
     std::fs::write(&five, bytes).unwrap();
-    w.git(&["add", "-A"]);
-    w.git(&[
-        "-c",
-        &format!("user.signingkey={}", w.key(AGENT).display()),
-        "-c",
-        &format!("user.email={AGENT}"),
-        "commit",
-        "-q",
-        "--amend",
-        "-S",
-        "-m",
-        "propose",
-    ]);
+    w.amend_as(AGENT);
     w.as_other_clone();
 }
 

@@ -254,6 +254,39 @@ fn probe(kind: &str, request: &str, principal: &str, now: DateTime<Utc>) -> Even
     }
 }
 
+/// The request folded at HEAD (a governed history), the configuration at HEAD and its
+/// tree, once `signer` is trusted there for `principal`: what every execution command
+/// judges from.
+fn folded<'r>(
+    repo: &'r crate::audit::AuditRepo,
+    request: &str,
+    (principal, signer): (&str, &ssh_key::PublicKey),
+    now: DateTime<Utc>,
+) -> Result<Folded<'r>, WorkflowError> {
+    let head = repo
+        .head_for_reading()?
+        .ok_or_else(|| WorkflowError::NotProposed(request.to_owned()))?;
+    let tree = head.tree().map_err(crate::audit::AuditError::from)?;
+    let mut configs = super::config::Configs::default();
+    super::engine::check_governed(repo, &mut configs, &head)?;
+    let current = configs.at(repo, &tree)?;
+    super::engine::signer_trusted(&current, signer, principal, now)?;
+    let (state, events) = super::engine::state_at(repo, &mut configs, &head, &tree, request, now)?;
+    Ok(Folded {
+        state,
+        events,
+        current,
+        tree,
+    })
+}
+
+struct Folded<'r> {
+    state: State,
+    events: Vec<Event>,
+    current: std::sync::Arc<super::config::Config>,
+    tree: git2::Tree<'r>,
+}
+
 /// What `hitl exec` asks of the engine before its command runs.
 pub struct Spend<'a> {
     /// The approval file's bytes, and its name for messages.
@@ -287,17 +320,12 @@ pub fn spend(
     use crate::approval::check::Refusal;
     let checked = super::approval::check_at_head(repo, s.name, s.file, s.want, now)?;
     let request = checked.parsed.request().to_owned();
-    let head = repo
-        .head_for_reading()
-        .map_err(WorkflowError::from)?
-        .ok_or_else(|| WorkflowError::NotProposed(request.clone()))?;
-    let tree = head
-        .tree()
-        .map_err(|e| WorkflowError::from(crate::audit::AuditError::from(e)))?;
-    let mut configs = super::config::Configs::default();
-    let current = configs.at(repo, &tree).map_err(WorkflowError::from)?;
-    super::engine::signer_trusted(&current, s.signer, s.principal, now)?;
-    let (state, events) = super::engine::state_at(repo, &mut configs, &head, &tree, &request, now)?;
+    let Folded {
+        state,
+        events,
+        current,
+        tree,
+    } = folded(repo, &request, (s.principal, s.signer), now)?;
     let Some(Ok(derived)) = &state.derived else {
         return Err(AtHead::Refused(Refusal::NotApproved {
             why: format!("`{request}` is inconsistent"),
@@ -385,15 +413,7 @@ pub fn finish(
     fields: serde_json::Value,
     now: DateTime<Utc>,
 ) -> Result<crate::audit::Built, WorkflowError> {
-    let head = repo
-        .head_for_reading()?
-        .ok_or_else(|| WorkflowError::NotProposed(request.to_owned()))?;
-    let tree = head.tree().map_err(crate::audit::AuditError::from)?;
-    let mut configs = super::config::Configs::default();
-    super::engine::check_governed(repo, &mut configs, &head)?;
-    let current = configs.at(repo, &tree)?;
-    super::engine::signer_trusted(&current, signer, principal, now)?;
-    let (state, _) = super::engine::state_at(repo, &mut configs, &head, &tree, request, now)?;
+    let state = folded(repo, request, (principal, signer), now)?.state;
     refuse(
         request,
         judge_execution(&state, &probe(kind, request, principal, now), false),
@@ -424,20 +444,12 @@ pub fn revoke(
     if reason.trim().is_empty() {
         return Err(WorkflowError::MissingReason);
     }
-    let head = repo
-        .head_for_reading()?
-        .ok_or_else(|| WorkflowError::NotProposed(request.to_owned()))?;
-    let tree = head.tree().map_err(crate::audit::AuditError::from)?;
-    let mut configs = super::config::Configs::default();
-    super::engine::check_governed(repo, &mut configs, &head)?;
-    let current = configs.at(repo, &tree)?;
-    super::engine::signer_trusted(&current, signer, principal, now)?;
+    let Folded { state, current, .. } = folded(repo, request, (principal, signer), now)?;
     let break_glass = current
         .matrix()
         .ok()
         .and_then(|m| m.break_glass.as_ref().and_then(|b| m.role(&b.role)))
         .is_some_and(|r| r.members.iter().any(|m| m == principal));
-    let (state, _) = super::engine::state_at(repo, &mut configs, &head, &tree, request, now)?;
     if state.derived.is_none() {
         return Err(WorkflowError::NotProposed(request.to_owned()));
     }
