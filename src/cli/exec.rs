@@ -47,6 +47,11 @@ pub struct Args {
     /// A link to an incident, recorded with the verification.
     #[arg(long, value_name = "URL", requires = "verify")]
     pub incident: Option<String>,
+    /// Push the spend to this git remote before CMD runs, and run CMD only if the push
+    /// lands: of two clones spending the same approval, one push is refused and its CMD
+    /// never runs. The records of the end are pushed too.
+    #[arg(long, value_name = "REMOTE")]
+    pub push: Option<String>,
     #[command(flatten)]
     pub key: KeyArgs,
     /// The command and its arguments.
@@ -98,6 +103,16 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         })
     })?;
     hitl_lib::workflow::engine::remember_appended(&repo, &spent);
+    if let Some(remote) = &args.push
+        && let Err(why) = push(ws.root(), remote)
+    {
+        return Err(CliError::new(
+            Exit::ApprovalSpent,
+            format!(
+                "the spend of `{request}`'s approval could not be pushed to `{remote}` ({why}): another clone may have spent it first; nothing ran"
+            ),
+        ));
+    }
     eprintln!(
         "exec: the approval of `{request}` is spent (commit {}); running {}",
         &spent.commit.to_string()[..12],
@@ -152,6 +167,11 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
             "exec: `{request}` verification {}",
             if verified_ok { "passed" } else { "failed" }
         );
+    }
+    if let Some(remote) = &args.push
+        && let Err(why) = push(ws.root(), remote)
+    {
+        eprintln!("warning: the records of the end could not be pushed to `{remote}`: {why}");
     }
     match exit_code {
         0 if verified_ok => Ok(Exit::Ok),
@@ -214,4 +234,20 @@ fn run_teed(words: &[String]) -> CliResult<(i64, Vec<u8>)> {
         i64::from,
     );
     Ok((code, output))
+}
+
+/// `git push REMOTE HEAD` in the workspace: the spend (and then the end) reaches the
+/// remote, or the reason it did not.
+fn push(root: &std::path::Path, remote: &str) -> Result<(), String> {
+    let out = Command::new("git")
+        .args(["push", "--quiet", "--", remote, "HEAD"])
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
 }

@@ -479,7 +479,7 @@ fn a_planted_approval_file_is_refused_at_once_and_named_by_verify() {
     refused(
         &check(&w, &file, &refund(&[])),
         6,
-        "adds `audit/approvals/email-customer-5531.json` without an approval of `email-customer-5531`",
+        "adds `audit/approvals/email-customer-5531.json`, but no approval of `email-customer-5531`",
     );
 }
 
@@ -497,7 +497,7 @@ fn an_agent_planting_the_approval_path_is_refused_at_the_next_decision() {
         LEA,
         &["approve", REFUND],
         6,
-        "only the final approval writes it",
+        "only the approval that completes the quorum writes it",
     );
     assert_eq!(w.problem_codes(), ["approval-unfounded"]);
 }
@@ -549,10 +549,12 @@ fn a_final_approver_cannot_rewrite_their_own_file() {
         &path,
         &refund(&["--offline", "--allowed-signers", "allowed_signers"]),
     ));
+    // With the audit at hand the re-made commit itself is refused: it adds a file that
+    // is not the one the engine derives.
     refused(
         &check(&w, &path, &refund(&[])),
-        21,
-        "its list of approvers is not what the audit records for `refund-4711`",
+        6,
+        "the file is not the one the engine derives (its list of approvers is not what the audit records for `refund-4711`)",
     );
     assert_eq!(w.problem_codes(), ["approval-unfounded"]);
 }

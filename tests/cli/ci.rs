@@ -52,6 +52,7 @@ fn approved_change() -> AuditWs {
         &["init", "-q", "--bare", remote.to_str().unwrap()],
     ));
     w.git(&["remote", "add", "origin", remote.to_str().unwrap()]);
+    w.git(&["push", "-q", "origin", "main"]);
     w
 }
 
@@ -61,6 +62,11 @@ fn deployed(w: &AuditWs) -> usize {
 
 /// The shell of one job, run with `sh -e` in the workspace at `time`, as the deploy key.
 fn run_job(w: &AuditWs, time: &str, script: &str) -> std::process::Output {
+    run_job_in(&w.ws(), w, time, script)
+}
+
+/// [`run_job`] in another clone `dir` of `w`'s workspace.
+fn run_job_in(dir: &Path, w: &AuditWs, time: &str, script: &str) -> std::process::Output {
     let bin = Path::new(snapbox::cmd::cargo_bin!("hitl"));
     let path = format!(
         "{}:{}",
@@ -69,7 +75,7 @@ fn run_job(w: &AuditWs, time: &str, script: &str) -> std::process::Output {
     );
     std::process::Command::new("sh")
         .args(["-e", "-c", script])
-        .current_dir(w.ws())
+        .current_dir(dir)
         .env("PATH", path)
         .env("HOME", w.dir_path())
         .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -149,4 +155,39 @@ fn the_github_and_gitlab_jobs_of_docs_ci_deploy_once() {
         assert_eq!(deployed(&w), 1, "never twice");
         assert_eq!(w.problem_codes(), Vec::<String>::new());
     }
+}
+
+/// Two runners, two clones of the same approved change, the same job: the one whose
+/// spend lands on the remote first deploys; the other's push is refused and it never
+/// deploys, though its own clone saw the approval unspent.
+#[test]
+fn two_clones_running_the_job_deploy_once() {
+    let doc = std::fs::read_to_string(root().join("docs/ci.md")).unwrap();
+    let github = github_steps(&doc);
+    let w = approved_change();
+    let other = w.dir_path().join("other");
+    ok(&sh(
+        w.dir_path(),
+        "git",
+        &[
+            "clone",
+            "-q",
+            "-b",
+            "main",
+            w.dir_path().join("remote.git").to_str().unwrap(),
+            other.to_str().unwrap(),
+        ],
+    ));
+    for dir in [w.ws(), other.clone()] {
+        std::fs::create_dir_all(dir.join("deploy")).unwrap();
+    }
+    for f in ["params.json", "apply.sh", "smoke-test.sh"] {
+        std::fs::copy(w.ws().join("deploy").join(f), other.join("deploy").join(f)).unwrap();
+    }
+    let o = run_job(&w, LATER, &github);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    let o = run_job_in(&other, &w, LATER, &github);
+    assert_eq!(o.status.code(), Some(22), "{}{}", stdout(&o), stderr(&o));
+    assert!(stderr(&o).contains("could not be pushed"), "{}", stderr(&o));
+    assert_eq!(deployed(&w), 1, "never twice");
 }

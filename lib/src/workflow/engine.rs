@@ -77,14 +77,30 @@ pub fn state_at(
             continue;
         }
         if types::EXECUTION.contains(&e.kind.as_str()) {
-            // An execution event holds only where its rule holds at its time.
-            let break_glass = configs
-                .at(repo, tree)?
-                .matrix()
-                .ok()
-                .and_then(|m| m.break_glass.as_ref().and_then(|b| m.role(&b.role)))
-                .is_some_and(|r| r.members.contains(&e.actor.principal));
-            if let Err(why) = super::execution::judge_execution(&state, e, break_glass) {
+            // An execution event holds only where its rule holds at its time, under the
+            // configuration its commit extended, and only as its signer's.
+            let judged = match super::history::commit_adding(repo, head, e.seq)? {
+                Some((commit, Some(parent_tree))) => {
+                    let config = configs.at(repo, &parent_tree)?;
+                    match commit_signer(repo, &commit, &config) {
+                        Ok(signer) if signer == e.actor.principal => {
+                            let break_glass = config
+                                .matrix()
+                                .ok()
+                                .and_then(|m| m.break_glass.as_ref().and_then(|b| m.role(&b.role)))
+                                .is_some_and(|r| r.members.contains(&e.actor.principal));
+                            super::execution::judge_execution(&state, e, break_glass)
+                        }
+                        Ok(signer) => Err(format!(
+                            "it names {} as its actor but its commit is signed by {signer}",
+                            e.actor.principal
+                        )),
+                        Err(why) => Err(why),
+                    }
+                }
+                _ => Err("no commit on top of a configuration recorded it".to_owned()),
+            };
+            if let Err(why) = judged {
                 state.derived = Some(Err(format!(
                     "its recorded `{}` (event {}) does not hold: {why}",
                     e.kind, e.seq

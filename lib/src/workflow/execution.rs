@@ -144,6 +144,26 @@ pub fn judge_execution(state: &State, e: &Event, break_glass: bool) -> Result<()
             if execution != Execution::Ready {
                 return Err(format!("its approval is {} already", execution.name()));
             }
+            // A human-supervised tier is spent by its operator, named, in one of the
+            // request's eligible roles: the rule holds for a recorded spend as for `exec`.
+            if let Some(Ok(d)) = &state.derived
+                && d.supervised
+            {
+                let operator = e.field_str("operator");
+                let in_role = d
+                    .eligible
+                    .iter()
+                    .any(|(_, members)| members.iter().any(|m| Some(m.as_str()) == operator));
+                if operator != Some(by.as_str()) || !in_role {
+                    return Err(format!(
+                        "a human-supervised tier is spent by its operator, in a role that may approve it, with their own key; this spend is by {by}{}",
+                        operator.map_or_else(
+                            || " with no operator".to_owned(),
+                            |o| format!(" for operator {o}")
+                        )
+                    ));
+                }
+            }
             match state.window() {
                 Some((from, until)) if at >= from && at < until => Ok(()),
                 Some((from, until)) => Err(format!(
@@ -379,7 +399,11 @@ pub fn spend(
         &request,
         judge_execution(
             &state,
-            &probe(types::SPENT, &request, s.principal, now),
+            &{
+                let mut p = probe(types::SPENT, &request, s.principal, now);
+                p.fields.insert("operator".to_owned(), json!(s.operator));
+                p
+            },
             false,
         ),
     )?;

@@ -254,7 +254,7 @@ pub fn audit_change_problem(
     )? {
         return Ok(Some(why));
     }
-    approvals_added_rightly(repo, &added)
+    approvals_added_rightly(repo, configs, commit, tree, parent_tree, &added)
 }
 
 /// An approval file is added only as `approvals/<id>.json`, by the commit that adds an
@@ -263,11 +263,15 @@ pub fn audit_change_problem(
 /// nobody gave.
 fn approvals_added_rightly(
     repo: &AuditRepo,
+    configs: &mut Configs,
+    commit: &Commit<'_>,
+    tree: &Tree<'_>,
+    parent_tree: &Tree<'_>,
     added: &[(String, git2::Oid)],
 ) -> Result<Option<String>, AuditError> {
     let dir = format!("{}/approvals/", crate::audit::AUDIT_DIR);
     let events = format!("{}/events/", crate::audit::AUDIT_DIR);
-    for (path, _) in added.iter().filter(|(p, _)| p.starts_with(&dir)) {
+    for (path, file) in added.iter().filter(|(p, _)| p.starts_with(&dir)) {
         let name = path.get(dir.len()..).unwrap_or_default();
         let Some(request) = name
             .strip_suffix(".json")
@@ -277,7 +281,8 @@ fn approvals_added_rightly(
                 "it adds `{path}`, which is no approval file (`approvals/<request id>.json`)"
             )));
         };
-        let mut approves = false;
+        // The approving decision this commit adds for the request.
+        let mut decided = None;
         for (_, id) in added
             .iter()
             .filter(|(p, _)| p.starts_with(&events) && p.ends_with(".json"))
@@ -288,13 +293,49 @@ fn approvals_added_rightly(
                 && e.request == request
                 && e.field_str("decision") == Some(super::Verdict::Approve.as_str())
             {
-                approves = true;
+                decided = Some(e);
             }
         }
-        if !approves {
-            return Ok(Some(format!(
-                "it adds `{path}` without an approval of `{request}`: only the final approval writes it"
-            )));
+        let refused = |why: &str| {
+            Ok(Some(format!(
+                "it adds `{path}`, but {why}: only the approval that completes the quorum writes it"
+            )))
+        };
+        let Some(decision) = decided else {
+            return refused(&format!("no approval of `{request}`"));
+        };
+        // The engine folds the request at this commit: the decision must be accepted
+        // and complete the quorum, and the file must be the one the engine derives.
+        let Ok(at) = super::rules::parse_at(&decision.at) else {
+            return refused("its decision has no time");
+        };
+        let folded = super::engine::state_at(repo, configs, commit, tree, request, at);
+        let Ok((state, request_events)) = folded else {
+            return refused(&format!("`{request}` cannot be folded there"));
+        };
+        let Some(Ok(derived)) = &state.derived else {
+            return refused(&format!("the engine finds `{request}` inconsistent there"));
+        };
+        let accepted = super::approval::accepted_in(&state, &request_events);
+        if !super::approval::is_approved(&state)
+            || accepted.last().map(|a| a.seq) != Some(decision.seq)
+        {
+            return refused(&format!(
+                "its approval of `{request}` does not complete the quorum"
+            ));
+        }
+        let bytes = repo.repo.find_blob(*file)?.content().to_vec();
+        let why = match crate::approval::check::parse(path, &bytes) {
+            Ok(parsed) => {
+                let config = configs.at(repo, parent_tree)?;
+                super::approval::mismatch(&parsed, &state, derived, &accepted, &config)
+            }
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(why) = why {
+            return refused(&format!(
+                "the file is not the one the engine derives ({why})"
+            ));
         }
     }
     Ok(None)

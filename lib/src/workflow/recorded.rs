@@ -45,6 +45,7 @@ fn kept_fields(kind: &str) -> &'static [&'static str] {
         ],
         // The engine derives a sweep's facts; it reads only the type and the time.
         types::EXPIRED | types::ESCALATED => &[],
+        types::SPENT => &["operator"],
         types::EXECUTED => &["exit_code"],
         types::VERIFIED => &["result"],
         _ => &[],
