@@ -637,3 +637,28 @@ fn check_compares_amounts_exactly_and_refuses_ambiguous_input() {
         "is not armored as hitl writes it",
     );
 }
+
+/// The first of two approvers (ines, tier 4) re-makes her own approval commit to add the
+/// approval file too: her approval does not complete the quorum, so the commit is not
+/// an append the audit allows; the next decision (sam's) refuses the history, loudly,
+/// and `verify` names it.
+#[test]
+fn a_non_final_approver_cannot_add_the_approval_file() {
+    let w = super::workflow::iam_ws();
+    ok(&w.hitl(super::workflow::INES, &["approve", super::workflow::IAM]));
+    let path = w
+        .ws()
+        .join("audit/approvals")
+        .join(format!("{}.json", super::workflow::IAM));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, "{}\n").unwrap();
+    w.amend_as(super::workflow::INES);
+    w.as_other_clone();
+    w.refused(
+        super::workflow::SAM,
+        &["approve", super::workflow::IAM],
+        6,
+        "does not complete the quorum: only the approval that completes the quorum writes it",
+    );
+    assert_eq!(w.problem_codes(), ["approval-unfounded"]);
+}

@@ -291,3 +291,57 @@ fn a_supervised_tier_runs_only_with_its_operator_signing() {
     assert_eq!(runs(&counter), 1);
     assert_eq!(w.problem_codes(), Vec::<String>::new());
 }
+
+/// The agent records a spend of the supervised robot task itself, naming no operator,
+/// by hand in its own signed commit: the engine's rule for a recorded spend refuses it
+/// (the request takes nothing more), and `verify` names it.
+#[test]
+fn a_hand_made_spend_of_a_supervised_tier_without_its_operator_does_not_hold() {
+    const OTTO: &str = "otto@example.com";
+    const ROSA: &str = "rosa@example.com";
+    const DEPLOY_BOT: &str = "deploy-bot@agents.example.com";
+    const AT: &str = "2026-11-27 09:00:00";
+    let w = AuditWs::with_people(&[OTTO, ROSA, DEPLOY_BOT]);
+    ok(&w.hitl_at(AT, DEPLOY_BOT, &["propose", "robot-pick-cell7"]));
+    ok(&w.hitl_at(AT, OTTO, &["approve", "robot-pick-cell7"]));
+    ok(&w.hitl_at(AT, ROSA, &["approve", "robot-pick-cell7"]));
+    let last = w.event_file(7);
+    let bytes = std::fs::read(&last).unwrap();
+    let e: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(e["type"], "decision");
+    let spent = serde_json::json!({
+        "seq": 8,
+        "prev": hitl_lib::audit::sha256_hex(&bytes),
+        "type": "spent",
+        "request": "robot-pick-cell7",
+        "at": e["at"],
+        "actor": {"principal": DEPLOY_BOT, "key": w.fingerprint(DEPLOY_BOT)},
+        "config": e["config"],
+        "approval_id": "0",
+        "approval": "sha256:0",
+        "command": "sha256:0",
+        "operator": null,
+    });
+    let mut out = serde_json::to_vec_pretty(&spent).unwrap();
+    out.push(b'\n');
+    std::fs::write(w.event_file(8), out).unwrap();
+    let index = w
+        .ws()
+        .join(hitl_lib::audit::request_index_path("robot-pick-cell7"));
+    let mut listed = std::fs::read_to_string(&index).unwrap();
+    listed.push_str("8\n");
+    std::fs::write(&index, listed).unwrap();
+    w.commit_all(Some(DEPLOY_BOT), "spend by hand");
+    w.as_other_clone();
+    let o = w.read_at(AT, &["status", "robot-pick-cell7", "--format", "json"]);
+    let s: serde_json::Value = serde_json::from_str(&ok(&o)).unwrap();
+    assert_eq!(s["state"], "inconsistent", "{s}");
+    assert!(
+        s["reason"]
+            .as_str()
+            .unwrap()
+            .contains("is spent by its operator"),
+        "{s}"
+    );
+    assert_eq!(w.problem_codes(), ["execution-unfounded"]);
+}
