@@ -198,13 +198,8 @@ pub fn check_at_head(
     use crate::approval::check::{self, Refusal};
     let parsed = check::parse(name, bytes)?;
     let request = parsed.request().to_owned();
-    // Folds the request (and refuses a tampered history) before anything is trusted.
-    let status = super::engine::status(repo, &request, now).map_err(|e| match e {
-        WorkflowError::NotProposed(r) => AtHead::Refused(Refusal::NotApproved {
-            why: format!("`{r}` was never proposed"),
-        }),
-        other => AtHead::Workflow(other),
-    })?;
+    // Folds the request (and refuses a tampered history) before anything is trusted,
+    // with one cache of configurations for the fold, HEAD's and the final approval's.
     let head = repo
         .head_for_reading()
         .map_err(WorkflowError::from)?
@@ -212,9 +207,21 @@ pub fn check_at_head(
     let tree = head
         .tree()
         .map_err(|e| WorkflowError::from(crate::audit::AuditError::from(e)))?;
-    let config = super::config::Configs::default()
-        .at(repo, &tree)
-        .map_err(WorkflowError::from)?;
+    let mut configs = super::config::Configs::default();
+    super::engine::check_governed(repo, &mut configs, &head)?;
+    let (state, events) = super::engine::state_at(repo, &mut configs, &head, &tree, &request, now)?;
+    let outcome = state.outcome(now);
+    if outcome == super::engine::Outcome::NotProposed {
+        return Err(AtHead::Refused(Refusal::NotApproved {
+            why: format!("`{request}` was never proposed"),
+        }));
+    }
+    let status = super::engine::Status {
+        state,
+        outcome,
+        events,
+    };
+    let config = configs.at(repo, &tree).map_err(WorkflowError::from)?;
     let (allowed, revoked) = config.trust.as_ref().map_err(|e| {
         AtHead::Refused(Refusal::Untrusted {
             file: name.to_owned(),
@@ -262,11 +269,9 @@ pub fn check_at_head(
         Some(last) => match super::history::commit_adding(repo, &head, last.seq)
             .map_err(WorkflowError::from)?
         {
-            Some((_, Some(parent))) => Some(
-                super::config::Configs::default()
-                    .at(repo, &parent)
-                    .map_err(WorkflowError::from)?,
-            ),
+            Some((_, Some(parent))) => {
+                Some(configs.at(repo, &parent).map_err(WorkflowError::from)?)
+            }
             _ => None,
         },
         None => None,
