@@ -497,7 +497,7 @@ fn an_agent_planting_the_approval_path_is_refused_at_the_next_decision() {
         LEA,
         &["approve", REFUND],
         6,
-        "only the approval that completes the quorum writes it",
+        "only the final approval's commit writes it",
     );
     assert_eq!(w.problem_codes(), ["approval-unfounded"]);
 }
@@ -549,12 +549,11 @@ fn a_final_approver_cannot_rewrite_their_own_file() {
         &path,
         &refund(&["--offline", "--allowed-signers", "allowed_signers"]),
     ));
-    // With the audit at hand the re-made commit itself is refused: it adds a file that
-    // is not the one the engine derives.
+    // With the audit at hand the file is compared with the engine's fold.
     refused(
         &check(&w, &path, &refund(&[])),
-        6,
-        "the file is not the one the engine derives (its list of approvers is not what the audit records for `refund-4711`)",
+        21,
+        "the approval file its list of approvers is not what the audit records for `refund-4711`",
     );
     assert_eq!(w.problem_codes(), ["approval-unfounded"]);
 }
@@ -638,10 +637,10 @@ fn check_compares_amounts_exactly_and_refuses_ambiguous_input() {
     );
 }
 
-/// The first of two approvers (ines, tier 4) re-makes her own approval commit to add the
-/// approval file too: her approval does not complete the quorum, so the commit is not
-/// an append the audit allows; the next decision (sam's) refuses the history, loudly,
-/// and `verify` names it.
+/// The first of two approvers (ines, tier 4) re-makes her own approval commit to add a
+/// junk approval file: it names no final approval, so the commit is not an append the
+/// audit allows; the next decision (sam's) refuses the history, loudly, and `verify`
+/// names it.
 #[test]
 fn a_non_final_approver_cannot_add_the_approval_file() {
     let w = super::workflow::iam_ws();
@@ -658,7 +657,7 @@ fn a_non_final_approver_cannot_add_the_approval_file() {
         super::workflow::SAM,
         &["approve", super::workflow::IAM],
         6,
-        "does not complete the quorum: only the approval that completes the quorum writes it",
+        "the file does not name this approval as its final one: only the final approval's commit writes it",
     );
     assert_eq!(w.problem_codes(), ["approval-unfounded"]);
 }

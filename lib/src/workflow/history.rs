@@ -226,9 +226,10 @@ pub fn audit_change_problem(
         ));
     };
     let config = configs.at(repo, parent_tree)?;
-    if let Err(why) = super::engine::commit_signer(repo, commit, &config) {
-        return Ok(Some(format!("it changes the audit, but {why}")));
-    }
+    let signer = match super::engine::commit_signer(repo, commit, &config) {
+        Ok(signer) => signer,
+        Err(why) => return Ok(Some(format!("it changes the audit, but {why}"))),
+    };
     // Only the folders whose ids differ are opened (a diff with a pathspec reads far
     // more), so the cost is that of the few paths an append touches.
     let Ok(new) = tree.get_path(Path::new(&audit)) else {
@@ -254,7 +255,7 @@ pub fn audit_change_problem(
     )? {
         return Ok(Some(why));
     }
-    approvals_added_rightly(repo, configs, commit, tree, parent_tree, &added)
+    approvals_added_rightly(repo, &config, &signer, tree, &added)
 }
 
 /// An approval file is added only as `approvals/<id>.json`, by the commit that adds an
@@ -263,10 +264,9 @@ pub fn audit_change_problem(
 /// nobody gave.
 fn approvals_added_rightly(
     repo: &AuditRepo,
-    configs: &mut Configs,
-    commit: &Commit<'_>,
+    config: &super::config::Config,
+    signer: &str,
     tree: &Tree<'_>,
-    parent_tree: &Tree<'_>,
     added: &[(String, git2::Oid)],
 ) -> Result<Option<String>, AuditError> {
     let dir = format!("{}/approvals/", crate::audit::AUDIT_DIR);
@@ -281,7 +281,13 @@ fn approvals_added_rightly(
                 "it adds `{path}`, which is no approval file (`approvals/<request id>.json`)"
             )));
         };
-        // The approving decision this commit adds for the request.
+        let refused = |why: &str| {
+            Ok(Some(format!(
+                "it adds `{path}`, but {why}: only the final approval's commit writes it"
+            )))
+        };
+        // The approving decision this commit adds for the request, by the commit's
+        // signer, listed in the request's index.
         let mut decided = None;
         for (_, id) in added
             .iter()
@@ -296,46 +302,45 @@ fn approvals_added_rightly(
                 decided = Some(e);
             }
         }
-        let refused = |why: &str| {
-            Ok(Some(format!(
-                "it adds `{path}`, but {why}: only the approval that completes the quorum writes it"
-            )))
-        };
         let Some(decision) = decided else {
             return refused(&format!("no approval of `{request}`"));
         };
-        // The engine folds the request at this commit: the decision must be accepted
-        // and complete the quorum, and the file must be the one the engine derives.
-        let Ok(at) = super::rules::parse_at(&decision.at) else {
-            return refused("its decision has no time");
-        };
-        let folded = super::engine::state_at(repo, configs, commit, tree, request, at);
-        let Ok((state, request_events)) = folded else {
-            return refused(&format!("`{request}` cannot be folded there"));
-        };
-        let Some(Ok(derived)) = &state.derived else {
-            return refused(&format!("the engine finds `{request}` inconsistent there"));
-        };
-        let accepted = super::approval::accepted_in(&state, &request_events);
-        if !super::approval::is_approved(&state)
-            || accepted.last().map(|a| a.seq) != Some(decision.seq)
-        {
+        if decision.actor.principal != signer {
             return refused(&format!(
-                "its approval of `{request}` does not complete the quorum"
+                "its approval of `{request}` is {}'s and the commit {signer}'s",
+                decision.actor.principal
             ));
         }
-        let bytes = repo.repo.find_blob(*file)?.content().to_vec();
-        let why = match crate::approval::check::parse(path, &bytes) {
-            Ok(parsed) => {
-                let config = configs.at(repo, parent_tree)?;
-                super::approval::mismatch(&parsed, &state, derived, &accepted, &config)
-            }
-            Err(e) => Some(e.to_string()),
-        };
-        if let Some(why) = why {
+        let approver = config
+            .matrix()
+            .is_ok_and(|m| !m.governance.is_agent(signer) && m.roles_of(signer).next().is_some());
+        if !approver {
+            return refused(&format!("{signer} holds no role that approves"));
+        }
+        let listed = repo
+            .read(tree, &crate::audit::request_index_path(request))?
+            .is_some_and(|index| {
+                String::from_utf8_lossy(&index)
+                    .lines()
+                    .any(|l| l.trim() == decision.seq.to_string())
+            });
+        if !listed {
             return refused(&format!(
-                "the file is not the one the engine derives ({why})"
+                "its approval of `{request}` is not in the request's index"
             ));
+        }
+        // The file names that decision as its final one and its signer as the last
+        // approver. Whether it completes the quorum, and every other field, is for the
+        // engine's fold: `check`, `exec` and `verify` compare the file with it.
+        let bytes = repo.repo.find_blob(*file)?.content().to_vec();
+        let names_it = crate::approval::check::parse(path, &bytes).is_ok_and(|parsed| {
+            let p = parsed.predicate();
+            parsed.request() == request
+                && p.final_decision.seq == decision.seq
+                && p.approvers.last().is_some_and(|a| a.principal == signer)
+        });
+        if !names_it {
+            return refused("the file does not name this approval as its final one");
         }
     }
     Ok(None)
