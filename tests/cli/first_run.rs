@@ -279,6 +279,11 @@ fn the_demo_runs_the_lifecycle_and_leaves_a_workspace_that_verifies() {
         "already has an approval from role `iam-owner`",
         "iam-grant-ci-deployer: quorum reached",
         "iam-grant-ci-deployer: approved (tier 4",
+        "allowed: `payments.refund` on `payments/charge/ch_981` up to 180 EUR",
+        "it approves at most 180 EUR\n(exit 16, as expected)\n",
+        "not `payments/charge/ch_982`\n(exit 15, as expected)\n",
+        "exec: `refund-4711` verification passed\n",
+        "it is single-use\n(exit 22, as expected)\n",
         "ok: no problems\n",
         "same outcome\n",
         "Try next, in `kept`",
@@ -295,8 +300,8 @@ fn the_demo_runs_the_lifecycle_and_leaves_a_workspace_that_verifies() {
     let commits = ok(&sh(&ws, "git", &["rev-list", "HEAD"]));
     assert_eq!(
         commits.lines().count(),
-        8,
-        "first commit, 3 proposals, 4 decisions"
+        11,
+        "first commit, 3 proposals, 4 decisions, the refund spent, executed and verified"
     );
     for c in commits.lines() {
         ok(&sh(&ws, "git", &["verify-commit", c]));
