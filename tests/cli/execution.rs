@@ -261,18 +261,28 @@ fn kill_9_at_any_instant_never_runs_a_command_twice() {
     }
 }
 
-/// A human-supervised tier (the robot task, tier 5) runs only with its operator named
-/// and signing: not without `--operator`, not with the agent's key, then with otto's.
-#[test]
-fn a_supervised_tier_runs_only_with_its_operator_signing() {
-    const OTTO: &str = "otto@example.com";
-    const ROSA: &str = "rosa@example.com";
-    const DEPLOY_BOT: &str = "deploy-bot@agents.example.com";
-    const AT: &str = "2026-11-27 09:00:00";
+const OTTO: &str = "otto@example.com";
+const ROSA: &str = "rosa@example.com";
+const DEPLOY_BOT: &str = "deploy-bot@agents.example.com";
+/// When the robot task (tier 5, human-supervised) is proposed and approved: inside its
+/// `robot-shift` window, before it expires.
+const AT: &str = "2026-11-27 09:00:00";
+
+/// The robot task proposed by the deploy agent and approved by otto (operator) and rosa
+/// (safety supervisor) at [`AT`].
+fn supervised_approved() -> AuditWs {
     let w = AuditWs::with_people(&[OTTO, ROSA, DEPLOY_BOT]);
     ok(&w.hitl_at(AT, DEPLOY_BOT, &["propose", "robot-pick-cell7"]));
     ok(&w.hitl_at(AT, OTTO, &["approve", "robot-pick-cell7"]));
     ok(&w.hitl_at(AT, ROSA, &["approve", "robot-pick-cell7"]));
+    w
+}
+
+/// A human-supervised tier (the robot task, tier 5) runs only with its operator named
+/// and signing: not without `--operator`, not with the agent's key, then with otto's.
+#[test]
+fn a_supervised_tier_runs_only_with_its_operator_signing() {
+    let w = supervised_approved();
     let file = w.ws().join("audit/approvals/robot-pick-cell7.json");
     let counter = w.dir_path().join("counter");
     refused(
@@ -297,14 +307,7 @@ fn a_supervised_tier_runs_only_with_its_operator_signing() {
 /// (the request takes nothing more), and `verify` names it.
 #[test]
 fn a_hand_made_spend_of_a_supervised_tier_without_its_operator_does_not_hold() {
-    const OTTO: &str = "otto@example.com";
-    const ROSA: &str = "rosa@example.com";
-    const DEPLOY_BOT: &str = "deploy-bot@agents.example.com";
-    const AT: &str = "2026-11-27 09:00:00";
-    let w = AuditWs::with_people(&[OTTO, ROSA, DEPLOY_BOT]);
-    ok(&w.hitl_at(AT, DEPLOY_BOT, &["propose", "robot-pick-cell7"]));
-    ok(&w.hitl_at(AT, OTTO, &["approve", "robot-pick-cell7"]));
-    ok(&w.hitl_at(AT, ROSA, &["approve", "robot-pick-cell7"]));
+    let w = supervised_approved();
     let last = w.event_file(7);
     let bytes = std::fs::read(&last).unwrap();
     let e: serde_json::Value = serde_json::from_slice(&bytes).unwrap();

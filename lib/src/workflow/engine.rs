@@ -578,16 +578,52 @@ pub(crate) fn signer_trusted(
     principal: &str,
     now: DateTime<Utc>,
 ) -> Result<(), WorkflowError> {
-    let (allowed, revoked) = config
-        .trust
-        .as_ref()
-        .map_err(|e| WorkflowError::Untrusted {
-            principal: principal.to_owned(),
-            reason: e.clone(),
-        })?;
     // The event's signature (namespace `hitl`) and the commit's (`git`): a key trusted
     // for only one of them would record a commit the audit rule refuses afterwards.
-    for namespace in [crate::signing::NAMESPACE, crate::signing::GIT_NAMESPACE] {
+    trusted_for(
+        config,
+        signer,
+        principal,
+        &[crate::signing::NAMESPACE, crate::signing::GIT_NAMESPACE],
+        now,
+    )
+}
+
+/// An approver's key must also be trusted for the approval namespace (`hitl-approval`):
+/// it signs the approval scope, which `hitl check` verifies offline; an approval whose
+/// signature no host could accept is refused now rather than recorded.
+///
+/// # Errors
+/// [`WorkflowError::Untrusted`], naming the namespace.
+pub fn approval_signer_trusted(
+    config: &Config,
+    signer: &ssh_key::PublicKey,
+    principal: &str,
+    now: DateTime<Utc>,
+) -> Result<(), WorkflowError> {
+    trusted_for(
+        config,
+        signer,
+        principal,
+        &[crate::approval::NAMESPACE],
+        now,
+    )
+}
+
+/// `signer` acts for `principal` in each of `namespaces` under `config`'s signer files.
+fn trusted_for(
+    config: &Config,
+    signer: &ssh_key::PublicKey,
+    principal: &str,
+    namespaces: &[&str],
+    now: DateTime<Utc>,
+) -> Result<(), WorkflowError> {
+    let untrusted = |reason: String| WorkflowError::Untrusted {
+        principal: principal.to_owned(),
+        reason,
+    };
+    let (allowed, revoked) = config.trust.as_ref().map_err(|e| untrusted(e.clone()))?;
+    for namespace in namespaces {
         crate::signing::trusted_principal(
             allowed,
             revoked,
@@ -596,46 +632,9 @@ pub(crate) fn signer_trusted(
             namespace,
             now,
         )
-        .map_err(|u| WorkflowError::Untrusted {
-            principal: principal.to_owned(),
-            reason: u.message,
-        })?;
+        .map_err(|u| untrusted(u.message))?;
     }
     Ok(())
-}
-
-/// An approver's key must also be trusted for the approval namespace (`hitl-approval`):
-/// it signs the approval scope, which `hitl check` verifies offline; an approval whose
-/// signature no host could accept is refused now rather than recorded.
-///
-/// # Errors
-/// [`WorkflowError::Untrusted`], with the hint to add the namespace.
-pub fn approval_signer_trusted(
-    config: &Config,
-    signer: &ssh_key::PublicKey,
-    principal: &str,
-    now: DateTime<Utc>,
-) -> Result<(), WorkflowError> {
-    let (allowed, revoked) = config
-        .trust
-        .as_ref()
-        .map_err(|e| WorkflowError::Untrusted {
-            principal: principal.to_owned(),
-            reason: e.clone(),
-        })?;
-    crate::signing::trusted_principal(
-        allowed,
-        revoked,
-        signer,
-        Some(principal),
-        crate::approval::NAMESPACE,
-        now,
-    )
-    .map(|_| ())
-    .map_err(|u| WorkflowError::Untrusted {
-        principal: principal.to_owned(),
-        reason: u.message,
-    })
 }
 
 /// The principal `key` acts for under the signer files of `config` at `now` (namespace
