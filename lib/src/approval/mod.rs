@@ -253,6 +253,22 @@ impl ApprovalFile {
     }
 }
 
+/// An approval's window: from the final approval `from`, for `valid_for_seconds` (the
+/// tier's `approval_valid_for`), never past the proposal's `expires_at`. The append
+/// writes it and the engine derives it again with this one function.
+#[must_use]
+pub fn window(
+    from: DateTime<Utc>,
+    valid_for_seconds: Option<u64>,
+    expires_at: DateTime<Utc>,
+) -> (DateTime<Utc>, DateTime<Utc>) {
+    let end = valid_for_seconds
+        .and_then(|s| i64::try_from(s).ok())
+        .and_then(|s| from.checked_add_signed(chrono::Duration::seconds(s)))
+        .map_or(expires_at, |end| end.min(expires_at));
+    (from, end)
+}
+
 /// What the final decision's append needs to write the approval file once it knows the
 /// final decision event: everything but that event's seq and hash, and the final
 /// approver's signature of the statement.
@@ -280,16 +296,7 @@ impl Draft {
     pub fn window(&self) -> (DateTime<Utc>, DateTime<Utc>) {
         let until = DateTime::parse_from_rfc3339(&self.scope.expires_at)
             .map_or(self.approved_at, |t| t.with_timezone(&Utc));
-        let end = self
-            .scope
-            .valid_for_seconds
-            .and_then(|s| i64::try_from(s).ok())
-            .and_then(|s| {
-                self.approved_at
-                    .checked_add_signed(chrono::Duration::seconds(s))
-            })
-            .map_or(until, |end| end.min(until));
-        (self.approved_at, end)
+        window(self.approved_at, self.scope.valid_for_seconds, until)
     }
 
     /// The statement and the file, once the final decision event is `seq` with bytes

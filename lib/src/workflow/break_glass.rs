@@ -164,3 +164,14 @@ pub(super) fn override_terms(e: &Event, at: DateTime<Utc>) -> Result<Override, S
         reviews: Vec::new(),
     })
 }
+
+/// Whether `principal` is a member of the break-glass role of `config`'s matrix (false
+/// without a `break_glass` section or a matrix that loads).
+#[must_use]
+pub fn is_member(config: &super::config::Config, principal: &str) -> bool {
+    config
+        .matrix()
+        .ok()
+        .and_then(|m| m.break_glass.as_ref().and_then(|b| m.role(&b.role)))
+        .is_some_and(|r| r.members.iter().any(|m| m == principal))
+}

@@ -79,27 +79,10 @@ pub fn state_at(
         if types::EXECUTION.contains(&e.kind.as_str()) {
             // An execution event holds only where its rule holds at its time, under the
             // configuration its commit extended, and only as its signer's.
-            let judged = match super::history::commit_adding(repo, head, e.seq)? {
-                Some((commit, Some(parent_tree))) => {
-                    let config = configs.at(repo, &parent_tree)?;
-                    match commit_signer(repo, &commit, &config) {
-                        Ok(signer) if signer == e.actor.principal => {
-                            let break_glass = config
-                                .matrix()
-                                .ok()
-                                .and_then(|m| m.break_glass.as_ref().and_then(|b| m.role(&b.role)))
-                                .is_some_and(|r| r.members.contains(&e.actor.principal));
-                            super::execution::judge_execution(&state, e, break_glass)
-                        }
-                        Ok(signer) => Err(format!(
-                            "it names {} as its actor but its commit is signed by {signer}",
-                            e.actor.principal
-                        )),
-                        Err(why) => Err(why),
-                    }
-                }
-                _ => Err("no commit on top of a configuration recorded it".to_owned()),
-            };
+            let judged = recorded_by_actor(repo, configs, head, e)?.and_then(|(_, config)| {
+                let break_glass = super::break_glass::is_member(&config, &e.actor.principal);
+                super::execution::judge_execution(&state, e, break_glass)
+            });
             if let Err(why) = judged {
                 state.derived = Some(Err(format!(
                     "its recorded `{}` (event {}) does not hold: {why}",
@@ -256,6 +239,26 @@ fn judge_recorded(
     state: &State,
     e: &Event,
 ) -> Result<Result<(), String>, WorkflowError> {
+    let (commit, config) = match recorded_by_actor(repo, configs, head, e)? {
+        Ok(found) => found,
+        Err(why) => return Ok(Err(why)),
+    };
+    if let Err(why) = decision_signed(repo, head, &commit, &config, e)? {
+        return Ok(Err(why));
+    }
+    Ok(judge_recorded_event(state, &config, e))
+}
+
+/// The commit on `head`'s first-parent line that recorded `e`, and the configuration of
+/// the tree it extended, once that commit is signed by `e`'s actor under it: who decided
+/// (or executed) is who signed; a trusted key cannot record another's event.
+/// `Ok(Err(why))` when it is not so.
+fn recorded_by_actor<'r>(
+    repo: &'r crate::audit::AuditRepo,
+    configs: &mut super::config::Configs,
+    head: &git2::Commit<'r>,
+    e: &Event,
+) -> Result<Result<(git2::Commit<'r>, std::sync::Arc<Config>), String>, WorkflowError> {
     let Some((commit, Some(parent_tree))) = super::history::commit_adding(repo, head, e.seq)?
     else {
         return Ok(Err(
@@ -263,21 +266,14 @@ fn judge_recorded(
         ));
     };
     let config = configs.at(repo, &parent_tree)?;
-    // Who decided is who signed: a trusted key cannot record another's decision.
-    match commit_signer(repo, &commit, &config) {
-        Ok(signer) if signer == e.actor.principal => {}
-        Ok(signer) => {
-            return Ok(Err(format!(
-                "it names {} as its actor but its commit is signed by {signer}",
-                e.actor.principal
-            )));
-        }
-        Err(why) => return Ok(Err(why)),
-    }
-    if let Err(why) = decision_signed(repo, head, &commit, &config, e)? {
-        return Ok(Err(why));
-    }
-    Ok(judge_recorded_event(state, &config, e))
+    Ok(match commit_signer(repo, &commit, &config) {
+        Ok(signer) if signer == e.actor.principal => Ok((commit, config)),
+        Ok(signer) => Err(format!(
+            "it names {} as its actor but its commit is signed by {signer}",
+            e.actor.principal
+        )),
+        Err(why) => Err(why),
+    })
 }
 
 /// The recorded decision is the one its commit added (not edited since), and its

@@ -88,12 +88,11 @@ impl State {
             return None;
         };
         let from = self.execution.approved_at?;
-        let end = d
-            .valid_for_seconds
-            .and_then(|s| i64::try_from(s).ok())
-            .and_then(|s| from.checked_add_signed(chrono::Duration::seconds(s)))
-            .map_or(d.expires_at, |end| end.min(d.expires_at));
-        Some((from, end))
+        Some(crate::approval::window(
+            from,
+            d.valid_for_seconds,
+            d.expires_at,
+        ))
     }
 
     /// Folds an execution event that [`judge_execution`] accepted.
@@ -469,11 +468,7 @@ pub fn revoke(
         return Err(WorkflowError::MissingReason);
     }
     let Folded { state, current, .. } = folded(repo, request, (principal, signer), now)?;
-    let break_glass = current
-        .matrix()
-        .ok()
-        .and_then(|m| m.break_glass.as_ref().and_then(|b| m.role(&b.role)))
-        .is_some_and(|r| r.members.iter().any(|m| m == principal));
+    let break_glass = super::break_glass::is_member(&current, principal);
     if state.derived.is_none() {
         return Err(WorkflowError::NotProposed(request.to_owned()));
     }

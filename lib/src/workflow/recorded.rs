@@ -373,14 +373,8 @@ pub fn judge(
             }
             Step::Execute(e) => {
                 let state = states.entry(e.request.clone()).or_default();
-                let break_glass = match config_for(repo, &mut configs, &line, e.seq)? {
-                    Ok(c) => c
-                        .matrix()
-                        .ok()
-                        .and_then(|m| m.break_glass.as_ref().and_then(|b| m.role(&b.role)))
-                        .is_some_and(|r| r.members.contains(&e.actor.principal)),
-                    Err(_) => false,
-                };
+                let break_glass = config_for(repo, &mut configs, &line, e.seq)?
+                    .is_ok_and(|c| super::break_glass::is_member(&c, &e.actor.principal));
                 match super::execution::judge_execution(state, &e, break_glass) {
                     Err(why) => out.push((e.seq, "execution-unfounded", why)),
                     Ok(()) => state.execute(&e),
