@@ -558,6 +558,37 @@ fn a_final_approver_cannot_rewrite_their_own_file() {
     assert_eq!(w.problem_codes(), ["approval-unfounded"]);
 }
 
+/// A second file of the same approval under another id, re-signed by the final
+/// approver and kept outside the audit, passes offline; with the audit at hand it is
+/// held to the id the final decision recorded, without reading `audit/approvals/`.
+#[test]
+fn a_file_under_another_approval_id_is_refused_with_the_audit_at_hand() {
+    let (w, file) = approved();
+    let mut f: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let mut statement: serde_json::Value =
+        serde_json::from_str(f["statement"].as_str().unwrap()).unwrap();
+    statement["predicate"]["approval_id"] = "00112233445566778899aabbccddeeff".into();
+    let text = serde_json::to_string_pretty(&statement).unwrap();
+    f["signatures"][1]["signature"] = ssh_sign(&w.key(LEA), text.as_bytes(), w.dir_path()).into();
+    f["statement"] = text.into();
+    let mut bytes = serde_json::to_vec_pretty(&f).unwrap();
+    bytes.push(b'\n');
+    let other = w.dir_path().join("other-id.json");
+    std::fs::write(&other, bytes).unwrap();
+    ok(&check(
+        &w,
+        &other,
+        &refund(&["--offline", "--allowed-signers", "allowed_signers"]),
+    ));
+    refused(
+        &check(&w, &other, &refund(&[])),
+        21,
+        "the approval file its approval id is not what the audit records for `refund-4711`",
+    );
+    ok(&check(&w, &file, &refund(&[])));
+    assert!(w.problem_codes().is_empty());
+}
+
 /// `check` never turns offline by itself: in a workspace that does not load it
 /// refuses; `--offline` needs the signer files named.
 #[test]

@@ -14,6 +14,8 @@ use crate::audit::Event;
 
 /// The field of an approving decision event that holds its signature of the scope.
 pub const SCOPE_SIGNATURE: &str = "scope_signature";
+/// The decision field of the final approval naming its approval file's id.
+pub const APPROVAL_ID: &str = "approval_id";
 
 /// The scope of the request's current version, from the engine's derived facts.
 #[must_use]
@@ -285,21 +287,6 @@ pub fn check_at_head(
             why: format!("the approval file {why}"),
         }));
     }
-    let recorded = repo
-        .read(&tree, &crate::approval::path(&request))
-        .map_err(WorkflowError::from)?;
-    if recorded.as_deref() != Some(bytes) {
-        return Err(AtHead::Refused(Refusal::NotApproved {
-            why: format!(
-                "the audit holds {} for `{request}`",
-                if recorded.is_some() {
-                    "another approval file"
-                } else {
-                    "no approval file"
-                }
-            ),
-        }));
-    }
     Ok(checked)
 }
 
@@ -311,8 +298,26 @@ pub struct Accepted {
     pub key: String,
     pub at: String,
     pub scope_signature: Option<String>,
+    /// The approval file's id, recorded by the final approval.
+    pub approval_id: Option<String>,
     /// The sha256 of its event's bytes, where they are at hand.
     pub sha256: Option<String>,
+}
+
+impl Accepted {
+    /// The accepted approval recorded by `e`, its bytes' digest `sha256` where known.
+    #[must_use]
+    pub fn of(e: &Event, sha256: Option<String>) -> Self {
+        Self {
+            seq: e.seq,
+            principal: e.actor.principal.clone(),
+            key: e.actor.key.clone(),
+            at: e.at.clone(),
+            scope_signature: e.field_str(SCOPE_SIGNATURE).map(str::to_owned),
+            approval_id: e.field_str(APPROVAL_ID).map(str::to_owned),
+            sha256,
+        }
+    }
 }
 
 /// The accepted approvals of the current version among `events` (all of the request's,
@@ -334,14 +339,10 @@ pub fn accepted_in(state: &State, events: &[Event]) -> Vec<Accepted> {
                     && e.actor.principal == *who
                     && e.field_str("decision").and_then(Verdict::parse) == Some(Verdict::Approve)
             })?;
-            Some(Accepted {
-                seq: e.seq,
-                principal: who.clone(),
-                key: e.actor.key.clone(),
-                at: e.at.clone(),
-                scope_signature: e.field_str(SCOPE_SIGNATURE).map(str::to_owned),
-                sha256: e.to_bytes().ok().map(|b| crate::audit::sha256_hex(&b)),
-            })
+            Some(Accepted::of(
+                e,
+                e.to_bytes().ok().map(|b| crate::audit::sha256_hex(&b)),
+            ))
         })
         .collect();
     out.sort_by_key(|a| a.seq);
@@ -349,7 +350,8 @@ pub fn accepted_in(state: &State, events: &[Event]) -> Vec<Accepted> {
 }
 
 /// Why an approval file is not the one the engine derives for the request, if it is
-/// not: every field of the statement but the approval id, against the engine's fold
+/// not: every field of the statement, against the engine's fold (the approval id
+/// against the one the final approval recorded)
 /// (`accepted`: the approvals in order) and the configuration the final approval was
 /// decided under (the change window's schedule, the digests), and every signature
 /// against the recorded scope signatures and the final approver's key.
@@ -425,6 +427,9 @@ pub fn mismatch(
             .is_some_and(|h| *h != p.final_decision.sha256)
     {
         return differs("final decision");
+    }
+    if last.approval_id.as_deref() != Some(p.approval_id.as_str()) {
+        return differs("approval id");
     }
     for (n, s) in parsed.file.signatures.iter().enumerate() {
         match s.signs {

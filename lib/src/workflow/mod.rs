@@ -722,7 +722,7 @@ pub fn decision(
             t.due.to_rfc3339_opts(SecondsFormat::Secs, true).into(),
         );
     }
-    let event = NewEvent {
+    let mut event = NewEvent {
         kind: types::DECISION.to_owned(),
         request: request.to_owned(),
         fields,
@@ -754,6 +754,13 @@ pub fn decision(
         )?),
         _ => None,
     };
+    // The final approval records the approval file's id in its own signed event: the
+    // engine holds a file to it without reading `audit/approvals/` (docs/approvals.md).
+    if approval.is_some() {
+        event
+            .fields
+            .insert(approval::APPROVAL_ID.to_owned(), approval_id.into());
+    }
     let built = Built {
         events: vec![event],
         blobs: Vec::new(),

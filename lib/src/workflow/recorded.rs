@@ -42,6 +42,7 @@ fn kept_fields(kind: &str) -> &'static [&'static str] {
             "review_roles",
             "review_due",
             "scope_signature",
+            "approval_id",
         ],
         // The engine derives a sweep's facts; it reads only the type and the time.
         types::EXPIRED | types::ESCALATED => &[],
@@ -338,18 +339,10 @@ pub fn judge(
                         if e.field_str("decision") == Some(super::Verdict::Approve.as_str())
                             && state.overridden.is_none()
                         {
-                            accepted.entry(e.request.clone()).or_default().push(
-                                super::approval::Accepted {
-                                    seq: e.seq,
-                                    principal: e.actor.principal.clone(),
-                                    key: e.actor.key.clone(),
-                                    at: e.at.clone(),
-                                    scope_signature: e
-                                        .field_str(super::approval::SCOPE_SIGNATURE)
-                                        .map(str::to_owned),
-                                    sha256: None,
-                                },
-                            );
+                            accepted
+                                .entry(e.request.clone())
+                                .or_default()
+                                .push(super::approval::Accepted::of(&e, None));
                         }
                         let was = super::approval::is_approved(state);
                         state.decide(&e);
