@@ -17,7 +17,7 @@ pub struct MatchedRule {
 
 /// A role that may approve, and the role it stands in for when a limit moved the
 /// request upward.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct EligibleRole {
     pub role: String,
     pub members: Vec<String>,
@@ -66,7 +66,7 @@ pub struct Classification {
 
 /// A tier's sampled review, drawn for one proposal: deterministic from the sha256 of the
 /// proposal's bytes, so anyone can redo it (docs/workflow.md, "Sampled review").
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Sample {
     /// The tier's `sample_rate`.
     pub rate: f64,

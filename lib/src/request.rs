@@ -60,7 +60,7 @@ pub struct Target {
 }
 
 /// A money amount; thresholds and role limits apply to it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Amount {
     pub value: f64,
     pub currency: String,

@@ -43,6 +43,10 @@ pub struct Args {
     /// was spent or revoked is then not known). Without it, `check` needs the workspace.
     #[arg(long)]
     pub offline: bool,
+    /// With the audit at hand: fold the request again, rather than reuse this clone's
+    /// fold of it at this same HEAD by this same hitl build (kept in `.git/hitl-fold/`).
+    #[arg(long, conflicts_with = "offline")]
+    pub fresh: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -90,10 +94,14 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     } else {
         let ws = ctx.workspace()?;
         let repo = AuditRepo::open(ws.root())?;
-        let r = check_at_head(&repo, &name, &bytes, &want, now).map_err(|e| match e {
-            AtHead::Refused(r) => Outcome::Refused(r),
-            AtHead::Workflow(w) => Outcome::Error(CliError::from(w)),
-        });
+        let build = if args.fresh { None } else { build() };
+        let r =
+            check_at_head(&repo, &name, &bytes, &want, now, build.as_deref()).map_err(
+                |e| match e {
+                    AtHead::Refused(r) => Outcome::Refused(r),
+                    AtHead::Workflow(w) => Outcome::Error(CliError::from(w)),
+                },
+            );
         (r, false)
     };
     match result {
@@ -115,6 +123,26 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
             Err(CliError::from(r))
         }
     }
+}
+
+/// This hitl build, as the fold cache names it: the version, and the executable's path,
+/// size and modification time (any rebuild or reinstall is another build). `None` when
+/// the executable cannot be found: nothing is cached then.
+fn build() -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let meta = std::fs::metadata(&exe).ok()?;
+    let modified = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(format!(
+        "hitl {} {} {} {}",
+        env!("CARGO_PKG_VERSION"),
+        exe.display(),
+        meta.len(),
+        modified.as_nanos()
+    ))
 }
 
 enum Outcome {

@@ -589,6 +589,45 @@ fn a_file_under_another_approval_id_is_refused_with_the_audit_at_hand() {
     assert!(w.problem_codes().is_empty());
 }
 
+/// `check` keeps its fold of the request in `.git/hitl-fold/` and reuses it only at the
+/// same HEAD: an entry that does not parse is folded again, `--fresh` folds again, and a
+/// revocation (a new HEAD) is seen at once. The entry is this clone's own state, believed
+/// as `.git/hitl-config-checked` is: an edited one changes the answer until HEAD moves.
+#[test]
+fn check_reuses_its_fold_only_at_the_same_head() {
+    let (w, file) = approved();
+    ok(&check(&w, &file, &refund(&[])));
+    let dir = w.ws().join(".git/hitl-fold");
+    let entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let entry = &entries[0];
+    std::fs::write(entry, b"not a fold").unwrap();
+    ok(&check(&w, &file, &refund(&[])));
+    let mut kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(entry).unwrap()).expect("written again");
+    assert_eq!(kept["request"], REFUND);
+    kept["fold"]["state"]["execution"]["revoked"] = "mallory@example.com".into();
+    std::fs::write(entry, serde_json::to_vec(&kept).unwrap()).unwrap();
+    refused(
+        &check(&w, &file, &refund(&[])),
+        23,
+        "was revoked by mallory@example.com",
+    );
+    ok(&check(&w, &file, &refund(&["--fresh"])));
+    ok(&w.hitl(
+        LEA,
+        &["revoke", REFUND, "--reason", "the customer withdrew"],
+    ));
+    refused(
+        &check(&w, &file, &refund(&[])),
+        23,
+        "was revoked by lea@example.com",
+    );
+}
+
 /// `check` never turns offline by itself: in a workspace that does not load it
 /// refuses; `--offline` needs the signer files named.
 #[test]

@@ -357,6 +357,8 @@ impl AuditWs {
         // Nor its index of the commits that added each event (which only ever shortens
         // a walk).
         let _ = std::fs::remove_file(self.ws().join(".git/hitl-seq-index"));
+        // Nor `check`'s folds.
+        let _ = std::fs::remove_dir_all(self.ws().join(".git/hitl-fold"));
     }
 }
 

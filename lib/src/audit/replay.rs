@@ -9,7 +9,7 @@ use crate::evidence::{EvidencePack, PolicyDecision};
 use crate::workflow::types;
 
 /// What decided a request, in a form both the record and a re-evaluation give.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Outcome {
     pub tier: u64,
     /// `allowed`, `denied`, `failed` or `not_evaluated`.

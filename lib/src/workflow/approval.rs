@@ -185,8 +185,10 @@ pub enum AtHead {
 
 /// `hitl check` where the audit is at hand: the file checked against the signer files
 /// of the trust configuration at HEAD (governed as a decision requires), then the
-/// request must still be approved as the engine folds it at `now`, and the file must be
-/// the one the audit holds for it.
+/// request must still be approved as the engine folds it at `now`, and every field of
+/// the file must be what the engine derives (its approval id the one the final approval
+/// recorded). `cache` names the hitl build when `check` may keep and reuse its fold of
+/// the request at this HEAD ([`super::fold_cache`]); `exec` passes `None` and folds.
 ///
 /// # Errors
 /// The [`AtHead`] refusal.
@@ -196,12 +198,13 @@ pub fn check_at_head(
     bytes: &[u8],
     want: &crate::approval::check::Want<'_>,
     now: DateTime<Utc>,
+    cache: Option<&str>,
 ) -> Result<crate::approval::check::Checked, AtHead> {
     use crate::approval::check::{self, Refusal};
     let parsed = check::parse(name, bytes)?;
     let request = parsed.request().to_owned();
-    // Folds the request (and refuses a tampered history) before anything is trusted,
-    // with one cache of configurations for the fold, HEAD's and the final approval's.
+    // Refuses a tampered history before anything is trusted, then folds the request
+    // (or takes this clone's fold of it at this very HEAD).
     let head = repo
         .head_for_reading()
         .map_err(WorkflowError::from)?
@@ -211,27 +214,33 @@ pub fn check_at_head(
         .map_err(|e| WorkflowError::from(crate::audit::AuditError::from(e)))?;
     let mut configs = super::config::Configs::default();
     super::engine::check_governed(repo, &mut configs, &head)?;
-    let (state, events) = super::engine::state_at(repo, &mut configs, &head, &tree, &request, now)?;
+    let kept =
+        cache.and_then(|build| super::fold_cache::read(repo, build, head.id(), &request, now));
+    let fold = match kept {
+        Some(fold) => fold,
+        None => {
+            let fold = fold_for_check(repo, &mut configs, &head, &tree, &request, now)?;
+            if let Some(build) = cache {
+                super::fold_cache::write(repo, build, head.id(), &request, &fold, now);
+            }
+            fold
+        }
+    };
+    let state = &fold.state;
     let outcome = state.outcome(now);
     if outcome == super::engine::Outcome::NotProposed {
         return Err(AtHead::Refused(Refusal::NotApproved {
             why: format!("`{request}` was never proposed"),
         }));
     }
-    let status = super::engine::Status {
-        state,
-        outcome,
-        events,
-    };
-    let config = configs.at(repo, &tree).map_err(WorkflowError::from)?;
-    let (allowed, revoked) = config.trust.as_ref().map_err(|e| {
+    let (allowed, revoked) = super::config::trust_of(repo, &tree).map_err(|e| {
         AtHead::Refused(Refusal::Untrusted {
             file: name.to_owned(),
             why: format!("the signer files at HEAD do not load: {e}"),
         })
     })?;
-    let checked = check::check(name, bytes, allowed, revoked, want, now)?;
-    match status.state.execution(now) {
+    let checked = check::check(name, bytes, &allowed, &revoked, want, now)?;
+    match state.execution(now) {
         Some(super::execution::Execution::Revoked { by }) => {
             return Err(AtHead::Refused(Refusal::Revoked { request, by }));
         }
@@ -240,46 +249,40 @@ pub fn check_at_head(
             | super::execution::Execution::Executed { .. }
             | super::execution::Execution::Verified { .. },
         ) => {
-            let by = by_of(&status.state);
+            let by = by_of(state);
             return Err(AtHead::Refused(Refusal::Spent { request, by }));
         }
         _ => {}
     }
-    if status.outcome != super::engine::Outcome::Approved {
+    if outcome != super::engine::Outcome::Approved {
         return Err(AtHead::Refused(Refusal::NotApproved {
-            why: format!("`{request}` is {}, not approved", status.outcome.name()),
+            why: format!("`{request}` is {}, not approved", outcome.name()),
         }));
     }
-    if status.state.version != checked.parsed.scope.version {
+    if state.version != checked.parsed.scope.version {
         return Err(AtHead::Refused(Refusal::NotApproved {
             why: format!(
                 "the approval is for version {} of `{request}`, the audit's is version {}",
-                checked.parsed.scope.version, status.state.version
+                checked.parsed.scope.version, state.version
             ),
         }));
     }
     // Every field against the engine's fold and the configuration the final approval
     // was decided under: a final approver re-making their own commit with a longer
     // window or an open change window is refused.
-    let Some(Ok(derived)) = &status.state.derived else {
+    let Some(Ok(derived)) = &state.derived else {
         return Err(AtHead::Refused(Refusal::NotApproved {
             why: format!("`{request}` is inconsistent"),
         }));
     };
-    let accepted = accepted_in(&status.state, &status.events);
-    let final_config = match accepted.last() {
-        Some(last) => match super::history::commit_adding(repo, &head, last.seq)
-            .map_err(WorkflowError::from)?
-        {
-            Some((_, Some(parent))) => {
-                Some(configs.at(repo, &parent).map_err(WorkflowError::from)?)
-            }
-            _ => None,
-        },
-        None => None,
-    };
-    let why = match &final_config {
-        Some(c) => mismatch(&checked.parsed, &status.state, derived, &accepted, c),
+    let why = match &fold.final_digests {
+        Some((matrix, policies)) => mismatch(
+            &checked.parsed,
+            state,
+            derived,
+            &fold.accepted,
+            (matrix, policies),
+        ),
         None => Some("no configuration is known for its final approval".to_owned()),
     };
     if let Some(why) = why {
@@ -290,8 +293,42 @@ pub fn check_at_head(
     Ok(checked)
 }
 
+/// What `check` needs of the engine's fold of `request` at `head`: its state, its
+/// accepted approvals, the digests of its final approval's configuration.
+fn fold_for_check(
+    repo: &crate::audit::AuditRepo,
+    configs: &mut super::config::Configs,
+    head: &git2::Commit<'_>,
+    tree: &git2::Tree<'_>,
+    request: &str,
+    now: DateTime<Utc>,
+) -> Result<super::fold_cache::Fold, WorkflowError> {
+    let (state, events) = super::engine::state_at(repo, configs, head, tree, request, now)?;
+    let accepted = accepted_in(&state, &events);
+    let final_digests = match accepted.last() {
+        Some(last) => match super::history::commit_adding(repo, head, last.seq)? {
+            Some((_, Some(parent))) => {
+                let c = configs.at(repo, &parent)?;
+                Some((c.matrix_digest.clone(), c.policy_digest.clone()))
+            }
+            _ => None,
+        },
+        None => None,
+    };
+    let latest = events
+        .iter()
+        .filter_map(|e| super::rules::parse_at(&e.at).ok())
+        .max();
+    Ok(super::fold_cache::Fold {
+        state,
+        accepted,
+        final_digests,
+        latest,
+    })
+}
+
 /// An accepted approval of a request's current version, as the engine folds it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Accepted {
     pub seq: u64,
     pub principal: String,
@@ -361,7 +398,7 @@ pub fn mismatch(
     state: &State,
     derived: &Derived,
     accepted: &[Accepted],
-    final_config: &Config,
+    (matrix, policies): (&str, &str),
 ) -> Option<String> {
     let request = parsed.request().to_owned();
     let p = parsed.predicate();
@@ -378,7 +415,7 @@ pub fn mismatch(
         Some((from, until)) if p.not_before == stamp(from) && p.expires_at == stamp(until) => {}
         _ => return differs("window"),
     }
-    if p.matrix != final_config.matrix_digest || p.policies != final_config.policy_digest {
+    if p.matrix != matrix || p.policies != policies {
         return differs("configuration");
     }
     let roles: Vec<(&str, &str)> = state
@@ -596,7 +633,13 @@ fn judge_file(
         ));
     };
     let approvals = accepted.get(request).map(Vec::as_slice).unwrap_or_default();
-    match mismatch(&parsed, state, derived, approvals, config) {
+    match mismatch(
+        &parsed,
+        state,
+        derived,
+        approvals,
+        (&config.matrix_digest, &config.policy_digest),
+    ) {
         Some(why) => Err(format!("`{path}`: {why}")),
         None => Ok(()),
     }

@@ -14,7 +14,7 @@ use crate::audit::Event;
 
 /// A break-glass override and the after-the-fact review it owes (the terms of the
 /// matrix in force when it was made, which the engine checks the event against).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Override {
     pub by: String,
     pub at: DateTime<Utc>,

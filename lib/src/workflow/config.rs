@@ -94,6 +94,45 @@ pub struct Config {
     pub trust: Result<(AllowedSigners, RevokedSigners), String>,
 }
 
+/// The bytes of the plain file `rel` of `tree`, `None` when there is none; why not when
+/// it is a folder, a symlink or unreadable.
+fn plain_file(repo: &AuditRepo, tree: &Tree<'_>, rel: &str) -> Result<Option<Vec<u8>>, String> {
+    match tree.get_path(Path::new(&repo.git_path(rel))) {
+        Ok(e) if e.kind() == Some(ObjectType::Blob) && e.filemode() != 0o120_000 => repo
+            .repo
+            .find_blob(e.id())
+            .map(|b| Some(b.content().to_vec()))
+            .map_err(|e| AuditError::from(e).to_string()),
+        Ok(_) => Err(format!("`{rel}` is not a plain file in this commit")),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(AuditError::from(e).to_string()),
+    }
+}
+
+/// The signer files of `tree` (`allowed_signers`, `revoked_signers`), or why they do
+/// not load: all `check` needs of the configuration at HEAD once it holds the fold.
+///
+/// # Errors
+/// Why the files do not load.
+pub fn trust_of(
+    repo: &AuditRepo,
+    tree: &Tree<'_>,
+) -> Result<(AllowedSigners, RevokedSigners), String> {
+    let allowed = plain_file(repo, tree, ALLOWED_SIGNERS)?.unwrap_or_default();
+    let revoked = plain_file(repo, tree, REVOKED_SIGNERS)?.unwrap_or_default();
+    let allowed = AllowedSigners::parse(
+        Path::new(ALLOWED_SIGNERS),
+        &String::from_utf8_lossy(&allowed),
+    )
+    .map_err(|e| e.to_string())?;
+    let revoked = RevokedSigners::parse(
+        Path::new(REVOKED_SIGNERS),
+        &String::from_utf8_lossy(&revoked),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((allowed, revoked))
+}
+
 impl Config {
     /// Reads the configuration of `tree`.
     ///
@@ -101,26 +140,7 @@ impl Config {
     /// An unreadable object; a file that does not parse is recorded in the result.
     pub fn load(repo: &AuditRepo, tree: &Tree<'_>) -> Result<Self, AuditError> {
         let key = ConfigKey::of(repo, tree)?;
-        let not_a_file = |rel: &str| format!("`{rel}` is not a plain file in this commit");
-        let file = |rel: &str| -> Result<Option<Vec<u8>>, AuditError> {
-            match tree.get_path(Path::new(&repo.git_path(rel))) {
-                Ok(e) if e.kind() == Some(ObjectType::Blob) && e.filemode() != 0o120_000 => {
-                    Ok(Some(repo.repo.find_blob(e.id())?.content().to_vec()))
-                }
-                Ok(_) => Err(AuditError::Corrupt {
-                    path: rel.to_owned(),
-                    message: not_a_file(rel),
-                }),
-                Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
-                Err(e) => Err(e.into()),
-            }
-        };
-        let as_result = |r: Result<Option<Vec<u8>>, AuditError>| match r {
-            Ok(b) => Ok(b),
-            Err(AuditError::Corrupt { message, .. }) => Err(message),
-            Err(e) => Err(e.to_string()),
-        };
-        let matrix_bytes = as_result(file(MATRIX_FILE));
+        let matrix_bytes = plain_file(repo, tree, MATRIX_FILE);
         let (matrix, matrix_digest) = match matrix_bytes {
             Ok(Some(bytes)) => (
                 matrix::parse(Path::new(MATRIX_FILE), &bytes).map_err(|d| d.to_string()),
@@ -132,28 +152,14 @@ impl Config {
             ),
             Err(e) => (Err(e), "unreadable".to_owned()),
         };
-        let settings = match as_result(file(SETTINGS_FILE)) {
+        let settings = match plain_file(repo, tree, SETTINGS_FILE) {
             Ok(Some(bytes)) => {
                 parse_settings(Path::new(SETTINGS_FILE), &bytes).map_err(|e| e.to_string())
             }
             Ok(None) => Ok(Settings::default()),
             Err(e) => Err(e),
         };
-        let trust = (|| {
-            let allowed = as_result(file(ALLOWED_SIGNERS))?.unwrap_or_default();
-            let revoked = as_result(file(REVOKED_SIGNERS))?.unwrap_or_default();
-            let allowed = AllowedSigners::parse(
-                Path::new(ALLOWED_SIGNERS),
-                &String::from_utf8_lossy(&allowed),
-            )
-            .map_err(|e| e.to_string())?;
-            let revoked = RevokedSigners::parse(
-                Path::new(REVOKED_SIGNERS),
-                &String::from_utf8_lossy(&revoked),
-            )
-            .map_err(|e| e.to_string())?;
-            Ok::<_, String>((allowed, revoked))
-        })();
+        let trust = trust_of(repo, tree);
         let (policies, policy_digest) = match policy_files(repo, tree) {
             Ok(files) => match PolicySet::from_files(files) {
                 Ok(Some(set)) => {

@@ -14,7 +14,7 @@ use crate::evidence::{self, EvidencePack, PolicyDecision};
 use crate::request;
 
 /// What the engine derives about a request from its recorded proposal.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Derived {
     pub requested_by: String,
     /// The principal whose key signed the `proposed` event.

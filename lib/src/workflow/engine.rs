@@ -473,8 +473,11 @@ pub fn check_governed(
             },
         });
     }
-    // Only a speed-up: failing to remember costs a longer walk next time.
-    write_checked(&file, head.id());
+    // Only a speed-up: failing to remember costs a longer walk next time. A head
+    // already remembered is not written again (`check` runs on every deploy).
+    if checked != Some(head.id()) {
+        write_checked(&file, head.id());
+    }
     Ok(())
 }
 

@@ -42,7 +42,7 @@ impl Execution {
 }
 
 /// The execution facts of a request's current version.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Facts {
     /// When the quorum was reached: the window of the approval file starts here.
     pub approved_at: Option<DateTime<Utc>>,
@@ -337,7 +337,7 @@ pub fn spend(
 ) -> Result<crate::audit::Built, super::approval::AtHead> {
     use super::approval::AtHead;
     use crate::approval::check::Refusal;
-    let checked = super::approval::check_at_head(repo, s.name, s.file, s.want, now)?;
+    let checked = super::approval::check_at_head(repo, s.name, s.file, s.want, now, None)?;
     let request = checked.parsed.request().to_owned();
     let Folded {
         state,

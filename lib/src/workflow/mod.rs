@@ -11,6 +11,7 @@ pub mod config;
 pub mod derive;
 pub mod engine;
 pub mod execution;
+pub mod fold_cache;
 pub mod history;
 pub mod queue;
 pub mod recorded;

@@ -12,7 +12,7 @@ use super::{Verdict, WorkflowError, types};
 use crate::audit::Event;
 
 /// A request's state: the fold of its events, with its derived facts.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct State {
     /// The derived facts once `proposed` was seen: `Err` when they cannot be derived
     /// or the record disagrees with them (the request then takes no decision).
