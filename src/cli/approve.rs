@@ -5,6 +5,7 @@ use hitl_lib::audit::AuditRepo;
 use hitl_lib::text::escape;
 use hitl_lib::workflow::{Verdict, engine};
 
+use super::decide::Decision;
 use super::identity::{self, KeyArgs};
 use super::{CliError, CliResult, Ctx, Exit, decide, now};
 
@@ -42,10 +43,14 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         }
         return batch(ctx, args);
     };
-    match args.version {
-        Some(v) => decide::record_seen(ctx, request, Verdict::Approve, None, comment, &args.key, v),
-        None => decide::record(ctx, request, Verdict::Approve, None, comment, &args.key),
-    }
+    decide::record(
+        ctx,
+        &Decision {
+            comment,
+            seen_version: args.version,
+            ..Decision::new(request, Verdict::Approve, &args.key)
+        },
+    )
 }
 
 /// Several ids: every one checked batchable before anything is recorded, then each
@@ -94,7 +99,14 @@ fn batch(ctx: &Ctx, args: &Args) -> CliResult {
         return Err(e);
     }
     for (n, id) in ids.iter().enumerate() {
-        if let Err(mut e) = decide::record_in_batch(ctx, id, args.comment.as_deref(), &args.key) {
+        if let Err(mut e) = decide::record(
+            ctx,
+            &Decision {
+                comment: args.comment.as_deref(),
+                batch: true,
+                ..Decision::new(id, Verdict::Approve, &args.key)
+            },
+        ) {
             let list = |s: &[String]| {
                 s.iter()
                     .map(|i| format!("`{}`", escape(i)))

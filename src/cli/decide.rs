@@ -10,83 +10,48 @@ use hitl_lib::workflow::{self, Verdict, types};
 use super::identity::{self, KeyArgs};
 use super::{CliResult, Ctx, Exit, emit, now};
 
-pub fn record(
-    ctx: &Ctx,
-    request: &str,
-    verdict: Verdict,
-    reason_code: Option<&str>,
-    comment: Option<&str>,
-    key_args: &KeyArgs,
-) -> CliResult {
-    record_as(
-        ctx,
+/// One decision to record: the request, the verdict with its reason code and comment,
+/// and the key that signs it.
+pub struct Decision<'a> {
+    pub request: &'a str,
+    pub verdict: Verdict,
+    pub reason_code: Option<&'a str>,
+    pub comment: Option<&'a str>,
+    pub key: &'a KeyArgs,
+    /// One approval of a batch (`approve ID ID...`): the engine also checks, under the
+    /// lock, that the request's tier is `batchable` in the matrix in force.
+    pub batch: bool,
+    /// The version the decider was shown (`review`, `approve --version`): the engine
+    /// refuses the decision under the lock if another version has been proposed since.
+    pub seen_version: Option<u32>,
+}
+
+impl<'a> Decision<'a> {
+    /// `verdict` on `request`, signed with `key`; no reason code, comment or version.
+    pub const fn new(request: &'a str, verdict: Verdict, key: &'a KeyArgs) -> Self {
+        Self {
+            request,
+            verdict,
+            reason_code: None,
+            comment: None,
+            key,
+            batch: false,
+            seen_version: None,
+        }
+    }
+}
+
+/// Records `d`, judged by the engine under the lock, and says where the request stands.
+pub fn record(ctx: &Ctx, d: &Decision<'_>) -> CliResult {
+    let Decision {
         request,
         verdict,
         reason_code,
         comment,
-        key_args,
-        false,
-        None,
-    )
-}
-
-/// A decision on the version the decider was shown (`review`, `approve --version`): the
-/// engine refuses it under the lock if another version has been proposed since.
-pub fn record_seen(
-    ctx: &Ctx,
-    request: &str,
-    verdict: Verdict,
-    reason_code: Option<&str>,
-    comment: Option<&str>,
-    key_args: &KeyArgs,
-    version: u32,
-) -> CliResult {
-    record_as(
-        ctx,
-        request,
-        verdict,
-        reason_code,
-        comment,
-        key_args,
-        false,
-        Some(version),
-    )
-}
-
-/// One approval of a batch (`approve ID ID...`): the engine also checks, under the
-/// lock, that the request's tier is `batchable` in the matrix in force.
-pub fn record_in_batch(
-    ctx: &Ctx,
-    request: &str,
-    comment: Option<&str>,
-    key_args: &KeyArgs,
-) -> CliResult {
-    record_as(
-        ctx,
-        request,
-        Verdict::Approve,
-        None,
-        comment,
-        key_args,
-        true,
-        None,
-    )
-}
-
-#[allow(
-    clippy::too_many_arguments,
-    reason = "each is one fact of the decision"
-)]
-fn record_as(
-    ctx: &Ctx,
-    request: &str,
-    verdict: Verdict,
-    reason_code: Option<&str>,
-    comment: Option<&str>,
-    key_args: &KeyArgs,
-    batch: bool,
-    seen_version: Option<u32>,
-) -> CliResult {
+        key: key_args,
+        batch,
+        seen_version,
+    } = *d;
     let ws = ctx.workspace()?;
     let now = now()?;
     let repo = AuditRepo::open(ws.root())?;

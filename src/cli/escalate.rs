@@ -3,6 +3,7 @@
 
 use hitl_lib::workflow::Verdict;
 
+use super::decide::Decision;
 use super::identity::KeyArgs;
 use super::{CliResult, Ctx, decide};
 
@@ -23,10 +24,9 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     decide::record(
         ctx,
-        &args.request,
-        Verdict::Escalate,
-        None,
-        args.comment.as_deref(),
-        &args.key,
+        &Decision {
+            comment: args.comment.as_deref(),
+            ..Decision::new(&args.request, Verdict::Escalate, &args.key)
+        },
     )
 }

@@ -5,6 +5,7 @@
 
 use hitl_lib::workflow::Verdict;
 
+use super::decide::Decision;
 use super::identity::KeyArgs;
 use super::{CliResult, Ctx, decide};
 
@@ -26,10 +27,9 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     decide::record(
         ctx,
-        &args.request,
-        Verdict::Override,
-        None,
-        Some(&args.reason),
-        &args.key,
+        &Decision {
+            comment: Some(&args.reason),
+            ..Decision::new(&args.request, Verdict::Override, &args.key)
+        },
     )
 }

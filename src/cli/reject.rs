@@ -2,6 +2,7 @@
 
 use hitl_lib::workflow::Verdict;
 
+use super::decide::Decision;
 use super::identity::KeyArgs;
 use super::{CliResult, Ctx, decide};
 
@@ -25,10 +26,10 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     decide::record(
         ctx,
-        &args.request,
-        Verdict::Reject,
-        Some(&args.reason_code),
-        args.comment.as_deref(),
-        &args.key,
+        &Decision {
+            reason_code: Some(&args.reason_code),
+            comment: args.comment.as_deref(),
+            ..Decision::new(&args.request, Verdict::Reject, &args.key)
+        },
     )
 }

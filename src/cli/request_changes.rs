@@ -4,6 +4,7 @@
 
 use hitl_lib::workflow::Verdict;
 
+use super::decide::Decision;
 use super::identity::KeyArgs;
 use super::{CliResult, Ctx, decide};
 
@@ -28,10 +29,10 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     decide::record(
         ctx,
-        &args.request,
-        Verdict::RequestChanges,
-        Some(&args.reason_code),
-        args.comment.as_deref(),
-        &args.key,
+        &Decision {
+            reason_code: Some(&args.reason_code),
+            comment: args.comment.as_deref(),
+            ..Decision::new(&args.request, Verdict::RequestChanges, &args.key)
+        },
     )
 }

@@ -8,6 +8,7 @@ use hitl_lib::text::escape;
 use hitl_lib::workflow::Verdict;
 use hitl_lib::workflow::engine::{self, Outcome};
 
+use super::decide::Decision;
 use super::identity::KeyArgs;
 use super::{CliError, CliResult, Ctx, Exit, decide, emit, now, present, status};
 
@@ -162,14 +163,14 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     }
     // The version on the screen is the one decided (the engine refuses under the lock if
     // another has been proposed while the prompt was open).
-    decide::record_seen(
+    decide::record(
         ctx,
-        id,
-        verdict,
-        reason_code.as_deref(),
-        comment.as_deref(),
-        &args.key,
-        st.state.version,
+        &Decision {
+            reason_code: reason_code.as_deref(),
+            comment: comment.as_deref(),
+            seen_version: Some(st.state.version),
+            ..Decision::new(id, verdict, &args.key)
+        },
     )
 }
 

@@ -292,6 +292,63 @@ fn a_merge_whose_tree_is_its_first_parent_cannot_hide_the_second() {
     }
 }
 
+/// The final approval's commit brought in through a merge's second parent, the merge
+/// signed by the approver and its tree the approval's: against its first parent (the
+/// proposal) the merge adds the decision and the approval file, so it is a merge whose
+/// audit differs from a parent's. `check` with the audit at hand refuses it (exit 6: here
+/// as a rewind, in a fresh clone as that merge), and `verify` names the merge alone.
+#[test]
+fn an_approval_file_brought_in_by_a_merge() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    let proposed = rev(&w, "HEAD");
+    ok(&w.hitl(LEA, &["approve", "refund-4711"]));
+    let approved = rev(&w, "HEAD");
+    let file = w.dir.path().join("refund.approval.json");
+    std::fs::write(
+        &file,
+        w.git(&[
+            "show",
+            &format!("{approved}:audit/approvals/refund-4711.json"),
+        ]),
+    )
+    .unwrap();
+    let tree = tree_of(&w, &approved);
+    let merge = commit(&w, &tree, &[&proposed, &approved], Some(LEA), "merge");
+    move_main(&w, &merge);
+    let report = expect_codes(&w, &[], &["history-merge"]);
+    assert!(
+        located(&report, "history-merge")
+            .iter()
+            .all(|(_, commit)| *commit == merge),
+        "{report:#}"
+    );
+    let check = [
+        "check",
+        file.to_str().unwrap(),
+        "--action",
+        "payments.refund",
+        "--target",
+        "payments/charge/ch_981",
+        "--amount",
+        "180",
+        "--currency",
+        "EUR",
+    ];
+    // This clone decided on the approval, which HEAD's first-parent line never meets.
+    for (fresh, needle) in [
+        (false, "was rewound"),
+        (true, "a merge's audit differs from its parent"),
+    ] {
+        if fresh {
+            w.as_other_clone();
+        }
+        let o = w.read(&check);
+        assert_eq!(o.status.code(), Some(6), "{}{}", stdout(&o), stderr(&o));
+        assert!(stderr(&o).contains(needle), "{}", stderr(&o));
+    }
+}
+
 /// From the second attack review: an outsider with no key deletes lea's rejection in an
 /// unsigned commit on top of it, then merges that back under the proposal's commit, so
 /// the merge's audit equals both of its parents' and main moves forward. The deleting
