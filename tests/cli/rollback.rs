@@ -141,7 +141,10 @@ fn a_proposal_without_a_rollback_command_is_refused() {
     assert!(text.contains(line));
     std::fs::write(
         &file,
-        text.replace(line, "rollback: {plan: Re-charge through payments.charge.}\n"),
+        text.replace(
+            line,
+            "rollback: {plan: Re-charge through payments.charge.}\n",
+        ),
     )
     .unwrap();
     w.propose_and_approve();
@@ -189,7 +192,13 @@ fn a_tier_3_rollback_runs_only_at_its_quorum_of_rollback_approvals() {
     );
     let out = ok(&w.hitl(
         LEA,
-        &["rollback", REFUND, "--approve", "--comment", "charge it again"],
+        &[
+            "rollback",
+            REFUND,
+            "--approve",
+            "--comment",
+            "charge it again",
+        ],
     ));
     assert!(
         out.starts_with("refund-4711: rollback approved by lea@example.com (1 of 1 rollback approval(s); commit "),
@@ -336,7 +345,10 @@ fn kill_9_during_the_rollback_never_runs_it_twice() {
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while runs(&counter) == 0 {
-        assert!(std::time::Instant::now() < deadline, "the rollback never ran");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rollback never ran"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     child.kill().unwrap();

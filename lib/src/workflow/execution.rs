@@ -192,9 +192,10 @@ pub fn judge_execution(state: &State, e: &Event, break_glass: bool) -> Result<()
             }
         }
         // Once a rollback started, the execution it undoes records nothing more.
-        types::EXECUTED | types::VERIFIED if f.rollback_started.is_some() => {
-            Err(format!("its rollback started already: `{}` comes too late", e.kind))
-        }
+        types::EXECUTED | types::VERIFIED if f.rollback_started.is_some() => Err(format!(
+            "its rollback started already: `{}` comes too late",
+            e.kind
+        )),
         types::EXECUTED => match (&f.spent, f.executed, &f.revoked) {
             (Some((spender, _)), None, None) if spender == by => Ok(()),
             (Some((spender, _)), None, None) => {
