@@ -275,36 +275,50 @@ fn a_failing_rollback_is_recorded_with_its_exit_code() {
     assert_eq!(w.problem_codes(), Vec::<String>::new());
 }
 
-/// The agent records a `rollback_started` of the executed refund by hand, in its own
-/// signed commit (its key is trusted), without the rollback approval tier 3 needs: the
-/// engine's rule refuses it, the request is inconsistent, and `verify` names exactly it.
-#[test]
-fn a_hand_made_rollback_start_without_its_approvals_does_not_hold() {
-    let (w, counter) = refund_executed();
+/// Appends an event of `kind` for refund-4711 by `who` after the last one, by hand, in
+/// a commit signed by `who` (a trusted key), as the tamper tests of `exec` do.
+fn hand_made(w: &AuditWs, kind: &str, who: &str, fields: serde_json::Value) {
     let last = (1..100).rev().find(|s| w.event_file(*s).exists()).unwrap();
     let bytes = std::fs::read(w.event_file(last)).unwrap();
     let e: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(e["type"], "executed");
-    let started = serde_json::json!({
+    let mut event = serde_json::json!({
         "seq": last + 1,
         "prev": hitl_lib::audit::sha256_hex(&bytes),
-        "type": "rollback_started",
+        "type": kind,
         "request": REFUND,
         "at": e["at"],
-        "actor": {"principal": AGENT, "key": w.fingerprint(AGENT)},
+        "actor": {"principal": who, "key": w.fingerprint(who)},
         "config": e["config"],
-        "command": ["scripts/recharge.sh", "ch_981"],
-        "arguments": "sha256:0",
-        "operator": null,
     });
-    let mut out = serde_json::to_vec_pretty(&started).unwrap();
+    for (k, v) in fields.as_object().unwrap() {
+        event[k] = v.clone();
+    }
+    let mut out = serde_json::to_vec_pretty(&event).unwrap();
     out.push(b'\n');
     std::fs::write(w.event_file(last + 1), out).unwrap();
     let index = w.ws().join(hitl_lib::audit::request_index_path(REFUND));
     let mut listed = std::fs::read_to_string(&index).unwrap();
     listed.push_str(&format!("{}\n", last + 1));
     std::fs::write(&index, listed).unwrap();
-    w.commit_all(Some(AGENT), "rollback by hand");
+    w.commit_all(Some(who), &format!("{kind} by hand"));
+}
+
+/// The agent records a `rollback_started` of the executed refund by hand, in its own
+/// signed commit (its key is trusted), without the rollback approval tier 3 needs: the
+/// engine's rule refuses it, the request is inconsistent, and `verify` names exactly it.
+#[test]
+fn a_hand_made_rollback_start_without_its_approvals_does_not_hold() {
+    let (w, counter) = refund_executed();
+    hand_made(
+        &w,
+        "rollback_started",
+        AGENT,
+        serde_json::json!({
+            "command": ["scripts/recharge.sh", "ch_981"],
+            "arguments": "sha256:0",
+            "operator": null,
+        }),
+    );
     w.as_other_clone();
     let s = state(&w, REFUND);
     assert_eq!(s["state"], "inconsistent", "{s}");
@@ -320,6 +334,63 @@ fn a_hand_made_rollback_start_without_its_approvals_does_not_hold() {
     let o = w.hitl(LEA, &["rollback", REFUND, "--approve"]);
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
     assert_eq!(runs(&counter), 0);
+}
+
+/// The requester approves the rollback of her own request by hand, in her own signed
+/// commit: it does not hold (separation of duties), and `verify` names exactly it.
+#[test]
+fn a_hand_made_rollback_approval_by_the_requester_does_not_hold() {
+    let (w, _) = refund_executed();
+    hand_made(
+        &w,
+        "rollback_approved",
+        MARIA,
+        serde_json::json!({"comment": null}),
+    );
+    w.as_other_clone();
+    let s = state(&w, REFUND);
+    assert_eq!(s["state"], "inconsistent", "{s}");
+    assert!(
+        s["reason"].as_str().unwrap().contains(
+            "maria@example.com requested or submitted it and may not approve its rollback"
+        ),
+        "{s}"
+    );
+    assert_eq!(w.problem_codes(), ["rollback-unfounded"]);
+}
+
+/// A start by hand after lea's rollback approval holds (it follows the rule); a
+/// `rolled_back` recorded by lea for the agent's start does not: the end is the
+/// starter's, and `verify` names exactly that event.
+#[test]
+fn a_rolled_back_by_another_principal_than_the_starter_does_not_hold() {
+    let (w, _) = refund_executed();
+    ok(&w.hitl(LEA, &["rollback", REFUND, "--approve"]));
+    hand_made(
+        &w,
+        "rollback_started",
+        AGENT,
+        serde_json::json!({"command": ["scripts/recharge.sh", "ch_981"], "arguments": "sha256:0", "operator": null}),
+    );
+    w.as_other_clone();
+    assert_eq!(state(&w, REFUND)["state"], "rolling-back");
+    assert_eq!(w.problem_codes(), Vec::<String>::new());
+    hand_made(
+        &w,
+        "rolled_back",
+        LEA,
+        serde_json::json!({"command": "scripts/recharge.sh", "arguments": "sha256:0", "exit_code": 0, "output": "sha256:0", "duration_ms": 1}),
+    );
+    w.as_other_clone();
+    let s = state(&w, REFUND);
+    assert_eq!(s["state"], "inconsistent", "{s}");
+    assert!(
+        s["reason"].as_str().unwrap().contains(
+            "its rollback was started by support-copilot@agents.example.com, not by lea@example.com"
+        ),
+        "{s}"
+    );
+    assert_eq!(w.problem_codes(), ["rollback-unfounded"]);
 }
 
 /// `kill -9` of `hitl rollback` while its command sleeps: the start was recorded before
