@@ -67,6 +67,9 @@ mod queue;
 #[path = "cli/review.rs"]
 mod review;
 #[cfg(test)]
+#[path = "cli/rollback.rs"]
+mod rollback;
+#[cfg(test)]
 #[path = "cli/sampling.rs"]
 mod sampling;
 #[cfg(test)]

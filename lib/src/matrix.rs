@@ -53,6 +53,9 @@ pub struct Tier {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub change_window: Option<String>,
     pub rollback_required: bool,
+    /// `hitl rollback` of this tier needs its own approval (`rollback_approved`), by
+    /// the request's quorum of eligible approvers; default true from tier 2 on.
+    pub rollback_approval: bool,
     #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
     pub pending_timeout: Option<Duration>,
     pub on_timeout: OnTimeout,
@@ -607,7 +610,7 @@ fn decode_agent_owners(d: &mut Decoder<'_>, node: &Node) -> Option<Vec<(String, 
     ok.then_some(out)
 }
 
-const TIER_FIELDS: [&str; 17] = [
+const TIER_FIELDS: [&str; 18] = [
     "tier",
     "name",
     "example",
@@ -620,6 +623,7 @@ const TIER_FIELDS: [&str; 17] = [
     "execution",
     "change_window",
     "rollback_required",
+    "rollback_approval",
     "pending_timeout",
     "on_timeout",
     "approval_valid_for",
@@ -706,6 +710,9 @@ fn decode_tier(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Tier> {
     let rollback_required = m
         .required(d, "rollback_required")
         .and_then(|n| d.boolean(n, &m.field("rollback_required")));
+    // A rollback changes the system again: from tier 2 on it is approved like the
+    // action, unless the matrix says otherwise.
+    let rollback_approval = bool_or(d, &mut m, "rollback_approval", tier.is_some_and(|t| t >= 2));
     let pending_timeout = match m.optional("pending_timeout") {
         Some(n) => d.duration(n, &m.field("pending_timeout")).map(Some),
         None => Some(None),
@@ -750,6 +757,7 @@ fn decode_tier(d: &mut Decoder<'_>, node: &Node, path: &str) -> Option<Tier> {
         execution: execution?,
         change_window: change_window?,
         rollback_required: rollback_required?,
+        rollback_approval: rollback_approval?,
         pending_timeout: pending_timeout?,
         on_timeout: on_timeout?,
         approval_valid_for: approval_valid_for?,

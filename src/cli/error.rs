@@ -41,6 +41,15 @@ pub enum Exit {
     ApprovalSpent = 22,
     ApprovalRevoked = 23,
     ApprovalOperator = 24,
+    /// `hitl rollback`: nothing ran and nothing was recorded, one code per reason
+    /// (docs/cli.md). The proposal names no `rollback.command`.
+    NoRollback = 25,
+    /// The approval was never spent: nothing ran to roll back.
+    NothingRan = 26,
+    /// A rollback was started already (it runs once), or its start could not be pushed.
+    RollbackStarted = 27,
+    /// The tier's rollback approvals are not all given yet.
+    RollbackUnapproved = 28,
 }
 
 impl From<Exit> for ExitCode {
@@ -194,6 +203,18 @@ impl From<hitl_lib::workflow::WorkflowError> for CliError {
         use hitl_lib::workflow::WorkflowError as W;
         match e {
             W::Audit(a) => a.into(),
+            W::Rollback(r) => {
+                use hitl_lib::workflow::rollback::Refusal as R;
+                let exit = match &r {
+                    R::NoCommand { .. } => Exit::NoRollback,
+                    R::NothingRan { .. } => Exit::NothingRan,
+                    R::Started { .. } => Exit::RollbackStarted,
+                    R::Unapproved { .. } => Exit::RollbackUnapproved,
+                    R::Operator { .. } => Exit::ApprovalOperator,
+                    R::Rule { .. } => Exit::Refused,
+                };
+                Self::new(exit, r.to_string())
+            }
             W::NotProposed(_) => Self::new(Exit::NotFound, e.to_string()),
             other => Self::new(Exit::Refused, other.to_string()),
         }

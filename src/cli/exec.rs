@@ -120,7 +120,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     );
     // 2. The command, its output passed through and digested.
     let started = Instant::now();
-    let (exit_code, output) = run_teed(&args.command)?;
+    let (exit_code, output) = run_teed(&args.command, None)?;
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let fields = serde_json::json!({
         "command": args.command.first(),
@@ -145,7 +145,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     // 3. The verification, when asked for.
     let mut verified_ok = true;
     if let Some(check) = &args.verify {
-        let (code, _) = run_teed(&["sh".to_owned(), "-c".to_owned(), check.clone()])?;
+        let (code, _) = run_teed(&["sh".to_owned(), "-c".to_owned(), check.clone()], None)?;
         verified_ok = code == 0;
         let fields = serde_json::json!({
             "result": if verified_ok { "passed" } else { "failed" },
@@ -174,24 +174,36 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         eprintln!("warning: the records of the end could not be pushed to `{remote}`: {why}");
     }
     match exit_code {
-        0 if verified_ok => Ok(Exit::Ok),
-        0 => Ok(Exit::Findings),
-        // The command's own status, for the script that called `exec`: everything is
-        // recorded and flushed by now.
-        code => {
-            let _ = std::io::stdout().flush();
-            std::process::exit(i32::try_from(code).unwrap_or(1).clamp(1, 255))
-        }
+        0 if !verified_ok => Ok(Exit::Findings),
+        code => exit_with(code),
     }
 }
 
+/// Exits with a command's own status, for the script that called `exec` or `rollback`:
+/// everything is recorded and flushed by now.
+pub(super) fn exit_with(code: i64) -> CliResult {
+    if code == 0 {
+        return Ok(Exit::Ok);
+    }
+    let _ = std::io::stdout().flush();
+    std::process::exit(i32::try_from(code).unwrap_or(1).clamp(1, 255))
+}
+
 /// Runs `words`, passing its standard output and error through, and returns its exit
-/// code (128 + signal when killed) and the bytes it wrote (stdout, then stderr).
-fn run_teed(words: &[String]) -> CliResult<(i64, Vec<u8>)> {
+/// code (128 + signal when killed) and the bytes it wrote (stdout, then stderr). In
+/// `dir` when given (and the caller's folder otherwise).
+pub(super) fn run_teed(
+    words: &[String],
+    dir: Option<&std::path::Path>,
+) -> CliResult<(i64, Vec<u8>)> {
     let Some((program, rest)) = words.split_first() else {
         return Err(CliError::new(Exit::Usage, "no command to run"));
     };
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    if let Some(dir) = dir {
+        command.current_dir(dir);
+    }
+    let mut child = command
         .args(rest)
         .stdin(Stdio::inherit())
         .stdout(Stdio::piped())
@@ -238,7 +250,7 @@ fn run_teed(words: &[String]) -> CliResult<(i64, Vec<u8>)> {
 
 /// `git push REMOTE HEAD` in the workspace: the spend (and then the end) reaches the
 /// remote, or the reason it did not.
-fn push(root: &std::path::Path, remote: &str) -> Result<(), String> {
+pub(super) fn push(root: &std::path::Path, remote: &str) -> Result<(), String> {
     let out = Command::new("git")
         .args(["push", "--quiet", "--", remote, "HEAD"])
         .current_dir(root)

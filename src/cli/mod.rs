@@ -26,6 +26,7 @@ mod replay;
 mod request_changes;
 mod review;
 mod revoke;
+mod rollback;
 mod show;
 mod stats;
 mod status;
@@ -84,6 +85,7 @@ pub enum Command {
     Check(check::Args),
     Exec(exec::Args),
     Revoke(revoke::Args),
+    Rollback(rollback::Args),
 }
 
 /// Context shared by the subcommands.
@@ -189,6 +191,7 @@ pub fn main() -> ExitCode {
         Command::Check(a) => check::run(&ctx, &a),
         Command::Exec(a) => exec::run(&ctx, &a),
         Command::Revoke(a) => revoke::run(&ctx, &a),
+        Command::Rollback(a) => rollback::run(&ctx, &a),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -106,15 +106,15 @@ pub fn text(request: &str, st: &engine::Status, now: chrono::DateTime<chrono::Ut
     if let Some(sample) = derived.and_then(|d| d.sample.as_ref()) {
         out.push_str(&sample_line(sample));
     }
-    for e in st
-        .events
-        .iter()
-        .filter(|e| e.kind == types::DECISION || types::EXECUTION.contains(&e.kind.as_str()))
-    {
+    for e in st.events.iter().filter(|e| {
+        e.kind == types::DECISION
+            || types::EXECUTION.contains(&e.kind.as_str())
+            || types::ROLLBACK.contains(&e.kind.as_str())
+    }) {
         if e.kind != types::DECISION {
-            // The version's execution: spent, executed, verified, revoked.
+            // The version's execution: spent, executed, verified, revoked; its rollback.
             let detail = match e.kind.as_str() {
-                types::EXECUTED => e
+                types::EXECUTED | types::ROLLED_BACK => e
                     .fields
                     .get("exit_code")
                     .map(|c| format!(", exit code {c}"))

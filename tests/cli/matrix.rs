@@ -26,6 +26,7 @@ const MATRIX_CASES: &[MatrixCase] = &[
     MatrixCase { name: "duplicate-tier", findings: &[("18:3", "tiers"), ("75:5", "tiers")], needle: "tier 4 is defined 2 times" },
     MatrixCase { name: "missing-tier", findings: &[("18:3", "tiers")], needle: "tier 1 is not defined" },
     MatrixCase { name: "owner-of-an-unknown-agent", findings: &[("211:5", "governance.agent_owners.ci-bot@agents.example.com")], needle: "`ci-bot@agents.example.com` is not listed in `governance.agents`" },
+    MatrixCase { name: "rollback-approval-not-a-bool", findings: &[("51:24", "tiers[2].rollback_approval")], needle: "`true` or `false`" },
     MatrixCase { name: "unknown-evidence-field", findings: &[("45:33", "tiers[2].evidence[2]")], needle: "unknown evidence field `rollbak`\n  = hint: did you mean `rollback`?" },
 ];
 

@@ -247,7 +247,9 @@ pub fn check_at_head(
         Some(
             super::execution::Execution::Spent { .. }
             | super::execution::Execution::Executed { .. }
-            | super::execution::Execution::Verified { .. },
+            | super::execution::Execution::Verified { .. }
+            | super::execution::Execution::RollingBack { .. }
+            | super::execution::Execution::RolledBack { .. },
         ) => {
             let by = by_of(state);
             return Err(AtHead::Refused(Refusal::Spent { request, by }));

@@ -65,6 +65,11 @@ pub struct Derived {
     pub change_window: Option<crate::approval::WindowSchedule>,
     pub supervised: bool,
     pub valid_for_seconds: Option<u64>,
+    /// The proposal's `rollback.command` (empty when it names none): what `hitl
+    /// rollback` runs, read from the recorded bytes.
+    pub rollback_command: Vec<String>,
+    /// The tier's `rollback_approval`: a rollback needs its own approvals first.
+    pub rollback_approval: bool,
 }
 
 impl Derived {
@@ -273,6 +278,13 @@ fn facts(
             }),
         supervised: c.execution == crate::matrix::Execution::HumanSupervised,
         valid_for_seconds: tier.and_then(|t| t.approval_valid_for).map(|d| d.as_secs()),
+        rollback_command: r
+            .rollback
+            .as_ref()
+            .map(|b| b.command.clone())
+            .unwrap_or_default(),
+        // An unknown tier fails closed: its rollback is approved.
+        rollback_approval: tier.is_none_or(|t| t.rollback_approval),
     }
 }
 

@@ -94,6 +94,23 @@ pub fn state_at(
             i += 1;
             continue;
         }
+        if types::ROLLBACK.contains(&e.kind.as_str()) {
+            // A rollback event too holds only where its rule holds at its time, under
+            // the configuration its commit extended, and only as its signer's.
+            let judged = recorded_by_actor(repo, configs, head, e)?.and_then(|(_, config)| {
+                super::rollback::judge_rollback(&state, e, &config).map_err(|r| r.to_string())
+            });
+            if let Err(why) = judged {
+                state.derived = Some(Err(format!(
+                    "its recorded `{}` (event {}) does not hold: {why}",
+                    e.kind, e.seq
+                )));
+                break;
+            }
+            state.roll_back(e);
+            i += 1;
+            continue;
+        }
         if matches!(e.kind.as_str(), types::EXPIRED | types::ESCALATED) {
             // A sweep's record holds only where the engine derives it.
             if let Err(why) = super::rules::judge_transition(&state, e) {
@@ -115,6 +132,7 @@ pub fn state_at(
                     next.kind.as_str(),
                     types::PROPOSED | types::DECISION | types::EXPIRED | types::ESCALATED
                 ) || types::EXECUTION.contains(&next.kind.as_str())
+                    || types::ROLLBACK.contains(&next.kind.as_str())
                 {
                     break;
                 }

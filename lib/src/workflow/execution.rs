@@ -25,6 +25,11 @@ pub enum Execution {
     Verified { passed: bool },
     /// Revoked unspent by `by`.
     Revoked { by: String },
+    /// Its rollback command was started by `by` ([`super::rollback`]): it is running,
+    /// or the one who started it stopped before recording its end. Never runs again.
+    RollingBack { by: String },
+    /// Its rollback command ran and exited with `exit_code`.
+    RolledBack { exit_code: i64 },
 }
 
 impl Execution {
@@ -37,6 +42,8 @@ impl Execution {
             Self::Executed { .. } => "executed",
             Self::Verified { .. } => "verified",
             Self::Revoked { .. } => "revoked",
+            Self::RollingBack { .. } => "rolling-back",
+            Self::RolledBack { .. } => "rolled-back",
         }
     }
 }
@@ -50,6 +57,12 @@ pub struct Facts {
     pub executed: Option<i64>,
     pub verified: Option<bool>,
     pub revoked: Option<String>,
+    /// The principals whose `rollback_approved` the engine accepted, in order.
+    pub rollback_approvals: Vec<String>,
+    /// Who started the rollback (`rollback_started`).
+    pub rollback_started: Option<String>,
+    /// The rollback command's exit code (`rolled_back`).
+    pub rolled_back: Option<i64>,
 }
 
 impl State {
@@ -62,6 +75,10 @@ impl State {
         let f = &self.execution;
         Some(if let Some(by) = &f.revoked {
             Execution::Revoked { by: by.clone() }
+        } else if let Some(exit_code) = f.rolled_back {
+            Execution::RolledBack { exit_code }
+        } else if let Some(by) = &f.rollback_started {
+            Execution::RollingBack { by: by.clone() }
         } else if let Some(passed) = f.verified {
             Execution::Verified { passed }
         } else if let Some(exit_code) = f.executed {
@@ -174,6 +191,11 @@ pub fn judge_execution(state: &State, e: &Event, break_glass: bool) -> Result<()
                 None => Err("no window: the approval's time is not known".to_owned()),
             }
         }
+        // Once a rollback started, the execution it undoes records nothing more.
+        types::EXECUTED | types::VERIFIED if f.rollback_started.is_some() => Err(format!(
+            "its rollback started already: `{}` comes too late",
+            e.kind
+        )),
         types::EXECUTED => match (&f.spent, f.executed, &f.revoked) {
             (Some((spender, _)), None, None) if spender == by => Ok(()),
             (Some((spender, _)), None, None) => {
@@ -253,7 +275,7 @@ pub fn refuse(request: &str, why: Result<(), String>) -> Result<(), WorkflowErro
 }
 
 /// A probe of a new execution event, for [`judge_execution`] before it is recorded.
-fn probe(kind: &str, request: &str, principal: &str, now: DateTime<Utc>) -> Event {
+pub(super) fn probe(kind: &str, request: &str, principal: &str, now: DateTime<Utc>) -> Event {
     Event {
         seq: 0,
         prev: String::new(),
@@ -276,7 +298,7 @@ fn probe(kind: &str, request: &str, principal: &str, now: DateTime<Utc>) -> Even
 /// The request folded at HEAD (a governed history), the configuration at HEAD and its
 /// tree, once `signer` is trusted there for `principal`: what every execution command
 /// judges from.
-fn folded<'r>(
+pub(super) fn folded<'r>(
     repo: &'r crate::audit::AuditRepo,
     request: &str,
     (principal, signer): (&str, &ssh_key::PublicKey),
@@ -299,11 +321,11 @@ fn folded<'r>(
     })
 }
 
-struct Folded<'r> {
-    state: State,
-    events: Vec<Event>,
-    current: std::sync::Arc<super::config::Config>,
-    tree: git2::Tree<'r>,
+pub(super) struct Folded<'r> {
+    pub state: State,
+    pub events: Vec<Event>,
+    pub current: std::sync::Arc<super::config::Config>,
+    pub tree: git2::Tree<'r>,
 }
 
 /// What `hitl exec` asks of the engine before its command runs.

@@ -15,6 +15,7 @@ pub mod fold_cache;
 pub mod history;
 pub mod queue;
 pub mod recorded;
+pub mod rollback;
 pub mod rules;
 pub mod seq_index;
 pub mod stats;
@@ -51,6 +52,14 @@ pub mod types {
     pub const REVOKED: &str = "revoked";
     /// The execution events, folded by [`super::execution`].
     pub const EXECUTION: &[&str] = &[SPENT, EXECUTED, VERIFIED, REVOKED];
+    /// `hitl rollback --approve`: one approval of the rollback of a spent approval.
+    pub const ROLLBACK_APPROVED: &str = "rollback_approved";
+    /// `hitl rollback`: the rollback command is about to run (once), recorded first.
+    pub const ROLLBACK_STARTED: &str = "rollback_started";
+    /// `hitl rollback`: the rollback command ran (its exit code, output digest, duration).
+    pub const ROLLED_BACK: &str = "rolled_back";
+    /// The rollback events, folded by [`super::rollback`].
+    pub const ROLLBACK: &[&str] = &[ROLLBACK_APPROVED, ROLLBACK_STARTED, ROLLED_BACK];
     /// Every type this version writes.
     pub const ALL: &[&str] = &[
         PROPOSED,
@@ -66,6 +75,9 @@ pub mod types {
         EXECUTED,
         VERIFIED,
         REVOKED,
+        ROLLBACK_APPROVED,
+        ROLLBACK_STARTED,
+        ROLLED_BACK,
     ];
 }
 
@@ -176,6 +188,10 @@ pub enum WorkflowError {
     NothingDue,
     #[error("`{request}`: {why}")]
     Execution { request: String, why: String },
+    /// `hitl rollback` refused by the engine's rule for a rollback event; nothing ran
+    /// and nothing was recorded.
+    #[error(transparent)]
+    Rollback(rollback::Refusal),
     #[error("`{request}` is escalated already: only {roles} may decide it now")]
     AlreadyEscalated { request: String, roles: String },
     #[error("request `{request}` expired at {expires_at}; it can no longer be decided")]

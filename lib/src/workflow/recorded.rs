@@ -49,6 +49,8 @@ fn kept_fields(kind: &str) -> &'static [&'static str] {
         types::SPENT => &["operator"],
         types::EXECUTED => &["exit_code"],
         types::VERIFIED => &["result"],
+        types::ROLLBACK_STARTED => &["operator"],
+        types::ROLLED_BACK => &["exit_code"],
         _ => &[],
     }
 }
@@ -76,6 +78,9 @@ impl Recorded {
                 | types::EXECUTED
                 | types::VERIFIED
                 | types::REVOKED
+                | types::ROLLBACK_APPROVED
+                | types::ROLLBACK_STARTED
+                | types::ROLLED_BACK
         ) {
             return;
         }
@@ -161,6 +166,8 @@ enum Step {
     Transition(Box<Event>),
     /// `spent`, `executed`, `verified` or `revoked`.
     Execute(Box<Event>),
+    /// `rollback_approved`, `rollback_started` or `rolled_back`.
+    RollBack(Box<Event>),
 }
 
 /// One derivation to run: the proposal's digest, signer, time and seq.
@@ -271,6 +278,10 @@ pub fn judge(
                 close(p, &mut steps, &mut jobs);
                 steps.push(Step::Execute(Box::new(e)));
             }
+            kind if types::ROLLBACK.contains(&kind) => {
+                close(p, &mut steps, &mut jobs);
+                steps.push(Step::RollBack(Box::new(e)));
+            }
             types::PROPOSED if !p.is_empty() => {
                 close(p, &mut steps, &mut jobs);
                 p.push(e);
@@ -371,6 +382,18 @@ pub fn judge(
                 match super::execution::judge_execution(state, &e, break_glass) {
                     Err(why) => out.push((e.seq, "execution-unfounded", why)),
                     Ok(()) => state.execute(&e),
+                }
+            }
+            Step::RollBack(e) => {
+                let state = states.entry(e.request.clone()).or_default();
+                let judged = match config_for(repo, &mut configs, &line, e.seq)? {
+                    Err(why) => Err(why),
+                    Ok(config) => super::rollback::judge_rollback(state, &e, &config)
+                        .map_err(|r| r.to_string()),
+                };
+                match judged {
+                    Err(why) => out.push((e.seq, "rollback-unfounded", why)),
+                    Ok(()) => state.roll_back(&e),
                 }
             }
         }

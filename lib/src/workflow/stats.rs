@@ -456,6 +456,8 @@ mod tests {
             change_window: None,
             supervised: false,
             valid_for_seconds: None,
+            rollback_command: Vec::new(),
+            rollback_approval: false,
         }
     }
 
