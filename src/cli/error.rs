@@ -41,6 +41,7 @@ pub enum Exit {
     ApprovalSpent = 22,
     ApprovalRevoked = 23,
     ApprovalOperator = 24,
+    ApprovalPrecondition = 25,
 }
 
 impl From<Exit> for ExitCode {
@@ -95,6 +96,7 @@ impl From<hitl_lib::approval::check::Refusal> for CliError {
             R::Spent { .. } => Exit::ApprovalSpent,
             R::Revoked { .. } => Exit::ApprovalRevoked,
             R::Operator { .. } => Exit::ApprovalOperator,
+            R::Precondition { .. } => Exit::ApprovalPrecondition,
         };
         debug_assert_eq!(exit as u8, r.exit_code());
         Self::new(exit, r.to_string())

@@ -12,8 +12,10 @@ pub mod derive;
 pub mod engine;
 pub mod execution;
 pub mod history;
+pub mod precondition;
 pub mod queue;
 pub mod recorded;
+pub mod refusal;
 pub mod rules;
 pub mod seq_index;
 pub mod stats;
@@ -48,6 +50,9 @@ pub mod types {
     pub const VERIFIED: &str = "verified";
     /// `hitl revoke`: the unspent approval may no longer be used.
     pub const REVOKED: &str = "revoked";
+    /// `hitl check` or `hitl exec` refused an approval file naming the request (it
+    /// changes nothing; [`super::refusal`]).
+    pub const REFUSED: &str = "refused";
     /// The execution events, folded by [`super::execution`].
     pub const EXECUTION: &[&str] = &[SPENT, EXECUTED, VERIFIED, REVOKED];
     /// Every type this version writes.
@@ -65,6 +70,7 @@ pub mod types {
         EXECUTED,
         VERIFIED,
         REVOKED,
+        REFUSED,
     ];
 }
 

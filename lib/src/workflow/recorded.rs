@@ -48,6 +48,7 @@ fn kept_fields(kind: &str) -> &'static [&'static str] {
         types::SPENT => &["operator"],
         types::EXECUTED => &["exit_code"],
         types::VERIFIED => &["result"],
+        types::REFUSED => &["command", "refusal"],
         _ => &[],
     }
 }
@@ -75,6 +76,7 @@ impl Recorded {
                 | types::EXECUTED
                 | types::VERIFIED
                 | types::REVOKED
+                | types::REFUSED
         ) {
             return;
         }
@@ -160,6 +162,8 @@ enum Step {
     Transition(Box<Event>),
     /// `spent`, `executed`, `verified` or `revoked`.
     Execute(Box<Event>),
+    /// A recorded refusal of `check` or `exec`.
+    Refused(Box<Event>),
 }
 
 /// One derivation to run: the proposal's digest, signer, time and seq.
@@ -270,6 +274,10 @@ pub fn judge(
                 close(p, &mut steps, &mut jobs);
                 steps.push(Step::Execute(Box::new(e)));
             }
+            types::REFUSED => {
+                close(p, &mut steps, &mut jobs);
+                steps.push(Step::Refused(Box::new(e)));
+            }
             types::PROPOSED if !p.is_empty() => {
                 close(p, &mut steps, &mut jobs);
                 p.push(e);
@@ -378,6 +386,14 @@ pub fn judge(
                 match super::execution::judge_execution(state, &e, break_glass) {
                     Err(why) => out.push((e.seq, "execution-unfounded", why)),
                     Ok(()) => state.execute(&e),
+                }
+            }
+            // Its signer is its actor: the history's check (`signer-not-actor`).
+            Step::Refused(e) => {
+                let state = states.entry(e.request.clone()).or_default();
+                match super::refusal::judge_refused(state, &e) {
+                    Err(why) => out.push((e.seq, "refusal-unfounded", why)),
+                    Ok(()) => state.refused(&e),
                 }
             }
         }
