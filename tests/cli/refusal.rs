@@ -283,6 +283,11 @@ fn check_and_exec_record_each_refusal_once() {
         text.contains("refused 2 time(s) by `check` or `exec`; last 2026-11-27T16:00:00Z by support-copilot@agents.example.com (exec: over-amount)"),
         "{text}"
     );
+    let shown = ok(&w.read(&["show", REFUND]));
+    assert!(shown.contains("refused 2 time(s)"), "{shown}");
+    let shown = ok(&w.read(&["show", REFUND, "--format", "json"]));
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["refusals"]["count"], 2);
     // The success path records nothing.
     let head = w.git(&["rev-parse", "HEAD"]);
     ok(&check(&w, NOW, &file, "180", Some(LEA)));
@@ -433,4 +438,35 @@ fn a_hand_made_refusal_signed_by_another_principal_does_not_hold() {
         "{s}"
     );
     assert_eq!(w.problem_codes(), ["signer-not-actor"]);
+}
+
+/// A `refused` event made by hand for a request the audit never proposed, in its
+/// actor's own signed commit: `verify` reports it as unfounded, and only that.
+#[test]
+fn a_hand_made_refusal_of_a_request_never_proposed_is_unfounded() {
+    let (w, file) = approved();
+    refused(
+        &check(&w, NOW, &file, "181", Some(LEA)),
+        16,
+        "at most 180 EUR",
+    );
+    let r = refusals(&w);
+    let seq = r[0]["seq"].as_u64().unwrap();
+    let bytes = std::fs::read(w.event_file(seq)).unwrap();
+    let mut forged = r[0].clone();
+    forged["seq"] = (seq + 1).into();
+    forged["prev"] = hitl_lib::audit::sha256_hex(&bytes).into();
+    forged["request"] = "refund-4712".into();
+    let mut out = serde_json::to_vec_pretty(&forged).unwrap();
+    out.push(b'\n');
+    std::fs::write(w.event_file(seq + 1), out).unwrap();
+    let index = w
+        .ws()
+        .join(hitl_lib::audit::request_index_path("refund-4712"));
+    std::fs::create_dir_all(index.parent().unwrap()).unwrap();
+    std::fs::write(&index, format!("{}\n", seq + 1)).unwrap();
+    w.commit_all(Some(LEA), "a refusal by hand");
+    assert_eq!(w.problem_codes(), ["refusal-unfounded"]);
+    // The request it was recorded for is untouched.
+    assert_eq!(state(&w, NOW)["state"], "approved");
 }
