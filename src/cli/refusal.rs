@@ -36,7 +36,7 @@ fn record(
         return Err("the file names no request".to_owned());
     };
     let (key, actor) =
-        key.map_err(|e| format!("no signing key to record it with ({})", e.message))?;
+        key.map_err(|e| format!("no usable signing key to record it with ({})", e.message))?;
     let principal = actor.principal.clone();
     let how = identity::appender(key, actor);
     let appended = repo

@@ -340,7 +340,7 @@ fn check_without_a_key_refuses_the_same_and_records_nothing() {
     let o = check(&w, NOW, &file, "181", None);
     refused(&o, 16, "it approves at most 180 EUR");
     assert!(
-        stderr(&o).contains("the refusal was not recorded in the audit: no signing key"),
+        stderr(&o).contains("the refusal was not recorded in the audit: no usable signing key"),
         "{}",
         stderr(&o)
     );
