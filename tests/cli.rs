@@ -64,6 +64,9 @@ mod property;
 #[path = "cli/queue.rs"]
 mod queue;
 #[cfg(test)]
+#[path = "cli/refusal.rs"]
+mod refusal;
+#[cfg(test)]
 #[path = "cli/review.rs"]
 mod review;
 #[cfg(test)]

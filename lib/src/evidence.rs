@@ -135,6 +135,10 @@ pub struct EvidencePack {
     pub input_summary: String,
     pub sources: Vec<SourceView>,
     pub diff: Vec<DiffLine>,
+    /// `change.precondition`: the command `hitl exec` runs first, whose output must be
+    /// the diff's before state.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub precondition: Vec<String>,
     pub policy_decision: PolicyDecision,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub impact: Option<String>,
@@ -517,6 +521,11 @@ fn assemble_with(
             .change
             .as_ref()
             .map(|c| diff(&c.before, &c.after))
+            .unwrap_or_default(),
+        precondition: r
+            .change
+            .as_ref()
+            .map(|c| c.precondition.clone())
             .unwrap_or_default(),
         policy_decision,
         impact: r.impact.clone(),

@@ -100,6 +100,10 @@ pub struct Source {
 pub struct Change {
     pub before: serde_json::Value,
     pub after: serde_json::Value,
+    /// The command (program and arguments, no shell) whose standard output, as JSON,
+    /// must equal `before` when `hitl exec` runs the approved action.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub precondition: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -518,11 +522,35 @@ fn decode_change(d: &mut Decoder<'_>, node: &Node) -> Option<Change> {
     let after = m
         .required(d, "after")
         .and_then(|n| d.any(n, "change.after"));
-    m.deny_unknown(d, &["before", "after"]);
+    let precondition = match m.optional("precondition") {
+        Some(n) => decode_precondition(d, n),
+        None => Some(Vec::new()),
+    };
+    m.deny_unknown(d, &["before", "after", "precondition"]);
     Some(Change {
         before: before?,
         after: after?,
+        precondition: precondition?,
     })
+}
+
+/// `change.precondition`: a non-empty list of strings, the program and its arguments
+/// (run without a shell).
+fn decode_precondition(d: &mut Decoder<'_>, node: &Node) -> Option<Vec<String>> {
+    let words = d.list(node, "change.precondition", Decoder::string)?;
+    if words.is_empty() {
+        d.error_hint(
+            node.pos,
+            "change.precondition",
+            "must not be empty",
+            Some(
+                "give the program and its arguments, e.g. `[scripts/charge-state.sh, ch_981]`"
+                    .to_owned(),
+            ),
+        );
+        return None;
+    }
+    Some(words)
 }
 
 fn decode_rollback(d: &mut Decoder<'_>, node: &Node) -> Option<Rollback> {

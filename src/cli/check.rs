@@ -9,8 +9,10 @@ use hitl_lib::approval::check::{self, Checked, Want};
 use hitl_lib::audit::AuditRepo;
 use hitl_lib::signing::{AllowedSigners, RevokedSigners};
 use hitl_lib::workflow::approval::{AtHead, check_at_head};
+use hitl_lib::workflow::refusal::Attempt;
 
-use super::{CliError, CliResult, Ctx, Exit, Format, emit, now, print_json};
+use super::identity::{self, KeyArgs};
+use super::{CliError, CliResult, Ctx, Exit, Format, emit, now, print_json, refusal};
 
 /// Check that an approval file allows an action now: exit 0 only if it does.
 #[derive(Debug, clap::Args)]
@@ -50,6 +52,10 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// With the audit at hand, a refusal is recorded in it, signed with this key; without
+    /// one, `check` refuses all the same and says it was not recorded.
+    #[command(flatten)]
+    pub key: KeyArgs,
 }
 
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
@@ -75,6 +81,8 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     // Offline only when asked: a workspace that does not open (a broken `hitl.toml`, a
     // deleted matrix, a nested workspace, a wrong `-C`) refuses, never falls back to a
     // check that trusts signer files from the current folder.
+    // The audit, when at hand: a refusal is recorded in it.
+    let mut audit = None;
     let (result, offline) = if args.offline {
         let dir = ctx.cwd();
         let Some(allowed_path) = &args.allowed_signers else {
@@ -102,6 +110,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
                     AtHead::Workflow(w) => Outcome::Error(CliError::from(w)),
                 },
             );
+        audit = Some((ws, repo));
         (r, false)
     };
     match result {
@@ -120,7 +129,26 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
                     "offline": offline,
                 }))?;
             }
-            Err(CliError::from(r))
+            let Some((ws, repo)) = audit else {
+                return Err(CliError::from(r));
+            };
+            // Only now is a key looked for: the success path does no more work than
+            // before, and a missing key never turns a refusal into anything else.
+            let key = identity::signing_key(&args.key, ws.root(), ctx.cwd());
+            let signer = match &key {
+                Ok(k) => identity::actor(ws.root(), k, now).map(|a| (k, a)),
+                Err(e) => Err(CliError::new(e.exit, e.message.clone())),
+            };
+            Err(refusal::refused(
+                &repo,
+                signer,
+                &Attempt {
+                    command: "check",
+                    refusal: &r,
+                    file: &bytes,
+                    want: &want,
+                },
+            ))
         }
     }
 }

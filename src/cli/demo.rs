@@ -423,7 +423,7 @@ impl Demo<'_> {
         )?;
         self.step(
             17,
-            "A second run of the same file: refused, the approval was single-use.",
+            "A second run of the same file: refused, the approval was single-use; the refusal is recorded in the audit, signed by the agent.",
             &exec(false),
             22,
         )?;

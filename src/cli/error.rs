@@ -50,6 +50,8 @@ pub enum Exit {
     RollbackStarted = 27,
     /// The tier's rollback approvals are not all given yet.
     RollbackUnapproved = 28,
+    /// `exec`: the recorded proposal's `change.precondition` did not find `change.before`.
+    ApprovalPrecondition = 29,
 }
 
 impl From<Exit> for ExitCode {
@@ -104,6 +106,7 @@ impl From<hitl_lib::approval::check::Refusal> for CliError {
             R::Spent { .. } => Exit::ApprovalSpent,
             R::Revoked { .. } => Exit::ApprovalRevoked,
             R::Operator { .. } => Exit::ApprovalOperator,
+            R::Precondition { .. } => Exit::ApprovalPrecondition,
         };
         debug_assert_eq!(exit as u8, r.exit_code());
         Self::new(exit, r.to_string())

@@ -11,14 +11,16 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use hitl_lib::approval::check::Want;
+use hitl_lib::approval::check::{Refusal, Want};
 use hitl_lib::audit::AuditRepo;
 use hitl_lib::workflow::approval::AtHead;
 use hitl_lib::workflow::execution::{self, Spend};
+use hitl_lib::workflow::precondition::Ran;
+use hitl_lib::workflow::refusal::Attempt;
 use hitl_lib::workflow::types;
 
 use super::identity::{self, KeyArgs};
-use super::{CliError, CliResult, Ctx, Exit, now};
+use super::{CliError, CliResult, Ctx, Exit, now, refusal};
 
 /// Run an approved action once: check the approval file, record it spent, run CMD,
 /// record how it ended. Exits with CMD's exit code.
@@ -67,7 +69,35 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     let name = args.approval.display().to_string();
     let file = std::fs::read(ctx.cwd().join(&args.approval))
         .map_err(|e| CliError::new(Exit::NotFound, format!("cannot read `{name}`: {e}")))?;
-    let parsed = hitl_lib::approval::check::parse(&name, &file)?;
+    let parsed = match hitl_lib::approval::check::parse(&name, &file) {
+        Ok(parsed) => parsed,
+        Err(r) => {
+            // Refused before the key is needed for anything else: recorded where the
+            // file still names a request of this audit.
+            let want = Want {
+                action: args.action.as_deref().unwrap_or_default(),
+                target: args.target.as_deref().unwrap_or_default(),
+                amount: args.amount.as_deref().zip(args.currency.as_deref()),
+                parameters: None,
+            };
+            // Without a usable key it is refused all the same, with the same code.
+            let key = identity::signing_key(&args.key, ws.root(), ctx.cwd());
+            let signer = match &key {
+                Ok(k) => identity::actor(ws.root(), k, now).map(|a| (k, a)),
+                Err(e) => Err(CliError::new(e.exit, e.message.clone())),
+            };
+            return Err(refusal::refused(
+                &repo,
+                signer,
+                &Attempt {
+                    command: "exec",
+                    refusal: &r,
+                    file: &file,
+                    want: &want,
+                },
+            ));
+        }
+    };
     let p = parsed.predicate();
     let target = format!("{}/{}", p.target.system, p.target.object);
     let want = Want {
@@ -82,26 +112,50 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     let words = serde_json::to_vec(&args.command).unwrap_or_default();
     let command = format!("sha256:{}", hitl_lib::audit::sha256_hex(&words));
     let how = identity::appender(&key, actor.clone());
+    let spend = Spend {
+        file: &file,
+        name: &name,
+        want: &want,
+        principal: &actor.principal,
+        signer: key.public(),
+        operator: args.operator.as_deref(),
+        command: &command,
+    };
+    // 0. The proposal's precondition, once the spend would be accepted: the world must
+    // still be the `change.before` the approvers approved. A refusal is recorded (its
+    // own commit), nothing is spent and CMD never runs.
+    let refusal = match execution::precondition(&repo, &spend, now) {
+        Ok(None) => None,
+        Ok(Some(pre)) => {
+            eprintln!(
+                "exec: checking the precondition of `{request}`: {}",
+                hitl_lib::text::escape(&serde_json::to_string(&pre.command).unwrap_or_default())
+            );
+            pre.judge(run_precondition(ws.root(), &pre.command)).err()
+        }
+        Err(AtHead::Refused(r)) => Some(r),
+        Err(AtHead::Workflow(w)) => return Err(w.into()),
+    };
+    if let Some(r) = refusal {
+        return Err(refused(&repo, (&key, actor), &r, &file, &want));
+    }
     // 1. Spent, in a signed commit, before anything runs.
+    let mut refusal = None;
     let spent = repo.append(&how, |repo, _, _, now| {
-        execution::spend(
-            repo,
-            &Spend {
-                file: &file,
-                name: &name,
-                want: &want,
-                principal: &actor.principal,
-                signer: key.public(),
-                operator: args.operator.as_deref(),
-                command: &command,
-            },
-            now,
-        )
-        .map_err(|e| match e {
-            AtHead::Refused(r) => CliError::from(r),
+        execution::spend(repo, &spend, now).map_err(|e| match e {
+            AtHead::Refused(r) => {
+                refusal = Some(r.clone());
+                CliError::from(r)
+            }
             AtHead::Workflow(w) => CliError::from(w),
         })
-    })?;
+    });
+    let spent = match (spent, refusal) {
+        (Ok(spent), _) => spent,
+        // Refused under the lock (the audit moved since the check above).
+        (Err(_), Some(r)) => return Err(refused(&repo, (&key, actor), &r, &file, &want)),
+        (Err(e), None) => return Err(e),
+    };
     hitl_lib::workflow::engine::remember_appended(&repo, &spent);
     if let Some(remote) = &args.push
         && let Err(why) = push(ws.root(), remote)
@@ -187,6 +241,55 @@ pub(super) fn exit_with(code: i64) -> CliResult {
     }
     let _ = std::io::stdout().flush();
     std::process::exit(i32::try_from(code).unwrap_or(1).clamp(1, 255))
+}
+
+/// Records the refusal `r` of `exec` in the audit (or says why not) and gives its error.
+fn refused(
+    repo: &AuditRepo,
+    (key, actor): (&hitl_lib::signing::SigningKey, hitl_lib::audit::Actor),
+    r: &Refusal,
+    file: &[u8],
+    want: &Want<'_>,
+) -> CliError {
+    refusal::refused(
+        repo,
+        Ok((key, actor)),
+        &Attempt {
+            command: "exec",
+            refusal: r,
+            file,
+            want,
+        },
+    )
+}
+
+/// Runs the precondition's command in the workspace's root, without a shell, with no
+/// input and its standard error passed through: its exit code and standard output (at
+/// most 1 MiB is read; a state is small).
+fn run_precondition(root: &std::path::Path, words: &[String]) -> Result<Ran, String> {
+    const MAX: u64 = 1 << 20;
+    let Some((program, rest)) = words.split_first() else {
+        return Err("no command".to_owned());
+    };
+    let mut child = Command::new(program)
+        .args(rest)
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut stdout = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        out.take(MAX)
+            .read_to_end(&mut stdout)
+            .map_err(|e| e.to_string())?;
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    Ok(Ran {
+        exit_code: status.code(),
+        stdout,
+    })
 }
 
 /// Runs `words`, passing its standard output and error through, and returns its exit

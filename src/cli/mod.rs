@@ -21,6 +21,7 @@ mod policy;
 mod present;
 mod propose;
 mod queue;
+mod refusal;
 mod reject;
 mod replay;
 mod request_changes;

@@ -139,6 +139,24 @@ fn pack_rows(p: &EvidencePack) -> Vec<(&'static str, String)> {
             ),
         ),
     ];
+    // Next to the change: the command `exec` runs first, its words as JSON (a word with
+    // a blank stays one word).
+    if !p.precondition.is_empty() {
+        let at = rows
+            .iter()
+            .position(|(k, _)| *k == "Before/after diff")
+            .map_or(rows.len(), |i| i + 1);
+        rows.insert(
+            at,
+            (
+                "Precondition",
+                format!(
+                    "{}\n`exec` runs it first: its output must be the before state",
+                    serde_json::to_string(&p.precondition).unwrap_or_default()
+                ),
+            ),
+        );
+    }
     for (name, v) in [
         ("Risk analysis", &p.risk_analysis),
         ("Test result", &p.test_result),

@@ -1,6 +1,8 @@
 //! `hitl show REQUEST`: the evidence pack a reviewer reads before deciding.
 
 use hitl_lib::evidence::EvidencePack;
+use hitl_lib::workflow::refusal::Refused;
+use hitl_lib::workflow::types;
 use hitl_lib::workspace::Recorded;
 use serde::Serialize;
 
@@ -30,15 +32,23 @@ struct Shown<'a> {
     pack: &'a EvidencePack,
     #[serde(flatten)]
     recorded: Option<&'a Recorded>,
+    /// The refusals of `check` and `exec` the audit records for it, when there are any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refusals: Option<serde_json::Value>,
 }
 
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     let (pack, recorded) = ctx.evidence_pack(&args.request, args.at.instant()?)?;
     let recorded = recorded.as_ref();
+    let refusals = match recorded {
+        Some(_) => recorded_refusals(ctx, &pack.request),
+        None => Vec::new(),
+    };
     match args.format {
         Format::Json => print_json(&Shown {
             pack: &pack,
             recorded,
+            refusals: (!refusals.is_empty()).then(|| super::status::refusals_json(&refusals)),
         })?,
         Format::Markdown => emit(
             (present::recorded_note_markdown(&pack.request, recorded)
@@ -48,9 +58,29 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         Format::Table => emit(
             (present::recorded_note_text(&pack.request, recorded)
                 + &args.at.note()
-                + &present::pack_table(&pack))
+                + &present::pack_table(&pack)
+                + &super::status::refusals_line(&refusals))
                 .as_bytes(),
         )?,
     }
     Ok(Exit::Ok)
+}
+
+/// The `refused` events the audit at HEAD lists for `request`, as recorded (`status`
+/// shows them as the engine folds them): read through the request's index only, so
+/// `show` stays as fast as without them. Nothing when the audit cannot be read.
+fn recorded_refusals(ctx: &Ctx, request: &str) -> Vec<Refused> {
+    let read = || -> Option<Vec<Refused>> {
+        let ws = ctx.workspace().ok()?;
+        let repo = hitl_lib::audit::AuditRepo::open(ws.root()).ok()?;
+        let head = repo.head_for_reading().ok()??;
+        let tree = head.tree().ok()?;
+        let events = repo.request_events(&tree, request).ok()?;
+        let mut state = hitl_lib::workflow::engine::State::default();
+        for e in events.iter().filter(|e| e.kind == types::REFUSED) {
+            state.refused(e);
+        }
+        Some(state.refusals)
+    };
+    read().unwrap_or_default()
 }

@@ -3,6 +3,7 @@
 
 use hitl_lib::text::escape;
 use hitl_lib::workflow::engine::{self, Outcome};
+use hitl_lib::workflow::refusal::Refused;
 use hitl_lib::workflow::types;
 
 use super::{CliResult, Ctx, Exit, Format, emit, now, print_json};
@@ -71,6 +72,8 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
                 }),
                 _ => serde_json::Value::Null,
             },
+            // What `check` and `exec` refused, recorded (it changes nothing).
+            "refusals": refusals_json(&st.state.refusals),
             "reason": match &st.outcome {
                 Outcome::Inconsistent(why) => Some(why.clone()),
                 _ => None,
@@ -149,6 +152,7 @@ pub fn text(request: &str, st: &engine::Status, now: chrono::DateTime<chrono::Ut
                 .unwrap_or_default()
         ));
     }
+    out.push_str(&refusals_line(&st.state.refusals));
     match &st.outcome {
         Outcome::Pending { .. } => {
             out.push_str(&format!(
@@ -203,6 +207,35 @@ pub fn text(request: &str, st: &engine::Status, now: chrono::DateTime<chrono::Ut
         _ => {}
     }
     out
+}
+
+/// `{count, last}` of the recorded refusals (`last` is `null` when there is none).
+pub fn refusals_json(refusals: &[Refused]) -> serde_json::Value {
+    serde_json::json!({
+        "count": refusals.len(),
+        "last": refusals.last().map(|r| serde_json::json!({
+            "seq": r.seq,
+            "at": r.at,
+            "by": r.by,
+            "command": r.command,
+            "refusal": r.refusal,
+        })),
+    })
+}
+
+/// The line `status` and `show` give the recorded refusals (none when there is none).
+pub fn refusals_line(refusals: &[Refused]) -> String {
+    let Some(last) = refusals.last() else {
+        return String::new();
+    };
+    format!(
+        "  refused {} time(s) by `check` or `exec`; last {} by {} ({}: {})\n",
+        refusals.len(),
+        escape(&last.at),
+        escape(&last.by),
+        escape(&last.command),
+        escape(&last.refusal)
+    )
 }
 
 /// The line `status` and `show` give a tier's sampled review.

@@ -97,7 +97,11 @@ fn exec_spends_the_approval_before_it_runs_and_never_runs_it_twice() {
         "was spent already (by support-copilot@agents.example.com): it is single-use",
     );
     assert_eq!(runs(&counter), 1, "never twice");
-    assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
+    assert_eq!(
+        w.git(&["log", "--format=%s", &format!("{}..HEAD", head.trim())]),
+        format!("refusal of exec for {REFUND} (spent) by {AGENT}\n"),
+        "only the refusal recorded"
+    );
     let o = w.read(&[
         "check",
         file.to_str().unwrap(),
@@ -130,7 +134,7 @@ fn exec_records_and_returns_the_commands_exit_code() {
 }
 
 /// Another target, a larger amount, too late: refused with `check`'s codes, nothing
-/// run, nothing recorded.
+/// run or spent; only each refusal is recorded.
 #[test]
 fn exec_refuses_what_the_approval_does_not_cover_and_runs_nothing() {
     let (w, file, counter) = approved();
@@ -165,8 +169,17 @@ fn exec_refuses_what_the_approval_does_not_cover_and_runs_nothing() {
         "the approval expired at 2026-11-27T18:00:00Z",
     );
     assert_eq!(runs(&counter), 0);
-    assert_eq!(w.git(&["rev-parse", "HEAD"]), head, "nothing recorded");
-    assert_eq!(state(&w, NOW), "approved");
+    assert_eq!(
+        w.git(&["log", "--format=%s", &format!("{}..HEAD", head.trim())]),
+        [
+            format!("refusal of exec for {REFUND} (expired) by {AGENT}\n"),
+            format!("refusal of exec for {REFUND} (over-amount) by {AGENT}\n"),
+            format!("refusal of exec for {REFUND} (wrong-target) by {AGENT}\n"),
+        ]
+        .concat(),
+        "only the refusals recorded"
+    );
+    assert_eq!(state(&w, "2026-11-27 18:00:00"), "approved");
 }
 
 /// An approver revokes the unspent approval: `check` and `exec` refuse it. Someone

@@ -300,8 +300,8 @@ fn the_demo_runs_the_lifecycle_and_leaves_a_workspace_that_verifies() {
     let commits = ok(&sh(&ws, "git", &["rev-list", "HEAD"]));
     assert_eq!(
         commits.lines().count(),
-        11,
-        "first commit, 3 proposals, 4 decisions, the refund spent, executed and verified"
+        12,
+        "first commit, 3 proposals, 4 decisions, the refund spent, executed and verified, the second run's refusal"
     );
     for c in commits.lines() {
         ok(&sh(&ws, "git", &["verify-commit", c]));

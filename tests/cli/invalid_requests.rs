@@ -39,6 +39,9 @@ const CASES: &[Case] = &[
     Case { name: "empty", problems: &[("1:1", "")], needle: "file is empty" },
     Case { name: "expires-before-requested", problems: &[("24:13", "expires_at")], needle: "must be later than `requested_at`" },
     Case { name: "negative-amount", problems: &[("11:19", "action.amount.value")], needle: "amount must not be negative" },
+    Case { name: "precondition-empty", problems: &[("21:17", "change.precondition")], needle: "must not be empty" },
+    Case { name: "precondition-not-a-list", problems: &[("21:17", "change.precondition")], needle: "expected a list, found a string" },
+    Case { name: "precondition-not-strings", problems: &[("21:43", "change.precondition[1]"), ("21:48", "change.precondition[2]")], needle: "expected a string, found a mapping" },
     Case {
         name: "several-errors",
         problems: &[

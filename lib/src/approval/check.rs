@@ -43,6 +43,10 @@ pub enum Refusal {
     Revoked { request: String, by: String },
     #[error("`{request}` is human-supervised: {why}")]
     Operator { request: String, why: String },
+    /// `exec`: the proposal's `change.precondition` does not find the world in the
+    /// approved `change.before` state.
+    #[error("the precondition of `{request}` does not hold: {why}")]
+    Precondition { request: String, why: String },
 }
 
 impl Refusal {
@@ -65,6 +69,7 @@ impl Refusal {
             Self::Spent { .. } => 22,
             Self::Revoked { .. } => 23,
             Self::Operator { .. } => 24,
+            Self::Precondition { .. } => 29,
         }
     }
 
@@ -87,6 +92,7 @@ impl Refusal {
             Self::Spent { .. } => "spent",
             Self::Revoked { .. } => "revoked",
             Self::Operator { .. } => "no-operator",
+            Self::Precondition { .. } => "precondition-failed",
         }
     }
 }

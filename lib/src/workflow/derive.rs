@@ -181,7 +181,7 @@ pub fn derive_from(
 
 /// The matrix in force and the proposal parsed under it, once the submitter is one who
 /// may submit: what [`derive_from`] and [`derive_facts`] both start from.
-fn parse_under<'c>(
+pub(crate) fn parse_under<'c>(
     config: &'c Config,
     file: &Path,
     proposal: &[u8],

@@ -111,6 +111,22 @@ pub fn state_at(
             i += 1;
             continue;
         }
+        if e.kind == types::REFUSED {
+            // A refusal changes nothing, but holds only as its signer's, for a request
+            // proposed before it: a hand-made one in another's name does not.
+            let judged = recorded_by_actor(repo, configs, head, e)?
+                .and_then(|_| super::refusal::judge_refused(&state, e));
+            if let Err(why) = judged {
+                state.derived = Some(Err(format!(
+                    "its recorded `refused` (event {}) does not hold: {why}",
+                    e.seq
+                )));
+                break;
+            }
+            state.refused(e);
+            i += 1;
+            continue;
+        }
         if matches!(e.kind.as_str(), types::EXPIRED | types::ESCALATED) {
             // A sweep's record holds only where the engine derives it.
             if let Err(why) = super::rules::judge_transition(&state, e) {
@@ -133,6 +149,7 @@ pub fn state_at(
                     types::PROPOSED | types::DECISION | types::EXPIRED | types::ESCALATED
                 ) || types::EXECUTION.contains(&next.kind.as_str())
                     || types::ROLLBACK.contains(&next.kind.as_str())
+                    || next.kind == types::REFUSED
                 {
                     break;
                 }

@@ -357,6 +357,34 @@ pub fn spend(
     s: &Spend<'_>,
     now: DateTime<Utc>,
 ) -> Result<crate::audit::Built, super::approval::AtHead> {
+    judged_spend(repo, s, now).map(|(built, _)| built)
+}
+
+/// What `exec` must run before it spends: the precondition of the recorded proposal
+/// of the request's current version, once [`spend`] would accept the spend at `now`
+/// (so a command is only ever run for an approval that would be spent).
+///
+/// # Errors
+/// The refusal [`spend`] gives.
+pub fn precondition(
+    repo: &crate::audit::AuditRepo,
+    s: &Spend<'_>,
+    now: DateTime<Utc>,
+) -> Result<Option<super::precondition::Precondition>, super::approval::AtHead> {
+    judged_spend(repo, s, now).map(|(_, pre)| pre)
+}
+
+fn judged_spend(
+    repo: &crate::audit::AuditRepo,
+    s: &Spend<'_>,
+    now: DateTime<Utc>,
+) -> Result<
+    (
+        crate::audit::Built,
+        Option<super::precondition::Precondition>,
+    ),
+    super::approval::AtHead,
+> {
     use super::approval::AtHead;
     use crate::approval::check::Refusal;
     let checked = super::approval::check_at_head(repo, s.name, s.file, s.want, now, None)?;
@@ -430,7 +458,17 @@ pub fn spend(
     )?;
     let p = checked.parsed.predicate();
     let file_digest = format!("sha256:{}", crate::audit::sha256_hex(s.file));
-    Ok(crate::audit::Built {
+    // The recorded bytes the approvers approved, read under the configuration in force
+    // (which derived the facts above from them).
+    let pre = super::derive::parse_under(
+        &current,
+        std::path::Path::new("<recorded proposal>"),
+        &bytes,
+        &derived.submitted_by,
+    )
+    .map_err(|why| AtHead::Refused(Refusal::NotApproved { why }))?;
+    let pre = super::precondition::Precondition::of(&pre.1);
+    let built = crate::audit::Built {
         events: vec![spent(
             &request,
             &p.approval_id,
@@ -442,7 +480,8 @@ pub fn spend(
         approval: None,
         subject: format!("spend the approval of {request} by {}", s.principal),
         trailers: Vec::new(),
-    })
+    };
+    Ok((built, pre))
 }
 
 /// The `executed` or `verified` event that closes an execution `principal` started,

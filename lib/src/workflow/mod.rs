@@ -13,8 +13,10 @@ pub mod engine;
 pub mod execution;
 pub mod fold_cache;
 pub mod history;
+pub mod precondition;
 pub mod queue;
 pub mod recorded;
+pub mod refusal;
 pub mod rollback;
 pub mod rules;
 pub mod seq_index;
@@ -50,6 +52,9 @@ pub mod types {
     pub const VERIFIED: &str = "verified";
     /// `hitl revoke`: the unspent approval may no longer be used.
     pub const REVOKED: &str = "revoked";
+    /// `hitl check` or `hitl exec` refused an approval file naming the request (it
+    /// changes nothing; [`super::refusal`]).
+    pub const REFUSED: &str = "refused";
     /// The execution events, folded by [`super::execution`].
     pub const EXECUTION: &[&str] = &[SPENT, EXECUTED, VERIFIED, REVOKED];
     /// `hitl rollback --approve`: one approval of the rollback of a spent approval.
@@ -78,6 +83,7 @@ pub mod types {
         ROLLBACK_APPROVED,
         ROLLBACK_STARTED,
         ROLLED_BACK,
+        REFUSED,
     ];
 }
 

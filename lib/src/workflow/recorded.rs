@@ -51,6 +51,7 @@ fn kept_fields(kind: &str) -> &'static [&'static str] {
         types::VERIFIED => &["result"],
         types::ROLLBACK_STARTED => &["operator"],
         types::ROLLED_BACK => &["exit_code"],
+        types::REFUSED => &["command", "refusal"],
         _ => &[],
     }
 }
@@ -81,6 +82,7 @@ impl Recorded {
                 | types::ROLLBACK_APPROVED
                 | types::ROLLBACK_STARTED
                 | types::ROLLED_BACK
+                | types::REFUSED
         ) {
             return;
         }
@@ -168,6 +170,8 @@ enum Step {
     Execute(Box<Event>),
     /// `rollback_approved`, `rollback_started` or `rolled_back`.
     RollBack(Box<Event>),
+    /// A recorded refusal of `check` or `exec`.
+    Refused(Box<Event>),
 }
 
 /// One derivation to run: the proposal's digest, signer, time and seq.
@@ -282,6 +286,10 @@ pub fn judge(
                 close(p, &mut steps, &mut jobs);
                 steps.push(Step::RollBack(Box::new(e)));
             }
+            types::REFUSED => {
+                close(p, &mut steps, &mut jobs);
+                steps.push(Step::Refused(Box::new(e)));
+            }
             types::PROPOSED if !p.is_empty() => {
                 close(p, &mut steps, &mut jobs);
                 p.push(e);
@@ -394,6 +402,14 @@ pub fn judge(
                 match judged {
                     Err(why) => out.push((e.seq, "rollback-unfounded", why)),
                     Ok(()) => state.roll_back(&e),
+                }
+            }
+            // Its signer is its actor: the history's check (`signer-not-actor`).
+            Step::Refused(e) => {
+                let state = states.entry(e.request.clone()).or_default();
+                match super::refusal::judge_refused(state, &e) {
+                    Err(why) => out.push((e.seq, "refusal-unfounded", why)),
+                    Ok(()) => state.refused(&e),
                 }
             }
         }

@@ -43,6 +43,9 @@ pub struct State {
     pub reviewed: Option<(String, String)>,
     /// After `approved`: spent, executed, verified or revoked ([`super::execution`]).
     pub execution: super::execution::Facts,
+    /// The refusals of `check` and `exec` recorded for the request, of every version
+    /// ([`super::refusal`]): they change nothing else.
+    pub refusals: Vec<super::refusal::Refused>,
 }
 
 /// Where a request stands, as the engine folds it (never stored beside the events).
