@@ -16,6 +16,9 @@
 #[path = "cli/approvals.rs"]
 mod approvals;
 #[cfg(test)]
+#[path = "cli/attack_review.rs"]
+mod attack_review;
+#[cfg(test)]
 #[path = "cli/audit.rs"]
 mod audit;
 #[cfg(test)]

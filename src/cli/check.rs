@@ -52,7 +52,8 @@ pub struct Args {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// With the audit at hand, a refusal is recorded in it, signed with this key; without
+    /// With the audit at hand, a refusal is recorded in it, signed with this key (or
+    /// `$HITL_SIGNING_KEY`; never git's `user.signingkey`, never after a prompt); without
     /// one, `check` refuses all the same and says it was not recorded.
     #[command(flatten)]
     pub key: KeyArgs,
@@ -134,7 +135,7 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
             };
             // Only now is a key looked for: the success path does no more work than
             // before, and a missing key never turns a refusal into anything else.
-            let key = identity::signing_key(&args.key, ws.root(), ctx.cwd());
+            let key = identity::named_key_quietly(&args.key, ws.root(), ctx.cwd());
             let signer = match &key {
                 Ok(k) => identity::actor(ws.root(), k, now).map(|a| (k, a)),
                 Err(e) => Err(CliError::new(e.exit, e.message.clone())),
@@ -154,9 +155,12 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
 }
 
 /// This hitl build, as the fold cache names it: the version, and the executable's path,
-/// size and modification time (any rebuild or reinstall is another build). `None` when
-/// the executable cannot be found: nothing is cached then.
+/// size, inode, modification and change times (any rebuild or reinstall is another
+/// build, even one that keeps the size and sets the same modification time: writing
+/// the file moves its change time, which no tool sets back). `None` when the
+/// executable cannot be found: nothing is cached then.
 fn build() -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
     let exe = std::env::current_exe().ok()?;
     let meta = std::fs::metadata(&exe).ok()?;
     let modified = meta
@@ -165,11 +169,14 @@ fn build() -> Option<String> {
         .duration_since(std::time::UNIX_EPOCH)
         .ok()?;
     Some(format!(
-        "hitl {} {} {} {}",
+        "hitl {} {} {} {} {} {}.{}",
         env!("CARGO_PKG_VERSION"),
         exe.display(),
         meta.len(),
-        modified.as_nanos()
+        meta.ino(),
+        modified.as_nanos(),
+        meta.ctime(),
+        meta.ctime_nsec()
     ))
 }
 

@@ -278,12 +278,21 @@ fn run_precondition(root: &std::path::Path, words: &[String]) -> Result<Ran, Str
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("it could not be run: {e}"))?;
     let mut stdout = Vec::new();
     if let Some(out) = child.stdout.take() {
-        out.take(MAX)
+        out.take(MAX + 1)
             .read_to_end(&mut stdout)
             .map_err(|e| e.to_string())?;
+    }
+    if stdout.len() as u64 > MAX {
+        // More than a state: refused whole, never judged on its first MiB; the command
+        // is stopped rather than left blocked on a full pipe.
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(format!(
+            "it printed more than {MAX} bytes (a state is small)"
+        ));
     }
     let status = child.wait().map_err(|e| e.to_string())?;
     Ok(Ran {

@@ -23,13 +23,33 @@ pub struct KeyArgs {
 /// Loads the signing key: from its file (prompting for a passphrase on a terminal unless
 /// ssh-agent holds it) or, for a public key, through ssh-agent at `$SSH_AUTH_SOCK`.
 pub fn signing_key(args: &KeyArgs, root: &Path, cwd: &Path) -> CliResult<SigningKey> {
+    load_key(args, root, cwd, true)
+}
+
+/// The key a command that records only by the way (`check`'s refusals) signs with: one
+/// named by `--key` or `$HITL_SIGNING_KEY`, never git's `user.signingkey`, and loaded
+/// without a prompt (a key that needs a passphrase no ssh-agent holds is not used), so
+/// a gate in CI never waits for a person.
+pub fn named_key_quietly(args: &KeyArgs, root: &Path, cwd: &Path) -> CliResult<SigningKey> {
+    let named =
+        args.key.is_some() || std::env::var_os(signing::KEY_ENV).is_some_and(|v| !v.is_empty());
+    if !named {
+        return Err(CliError::new(
+            Exit::Usage,
+            format!("no key named (`--key` or `${}`)", signing::KEY_ENV),
+        ));
+    }
+    load_key(args, root, cwd, false)
+}
+
+fn load_key(args: &KeyArgs, root: &Path, cwd: &Path, may_prompt: bool) -> CliResult<SigningKey> {
     let flag = args.key.as_ref().map(|k| cwd.join(k));
     let env = std::env::var_os(signing::KEY_ENV);
     let source = signing::key_source(flag.as_deref(), env.as_deref(), root)?;
     let agent = std::env::var_os("SSH_AUTH_SOCK").map(PathBuf::from);
     let path = source.path().map(Path::to_path_buf).unwrap_or_default();
     let mut prompt = || -> Option<String> {
-        if !super::can_prompt() {
+        if !may_prompt || !super::can_prompt() {
             return None;
         }
         dialoguer::Password::new()

@@ -27,6 +27,9 @@ fn script(w: &AuditWs, name: &str, counter: &Path, sleep: u32) {
     )
     .unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A program of the repository runs only as the proposal's commit held it: the
+    // script is committed before anything is proposed.
+    w.commit_all(Some(LEA), &format!("rollback script {name}"));
 }
 
 fn runs(counter: &Path) -> usize {
@@ -57,11 +60,16 @@ fn exec(w: &AuditWs, request: &str, extra: &[&str]) {
 /// refund-4711 (tier 3: its rollback needs one approval by support-lead) proposed,
 /// approved by lea and executed; its rollback script counting runs in `counter`.
 fn refund_executed() -> (AuditWs, PathBuf) {
+    refund_executed_sleeping(0)
+}
+
+/// [`refund_executed`], its rollback script sleeping `sleep` seconds after it counts.
+fn refund_executed_sleeping(sleep: u32) -> (AuditWs, PathBuf) {
     let w = AuditWs::new();
+    let counter = w.dir_path().join("counter");
+    script(&w, "recharge.sh", &counter, sleep);
     w.propose_and_approve();
     exec(&w, REFUND, &["--amount", "180", "--currency", "EUR"]);
-    let counter = w.dir_path().join("counter");
-    script(&w, "recharge.sh", &counter, 0);
     (w, counter)
 }
 
@@ -85,10 +93,10 @@ fn a_tier_1_rollback_after_exec_runs_once_and_is_recorded() {
         ),
     )
     .unwrap();
-    ok(&w.hitl(AGENT, &["propose", DRAFT]));
-    ok(&w.hitl(MARIA, &["approve", DRAFT]));
     let counter = w.dir_path().join("counter");
     script(&w, "undo.sh", &counter, 0);
+    ok(&w.hitl(AGENT, &["propose", DRAFT]));
+    ok(&w.hitl(MARIA, &["approve", DRAFT]));
     // Before the approval is spent nothing ran: nothing to roll back.
     w.refused(
         AGENT,
@@ -243,10 +251,10 @@ fn the_matrix_may_waive_a_tiers_rollback_approval() {
     )
     .unwrap();
     w.commit_all(Some(ALEX), "matrix: no rollback approval at tier 3");
-    w.propose_and_approve();
-    exec(&w, REFUND, &["--amount", "180", "--currency", "EUR"]);
     let counter = w.dir_path().join("counter");
     script(&w, "recharge.sh", &counter, 0);
+    w.propose_and_approve();
+    exec(&w, REFUND, &["--amount", "180", "--currency", "EUR"]);
     w.refused(
         LEA,
         &["rollback", REFUND, "--approve"],
@@ -262,8 +270,15 @@ fn the_matrix_may_waive_a_tiers_rollback_approval() {
 /// The rollback command's exit code is recorded and returned.
 #[test]
 fn a_failing_rollback_is_recorded_with_its_exit_code() {
-    let (w, _) = refund_executed();
-    std::fs::write(w.ws().join("scripts/recharge.sh"), "#!/bin/sh\nexit 9\n").unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    let w = AuditWs::new();
+    let file = w.ws().join("scripts/recharge.sh");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, "#!/bin/sh\nexit 9\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).unwrap();
+    w.commit_all(Some(LEA), "a rollback script that fails");
+    w.propose_and_approve();
+    exec(&w, REFUND, &["--amount", "180", "--currency", "EUR"]);
     ok(&w.hitl(LEA, &["rollback", REFUND, "--approve"]));
     let o = w.hitl(AGENT, &["rollback", REFUND]);
     assert_eq!(o.status.code(), Some(9), "{}{}", stdout(&o), stderr(&o));
@@ -398,8 +413,7 @@ fn a_rolled_back_by_another_principal_than_the_starter_does_not_hold() {
 /// twice; `verify` stays clean (the request is `rolling-back`).
 #[test]
 fn kill_9_during_the_rollback_never_runs_it_twice() {
-    let (w, counter) = refund_executed();
-    script(&w, "recharge.sh", &counter, 3);
+    let (w, counter) = refund_executed_sleeping(3);
     ok(&w.hitl(LEA, &["rollback", REFUND, "--approve"]));
     let key = w.key(AGENT);
     let mut child = std::process::Command::new(snapbox::cmd::cargo_bin!("hitl"))

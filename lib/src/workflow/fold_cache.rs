@@ -10,9 +10,10 @@
 //! What is kept: the request's [`State`], its accepted approvals, and the digests of the
 //! configuration its final approval was decided under. `now`-dependent answers (expiry,
 //! windows, the outcome) are computed from them at every use. The entry lives in
-//! `.git/hitl-fold/`, beside `.git/hitl-config-checked`: this clone's own state, never
-//! fetched or pushed; a write to `.git` could run code through hooks anyway. An entry
-//! for another HEAD, another build or a request id it does not name is not used; one
+//! `.git/hitl-fold/` (a workspace in a subfolder keeps its own, `hitl-fold-<tag>`),
+//! beside `.git/hitl-config-checked`: this clone's own state, never fetched or pushed; a
+//! write to `.git` could run code through hooks anyway. An entry for another HEAD,
+//! another build, another workspace or a request id it does not name is not used; one
 //! that does not parse is folded again. Recording commands (`approve`, `exec`, ...) and
 //! `verify` never read it: they always fold.
 
@@ -42,12 +43,17 @@ pub struct Fold {
 struct Entry {
     build: String,
     head: String,
+    /// The workspace's subfolder in the repository (empty at its root).
+    workspace: String,
     request: String,
     fold: Fold,
 }
 
+/// The entry of `request` in this workspace's folder of folds: a workspace in a
+/// subfolder of the repository keeps its own (`hitl-fold-<tag>`, as
+/// `.git/hitl-config-checked` is), never a sibling's.
 fn file(repo: &crate::audit::AuditRepo, request: &str) -> PathBuf {
-    repo.repo.path().join("hitl-fold").join(format!(
+    super::engine::local_file(repo, "hitl-fold").join(format!(
         "{}.json",
         &crate::audit::sha256_hex(request.as_bytes())[..32]
     ))
@@ -67,6 +73,7 @@ pub fn read(
     let entry: Entry = serde_json::from_slice(&bytes).ok()?;
     let holds = entry.build == build
         && entry.head == head.to_string()
+        && entry.workspace == repo.prefix
         && entry.request == request
         && entry
             .fold
@@ -99,6 +106,7 @@ pub fn write(
     let entry = Entry {
         build: build.to_owned(),
         head: head.to_string(),
+        workspace: repo.prefix.clone(),
         request: request.to_owned(),
         fold: fold.clone(),
     };

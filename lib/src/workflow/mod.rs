@@ -13,6 +13,7 @@ pub mod engine;
 pub mod execution;
 pub mod fold_cache;
 pub mod history;
+pub mod pinned;
 pub mod precondition;
 pub mod queue;
 pub mod recorded;

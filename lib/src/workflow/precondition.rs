@@ -52,7 +52,7 @@ impl Precondition {
             why,
         };
         let program = self.command.first().map_or("", String::as_str);
-        let ran = ran.map_err(|e| refused(format!("`{program}` could not be run: {e}")))?;
+        let ran = ran.map_err(|e| refused(format!("`{program}`: {e}")))?;
         match ran.exit_code {
             Some(0) => {}
             Some(code) => return Err(refused(format!("`{program}` exited with {code}"))),
@@ -220,7 +220,9 @@ mod tests {
         assert!(
             matches!(failed, Err(Refusal::Precondition { why, .. }) if why.contains("exited with 3"))
         );
-        let missing = p.judge(Err("No such file or directory".to_owned()));
+        let missing = p.judge(Err(
+            "it could not be run: No such file or directory".to_owned()
+        ));
         assert!(
             matches!(missing, Err(Refusal::Precondition { why, .. }) if why.contains("could not be run"))
         );

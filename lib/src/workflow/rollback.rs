@@ -304,6 +304,15 @@ pub fn start(
         Some(Ok(d)) => d.rollback_command.clone(),
         _ => Vec::new(),
     };
+    // A program of the work tree runs only as the proposal's commit held it.
+    if let Some(program) = command.first() {
+        super::pinned::check(repo, request, "rollback.command", program).map_err(|why| {
+            Refusal::Rule {
+                request: request.to_owned(),
+                why,
+            }
+        })?;
+    }
     let words = serde_json::to_vec(&command).unwrap_or_default();
     Ok(Start {
         built: Built {

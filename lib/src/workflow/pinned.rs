@@ -1,0 +1,116 @@
+//! The programs a proposal names to run (its `rollback.command`, its
+//! `change.precondition`) are the agent's words, and the approvers saw only the words.
+//! Where such a program is a file of the workspace's own repository (`scripts/x.sh`,
+//! run from the workspace's root, or an absolute path into the work tree), an agent that
+//! can commit could change the file after the approval and have its own code run as
+//! the approved rollback. So such a file runs only as the commit that recorded the
+//! proposal held it: the same blob at HEAD, and the bytes in the work tree hashing to
+//! that blob (a file changed since, uncommitted, or reached through a symlink to
+//! anything else is refused). A bare name (`restore-crm`) is looked up in the
+//! executor's `PATH`, and a path outside the repository is the host's own: neither is
+//! in the agent's reach through the repository. docs/approvals.md, docs/security.md.
+
+use std::path::{Path, PathBuf};
+
+use super::types;
+
+/// Whether `program`, which the current version of `request`'s recorded proposal names
+/// in `field`, may run: `Ok` unless it is a file of the work tree that is not, byte for
+/// byte, the one the proposal's commit held.
+///
+/// # Errors
+/// Why it may not run, naming the program and the field.
+pub fn check(
+    repo: &crate::audit::AuditRepo,
+    request: &str,
+    field: &str,
+    program: &str,
+) -> Result<(), String> {
+    if !program.contains('/') {
+        return Ok(());
+    }
+    let Some(workdir) = repo.repo.workdir() else {
+        return Ok(());
+    };
+    let root = workdir.join(&repo.prefix);
+    let named = if Path::new(program).is_absolute() {
+        PathBuf::from(program)
+    } else {
+        root.join(program)
+    };
+    let refused = |why: String| format!("`{program}`, which `{field}` names, {why}");
+    let (Ok(file), Ok(tree_root)) = (named.canonicalize(), workdir.canonicalize()) else {
+        return Err(refused("cannot be found".to_owned()));
+    };
+    let Ok(rel) = file.strip_prefix(&tree_root) else {
+        // Outside the repository: the host's own program.
+        return Ok(());
+    };
+    let rel = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/");
+    if rel.split('/').next() == Some(".git") {
+        return Err(refused("is inside `.git`".to_owned()));
+    }
+    let recorded = proposal_tree_blob(repo, request, &rel).map_err(&refused)?;
+    let head = repo
+        .head_for_reading()
+        .map_err(|e| refused(e.to_string()))?
+        .ok_or_else(|| refused("is in a repository without commits".to_owned()))?;
+    let at_head = head.tree().ok().and_then(|t| blob_at(&t, &rel));
+    if at_head != Some(recorded) {
+        return Err(refused(format!(
+            "is a file of this repository (`{rel}`) changed or removed since the proposal was recorded: it runs only as the proposal's commit held it (propose a new version to run another)"
+        )));
+    }
+    let bytes = std::fs::read(&file).map_err(|e| refused(format!("cannot be read: {e}")))?;
+    let id = git2::Oid::hash_object(git2::ObjectType::Blob, &bytes)
+        .map_err(|e| refused(e.to_string()))?;
+    if id != recorded {
+        return Err(refused(format!(
+            "differs in the work tree from the committed `{rel}` the proposal was recorded with: it runs only as that commit held it"
+        )));
+    }
+    Ok(())
+}
+
+/// The blob at `rel` in the tree of the commit that recorded the current version of
+/// `request`'s proposal.
+fn proposal_tree_blob(
+    repo: &crate::audit::AuditRepo,
+    request: &str,
+    rel: &str,
+) -> Result<git2::Oid, String> {
+    let head = repo
+        .head_for_reading()
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "is in a repository without commits".to_owned())?;
+    let tree = head.tree().map_err(|e| e.to_string())?;
+    let events = repo
+        .request_events(&tree, request)
+        .map_err(|e| e.to_string())?;
+    let seq = events
+        .iter()
+        .rev()
+        .find(|e| e.kind == types::PROPOSED)
+        .map(|e| e.seq)
+        .ok_or_else(|| format!("belongs to `{request}`, which was never proposed"))?;
+    let (commit, _) = super::history::commit_adding(repo, &head, seq)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("belongs to a proposal whose commit is not found (event {seq})"))?;
+    let recorded = commit.tree().map_err(|e| e.to_string())?;
+    blob_at(&recorded, rel).ok_or_else(|| {
+        format!(
+            "is a file of this repository (`{rel}`) that was not committed when the proposal was recorded: commit it, then propose again, so the approvers' version is the one that runs"
+        )
+    })
+}
+
+/// The blob id at `rel` in `tree`: a plain file (executable or not) only.
+fn blob_at(tree: &git2::Tree<'_>, rel: &str) -> Option<git2::Oid> {
+    let e = tree.get_path(Path::new(rel)).ok()?;
+    (e.kind() == Some(git2::ObjectType::Blob) && matches!(e.filemode(), 0o100_644 | 0o100_755))
+        .then(|| e.id())
+}
