@@ -181,6 +181,45 @@ fn a_rollback_script_changed_after_the_proposal_is_refused() {
     assert!(w.problem_codes().is_empty());
 }
 
+/// The interpreter trick: `rollback.command: [sh, scripts/recharge.sh, ch_981]` names
+/// the script as an argument of `sh`. The agent commits another script after the
+/// approval: refused all the same, nothing runs.
+#[test]
+fn a_rollback_script_run_through_an_interpreter_is_pinned_too() {
+    let w = AuditWs::new();
+    let ran = w.dir_path().join("ran");
+    let path = w.ws().join("requests/refund-4711.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let words = "command: [scripts/recharge.sh, ch_981]";
+    assert!(text.contains(words));
+    std::fs::write(
+        &path,
+        text.replace(words, "command: [sh, scripts/recharge.sh, ch_981]"),
+    )
+    .unwrap();
+    script(
+        &w,
+        &format!("#!/bin/sh\necho reviewed >> '{}'\n", ran.display()),
+    );
+    w.commit_all(Some(LEA), "the reviewed rollback script, run by sh");
+    w.propose_and_approve();
+    assert_eq!(exec_refund(&w).status.code(), Some(0));
+    ok(&w.hitl(LEA, &["rollback", REFUND, "--approve"]));
+    script(
+        &w,
+        &format!("#!/bin/sh\necho AGENT-PAYLOAD >> '{}'\n", ran.display()),
+    );
+    w.commit_all(Some(AGENT), "tidy");
+    let o = w.hitl(MARIA, &["rollback", REFUND]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("`scripts/recharge.sh`, which `rollback.command` names, is a file of this repository (`scripts/recharge.sh`) changed or removed since the proposal was recorded"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!ran.exists(), "nothing ran");
+}
+
 /// A precondition whose output is the approved JSON, blanks up to 1 MiB, then more: the
 /// whole output is not JSON, and only its first MiB was once read (and passed). Refused
 /// now, nothing spent.

@@ -469,13 +469,15 @@ fn judged_spend(
     .map_err(|why| AtHead::Refused(Refusal::NotApproved { why }))?;
     let pre = super::precondition::Precondition::of(&pre.1);
     // A program of the work tree runs only as the proposal's commit held it.
-    if let Some(program) = pre.as_ref().and_then(|p| p.command.first()) {
-        super::pinned::check(repo, &request, "change.precondition", program).map_err(|why| {
-            AtHead::Refused(Refusal::Precondition {
-                request: request.clone(),
-                why,
-            })
-        })?;
+    if let Some(pre) = &pre {
+        super::pinned::check(repo, &request, "change.precondition", &pre.command).map_err(
+            |why| {
+                AtHead::Refused(Refusal::Precondition {
+                    request: request.clone(),
+                    why,
+                })
+            },
+        )?;
     }
     let built = crate::audit::Built {
         events: vec![spent(

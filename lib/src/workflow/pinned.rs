@@ -6,72 +6,102 @@
 //! the approved rollback. So such a file runs only as the commit that recorded the
 //! proposal held it: the same blob at HEAD, and the bytes in the work tree hashing to
 //! that blob (a file changed since, uncommitted, or reached through a symlink to
-//! anything else is refused). A bare name (`restore-crm`) is looked up in the
+//! anything else is refused). So does an argument that names a file of the work tree
+//! (`[sh, scripts/x.sh]`). A bare program name (`restore-crm`) is looked up in the
 //! executor's `PATH`, and a path outside the repository is the host's own: neither is
-//! in the agent's reach through the repository. docs/approvals.md, docs/security.md.
+//! in the agent's reach through the repository. What an interpreter finds by other
+//! means (`python3 -m mod`, a file the script sources) is not seen here: name the
+//! committed script itself. docs/approvals.md, docs/security.md.
 
 use std::path::{Path, PathBuf};
 
 use super::types;
 
-/// Whether `program`, which the current version of `request`'s recorded proposal names
-/// in `field`, may run: `Ok` unless it is a file of the work tree that is not, byte for
-/// byte, the one the proposal's commit held.
+/// Whether the `command` that the current version of `request`'s recorded proposal names
+/// in `field` may run: `Ok` unless one of its words names a file of the work tree that
+/// is not, byte for byte, the one the proposal's commit held. The program counts when
+/// it is a path (a bare name is looked up in `PATH`); an argument counts whenever it
+/// names an existing file from the workspace's root (`[sh, scripts/x.sh]` runs
+/// `scripts/x.sh` as surely as `[scripts/x.sh]` does).
 ///
 /// # Errors
-/// Why it may not run, naming the program and the field.
+/// Why it may not run, naming the word and the field.
 pub fn check(
     repo: &crate::audit::AuditRepo,
     request: &str,
     field: &str,
-    program: &str,
+    command: &[String],
 ) -> Result<(), String> {
-    if !program.contains('/') {
-        return Ok(());
-    }
     let Some(workdir) = repo.repo.workdir() else {
         return Ok(());
     };
     let root = workdir.join(&repo.prefix);
-    let named = if Path::new(program).is_absolute() {
-        PathBuf::from(program)
-    } else {
-        root.join(program)
-    };
-    let refused = |why: String| format!("`{program}`, which `{field}` names, {why}");
-    let (Ok(file), Ok(tree_root)) = (named.canonicalize(), workdir.canonicalize()) else {
-        return Err(refused("cannot be found".to_owned()));
-    };
-    let Ok(rel) = file.strip_prefix(&tree_root) else {
-        // Outside the repository: the host's own program.
+    let Ok(tree_root) = workdir.canonicalize() else {
         return Ok(());
     };
-    let rel = rel
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/");
-    if rel.split('/').next() == Some(".git") {
-        return Err(refused("is inside `.git`".to_owned()));
+    for (n, word) in command.iter().enumerate() {
+        let is_program = n == 0;
+        if is_program && !word.contains('/') {
+            continue;
+        }
+        let named = if Path::new(word).is_absolute() {
+            PathBuf::from(word)
+        } else {
+            root.join(word)
+        };
+        let refused = |why: String| format!("`{word}`, which `{field}` names, {why}");
+        let file = match named.canonicalize() {
+            Ok(f) => f,
+            // A program that is not there cannot be run; an argument that names no file
+            // is not one (`ticket/5531`).
+            Err(_) if is_program => return Err(refused("cannot be found".to_owned())),
+            Err(_) => continue,
+        };
+        let Ok(rel) = file.strip_prefix(&tree_root) else {
+            // Outside the repository: the host's own.
+            continue;
+        };
+        if !is_program && !file.is_file() {
+            continue;
+        }
+        let rel = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        pinned_file(repo, request, &file, &rel).map_err(&refused)?;
     }
-    let recorded = proposal_tree_blob(repo, request, &rel).map_err(&refused)?;
+    Ok(())
+}
+
+/// `file` (at `rel` in the work tree) is the blob the proposal's commit held there, and
+/// HEAD still holds it.
+fn pinned_file(
+    repo: &crate::audit::AuditRepo,
+    request: &str,
+    file: &Path,
+    rel: &str,
+) -> Result<(), String> {
+    if rel.is_empty() || rel.split('/').next() == Some(".git") {
+        return Err("is not a file of the work tree".to_owned());
+    }
+    let recorded = proposal_tree_blob(repo, request, rel)?;
     let head = repo
         .head_for_reading()
-        .map_err(|e| refused(e.to_string()))?
-        .ok_or_else(|| refused("is in a repository without commits".to_owned()))?;
-    let at_head = head.tree().ok().and_then(|t| blob_at(&t, &rel));
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "is in a repository without commits".to_owned())?;
+    let at_head = head.tree().ok().and_then(|t| blob_at(&t, rel));
     if at_head != Some(recorded) {
-        return Err(refused(format!(
+        return Err(format!(
             "is a file of this repository (`{rel}`) changed or removed since the proposal was recorded: it runs only as the proposal's commit held it (propose a new version to run another)"
-        )));
+        ));
     }
-    let bytes = std::fs::read(&file).map_err(|e| refused(format!("cannot be read: {e}")))?;
-    let id = git2::Oid::hash_object(git2::ObjectType::Blob, &bytes)
-        .map_err(|e| refused(e.to_string()))?;
+    let bytes = std::fs::read(file).map_err(|e| format!("cannot be read: {e}"))?;
+    let id = git2::Oid::hash_object(git2::ObjectType::Blob, &bytes).map_err(|e| e.to_string())?;
     if id != recorded {
-        return Err(refused(format!(
+        return Err(format!(
             "differs in the work tree from the committed `{rel}` the proposal was recorded with: it runs only as that commit held it"
-        )));
+        ));
     }
     Ok(())
 }
