@@ -12,7 +12,7 @@
 //! configuration the decision extends. `approve` and `reject` call it under the audit
 //! lock before they append; `verify` calls it on every recorded decision. One rulebook.
 //!
-//! The derivation lives in `derive.rs` and the rules in `rules.rs` (both re-exported
+//! The derivation lives in `derive.rs` and the rules in `rules/` (both re-exported
 //! here); this file reads them from the audit: the state at HEAD, the governance check
 //! under the lock, and the judges of a new decision and a new proposal.
 
