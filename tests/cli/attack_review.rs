@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use super::audit::{AGENT, ALEX, AuditWs, LEA, MARIA, RAVI, keygen, ok, sh};
+use super::rollback::hand_made;
 use super::support::{NOW, hitl_at, stderr, stdout};
 
 const REFUND: &str = "refund-4711";
@@ -30,34 +31,6 @@ fn exec_refund(w: &AuditWs) -> std::process::Output {
 
 fn status(w: &AuditWs) -> serde_json::Value {
     serde_json::from_str(&ok(&w.read(&["status", REFUND, "--format", "json"]))).unwrap()
-}
-
-/// A copy of tests/cli/rollback.rs `hand_made`: an event of `kind` for refund-4711 by
-/// `who`, after the last one, in a commit signed by `who`.
-fn hand_made(w: &AuditWs, kind: &str, who: &str, fields: serde_json::Value) {
-    let last = (1..100).rev().find(|s| w.event_file(*s).exists()).unwrap();
-    let bytes = std::fs::read(w.event_file(last)).unwrap();
-    let e: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-    let mut event = serde_json::json!({
-        "seq": last + 1,
-        "prev": hitl_lib::audit::sha256_hex(&bytes),
-        "type": kind,
-        "request": REFUND,
-        "at": e["at"],
-        "actor": {"principal": who, "key": w.fingerprint(who)},
-        "config": e["config"],
-    });
-    for (k, v) in fields.as_object().unwrap() {
-        event[k] = v.clone();
-    }
-    let mut out = serde_json::to_vec_pretty(&event).unwrap();
-    out.push(b'\n');
-    std::fs::write(w.event_file(last + 1), out).unwrap();
-    let index = w.ws().join(hitl_lib::audit::request_index_path(REFUND));
-    let mut listed = std::fs::read_to_string(&index).unwrap();
-    listed.push_str(&format!("{}\n", last + 1));
-    std::fs::write(&index, listed).unwrap();
-    w.commit_all(Some(who), &format!("{kind} by hand"));
 }
 
 fn script(w: &AuditWs, body: &str) {

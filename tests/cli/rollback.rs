@@ -292,7 +292,7 @@ fn a_failing_rollback_is_recorded_with_its_exit_code() {
 
 /// Appends an event of `kind` for refund-4711 by `who` after the last one, by hand, in
 /// a commit signed by `who` (a trusted key), as the tamper tests of `exec` do.
-fn hand_made(w: &AuditWs, kind: &str, who: &str, fields: serde_json::Value) {
+pub(super) fn hand_made(w: &AuditWs, kind: &str, who: &str, fields: serde_json::Value) {
     let last = (1..100).rev().find(|s| w.event_file(*s).exists()).unwrap();
     let bytes = std::fs::read(w.event_file(last)).unwrap();
     let e: serde_json::Value = serde_json::from_slice(&bytes).unwrap();

@@ -76,54 +76,39 @@ pub fn state_at(
             i += 1;
             continue;
         }
-        if types::EXECUTION.contains(&e.kind.as_str()) {
-            // An execution event holds only where its rule holds at its time, under the
-            // configuration its commit extended, and only as its signer's.
+        let kind = e.kind.as_str();
+        if types::EXECUTION.contains(&kind)
+            || types::ROLLBACK.contains(&kind)
+            || kind == types::REFUSED
+        {
+            // An execution, rollback or refusal event holds only as its signer's, where
+            // its rule holds at its time under the configuration its commit extended (a
+            // refusal changes nothing, but a hand-made one in another's name, or for a
+            // request not proposed before it, does not hold either).
             let judged = recorded_by_actor(repo, configs, head, e)?.and_then(|(_, config)| {
-                let break_glass = super::break_glass::is_member(&config, &e.actor.principal);
-                super::execution::judge_execution(&state, e, break_glass)
+                if types::EXECUTION.contains(&kind) {
+                    let break_glass = super::break_glass::is_member(&config, &e.actor.principal);
+                    super::execution::judge_execution(&state, e, break_glass)
+                } else if types::ROLLBACK.contains(&kind) {
+                    super::rollback::judge_rollback(&state, e, &config).map_err(|r| r.to_string())
+                } else {
+                    super::refusal::judge_refused(&state, e)
+                }
             });
             if let Err(why) = judged {
                 state.derived = Some(Err(format!(
-                    "its recorded `{}` (event {}) does not hold: {why}",
-                    e.kind, e.seq
-                )));
-                break;
-            }
-            state.execute(e);
-            i += 1;
-            continue;
-        }
-        if types::ROLLBACK.contains(&e.kind.as_str()) {
-            // A rollback event too holds only where its rule holds at its time, under
-            // the configuration its commit extended, and only as its signer's.
-            let judged = recorded_by_actor(repo, configs, head, e)?.and_then(|(_, config)| {
-                super::rollback::judge_rollback(&state, e, &config).map_err(|r| r.to_string())
-            });
-            if let Err(why) = judged {
-                state.derived = Some(Err(format!(
-                    "its recorded `{}` (event {}) does not hold: {why}",
-                    e.kind, e.seq
-                )));
-                break;
-            }
-            state.roll_back(e);
-            i += 1;
-            continue;
-        }
-        if e.kind == types::REFUSED {
-            // A refusal changes nothing, but holds only as its signer's, for a request
-            // proposed before it: a hand-made one in another's name does not.
-            let judged = recorded_by_actor(repo, configs, head, e)?
-                .and_then(|_| super::refusal::judge_refused(&state, e));
-            if let Err(why) = judged {
-                state.derived = Some(Err(format!(
-                    "its recorded `refused` (event {}) does not hold: {why}",
+                    "its recorded `{kind}` (event {}) does not hold: {why}",
                     e.seq
                 )));
                 break;
             }
-            state.refused(e);
+            if types::EXECUTION.contains(&kind) {
+                state.execute(e);
+            } else if types::ROLLBACK.contains(&kind) {
+                state.roll_back(e);
+            } else {
+                state.refused(e);
+            }
             i += 1;
             continue;
         }
