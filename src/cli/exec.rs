@@ -131,7 +131,16 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
                 "exec: checking the precondition of `{request}`: {}",
                 hitl_lib::text::escape(&serde_json::to_string(&pre.command).unwrap_or_default())
             );
-            pre.judge(run_precondition(ws.root(), &pre.command)).err()
+            // In the workspace as the proposal's commit held it, never the work tree.
+            let ran = super::proposal_command::prepare(
+                &repo,
+                &request,
+                "change.precondition",
+                &pre.command,
+            )
+            .map_err(|e| format!("it could not be run: {}", e.message))
+            .and_then(|(export, words)| run_precondition(&export.dir, &words));
+            pre.judge(ran).err()
         }
         Err(AtHead::Refused(r)) => Some(r),
         Err(AtHead::Workflow(w)) => return Err(w.into()),
@@ -263,9 +272,9 @@ fn refused(
     )
 }
 
-/// Runs the precondition's command in the workspace's root, without a shell, with no
-/// input and its standard error passed through: its exit code and standard output (at
-/// most 1 MiB is read; a state is small).
+/// Runs the precondition's command (its program resolved) in `root` (the export of the
+/// proposal's commit), without a shell, with no input and its standard error passed
+/// through: its exit code and standard output (at most 1 MiB is read; a state is small).
 fn run_precondition(root: &std::path::Path, words: &[String]) -> Result<Ran, String> {
     const MAX: u64 = 1 << 20;
     let Some((program, rest)) = words.split_first() else {

@@ -19,6 +19,7 @@ mod man;
 mod override_cmd;
 mod policy;
 mod present;
+mod proposal_command;
 mod propose;
 mod queue;
 mod refusal;

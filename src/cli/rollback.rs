@@ -71,11 +71,23 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     }
     // 1. Started, in a signed commit, before anything runs.
     let mut command = Vec::new();
+    let mut prepared = None;
     let started = repo.append(&how, |repo, _, _, now| {
         let start = rollback::start(repo, request, signer, args.operator.as_deref(), now)?;
+        // The workspace as the proposal's commit held it, the program found there: a
+        // program that is not there refuses before the one rollback is used up.
+        prepared = Some(super::proposal_command::prepare(
+            repo,
+            request,
+            "rollback.command",
+            &start.command,
+        )?);
         command = start.command;
         Ok::<_, CliError>(start.built)
     })?;
+    let Some((export, run)) = prepared else {
+        return Err(CliError::new(Exit::Io, "the rollback was not prepared"));
+    };
     hitl_lib::workflow::engine::remember_appended(&repo, &started);
     if let Some(remote) = &args.push
         && let Err(why) = super::exec::push(ws.root(), remote)
@@ -92,18 +104,12 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         &started.commit.to_string()[..12],
         command.first().map_or("", String::as_str)
     );
-    // 2. The command, from the workspace's root (where a relative `rollback.command`
-    // is read from), its output passed through and digested.
+    // 2. The command, in the export of the proposal's commit (where a relative
+    // `rollback.command` is read from), its output passed through and digested.
     let words = serde_json::to_vec(&command).unwrap_or_default();
     let clock = Instant::now();
-    let mut run = command.clone();
-    if let Some(program) = run.first_mut()
-        && program.contains('/')
-        && !std::path::Path::new(program.as_str()).is_absolute()
-    {
-        *program = ws.root().join(program.as_str()).display().to_string();
-    }
-    let (exit_code, output) = super::exec::run_teed(&run, Some(ws.root()))?;
+    let (exit_code, output) = super::exec::run_teed(&run, Some(&export.dir))?;
+    drop(export);
     let duration_ms = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
     let fields = serde_json::json!({
         "command": command.first(),

@@ -104,89 +104,159 @@ fn a_rollback_approval_by_one_removed_from_the_role_since_does_not_hold() {
     assert_eq!(w.problem_codes(), ["rollback-unfounded"]);
 }
 
-/// The approvers saw `rollback.command: [scripts/recharge.sh, ch_981]` and approved the
-/// rollback with the reviewed script committed; the agent then commits another script
-/// (an ordinary commit, not governed; `verify` finds nothing) and starts the rollback:
-/// refused, nothing runs. So is the reviewed script edited in the work tree only; put
-/// back as committed, it runs once.
-#[test]
-fn a_rollback_script_changed_after_the_proposal_is_refused() {
+/// The reviewed rollback script committed, proposed, approved, spent, the rollback
+/// approved; then the agent changes the repository as the second review did, each
+/// change committed (ordinary commits: `verify` finds nothing) or only in the work tree.
+/// Whatever it changes, the rollback runs the workspace as the proposal's commit held
+/// it: the reviewed script, once.
+fn after_approval(change: &dyn Fn(&AuditWs, &std::path::Path), words: Option<&str>) {
     let w = AuditWs::new();
     let ran = w.dir_path().join("ran");
-    let reviewed = format!("#!/bin/sh\necho reviewed >> '{}'\n", ran.display());
-    script(&w, &reviewed);
-    w.commit_all(Some(LEA), "the reviewed rollback script");
+    if let Some(words) = words {
+        let path = w.ws().join("requests/refund-4711.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let old = "command: [scripts/recharge.sh, ch_981]";
+        assert!(text.contains(old));
+        std::fs::write(&path, text.replace(old, words)).unwrap();
+    }
+    script(
+        &w,
+        &format!(
+            "#!/bin/sh\n. scripts/lib.sh\necho \"reviewed $(lib)\" >> '{}'\n",
+            ran.display()
+        ),
+    );
+    std::fs::write(w.ws().join("scripts/lib.sh"), "lib() { echo helper; }\n").unwrap();
+    w.commit_all(Some(LEA), "the reviewed rollback script and its helper");
     w.propose_and_approve();
     assert_eq!(exec_refund(&w).status.code(), Some(0));
     ok(&w.hitl(LEA, &["rollback", REFUND, "--approve"]));
-    script(
-        &w,
-        &format!("#!/bin/sh\necho AGENT-PAYLOAD >> '{}'\n", ran.display()),
-    );
-    w.commit_all(Some(AGENT), "tidy");
-    assert!(w.problem_codes().is_empty());
+    change(&w, &ran);
     let o = w.hitl(MARIA, &["rollback", REFUND]);
-    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("`scripts/recharge.sh`, which `rollback.command` names, is a file of this repository (`scripts/recharge.sh`) changed or removed since the proposal was recorded"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(!ran.exists(), "nothing ran");
-    // Back as committed at HEAD, but edited in the work tree only.
-    script(&w, &reviewed);
-    w.commit_all(Some(LEA), "the reviewed script again");
-    script(
-        &w,
-        &format!("#!/bin/sh\necho EDITED >> '{}'\n", ran.display()),
-    );
-    let o = w.hitl(MARIA, &["rollback", REFUND]);
-    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("differs in the work tree from the committed `scripts/recharge.sh`"),
-        "{}",
-        stderr(&o)
-    );
-    assert!(!ran.exists(), "nothing ran");
-    script(&w, &reviewed);
-    ok(&w.hitl(MARIA, &["rollback", REFUND]));
-    assert_eq!(std::fs::read_to_string(&ran).unwrap(), "reviewed\n");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(&ran).unwrap(), "reviewed helper\n");
     assert!(w.problem_codes().is_empty());
 }
 
-/// The interpreter trick: `rollback.command: [sh, scripts/recharge.sh, ch_981]` names
-/// the script as an argument of `sh`. The agent commits another script after the
-/// approval: refused all the same, nothing runs.
+fn payload(ran: &std::path::Path) -> String {
+    format!("#!/bin/sh\necho AGENT-PAYLOAD >> '{}'\n", ran.display())
+}
+
 #[test]
-fn a_rollback_script_run_through_an_interpreter_is_pinned_too() {
+fn a_rollback_script_committed_again_after_the_approval_does_not_run() {
+    after_approval(
+        &|w, ran| {
+            script(w, &payload(ran));
+            w.commit_all(Some(AGENT), "tidy");
+        },
+        None,
+    );
+}
+
+#[test]
+fn a_rollback_script_edited_in_the_work_tree_does_not_run() {
+    after_approval(&|w, ran| script(w, &payload(ran)), None);
+}
+
+/// `[sh, scripts/recharge.sh, ch_981]`: the script is an argument of `sh`.
+#[test]
+fn a_rollback_script_run_through_an_interpreter_is_the_proposals_too() {
+    after_approval(
+        &|w, ran| {
+            script(w, &payload(ran));
+            w.commit_all(Some(AGENT), "tidy");
+        },
+        Some("command: [sh, scripts/recharge.sh, ch_981]"),
+    );
+}
+
+/// The helper the script sources, changed and committed after the approval.
+#[test]
+fn a_helper_the_script_sources_is_the_proposals_too() {
+    after_approval(
+        &|w, _| {
+            std::fs::write(
+                w.ws().join("scripts/lib.sh"),
+                "lib() { echo AGENT-PAYLOAD; }\n",
+            )
+            .unwrap();
+            w.commit_all(Some(AGENT), "tidy");
+        },
+        None,
+    );
+}
+
+/// The script replaced by a committed symlink to another committed file (the payload,
+/// committed before the proposal), or to a file outside the repository.
+#[test]
+fn a_symlink_committed_after_the_approval_does_not_run() {
+    for outside in [false, true] {
+        after_approval(
+            &|w, ran| {
+                let target = if outside {
+                    w.dir_path().join("outside.sh")
+                } else {
+                    w.ws().join("scripts/helper.sh")
+                };
+                std::fs::write(&target, payload(ran)).unwrap();
+                let link = w.ws().join("scripts/recharge.sh");
+                std::fs::remove_file(&link).unwrap();
+                std::os::unix::fs::symlink(&target, &link).unwrap();
+                w.commit_all(Some(AGENT), "tidy");
+            },
+            None,
+        );
+    }
+}
+
+/// A script that was never committed is not in the proposal's commit: the rollback is
+/// refused before its one start is recorded (exit 4), and nothing runs.
+#[test]
+fn an_uncommitted_rollback_script_is_refused_before_the_start_is_recorded() {
     let w = AuditWs::new();
     let ran = w.dir_path().join("ran");
-    let path = w.ws().join("requests/refund-4711.yaml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let words = "command: [scripts/recharge.sh, ch_981]";
-    assert!(text.contains(words));
-    std::fs::write(
-        &path,
-        text.replace(words, "command: [sh, scripts/recharge.sh, ch_981]"),
-    )
-    .unwrap();
-    script(
-        &w,
-        &format!("#!/bin/sh\necho reviewed >> '{}'\n", ran.display()),
-    );
-    w.commit_all(Some(LEA), "the reviewed rollback script, run by sh");
     w.propose_and_approve();
     assert_eq!(exec_refund(&w).status.code(), Some(0));
     ok(&w.hitl(LEA, &["rollback", REFUND, "--approve"]));
-    script(
-        &w,
-        &format!("#!/bin/sh\necho AGENT-PAYLOAD >> '{}'\n", ran.display()),
+    script(&w, &payload(&ran));
+    let before = w.git(&["rev-parse", "HEAD"]);
+    let o = w.hitl(MARIA, &["rollback", REFUND]);
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("`scripts/recharge.sh`, which `rollback.command` names, is not a program in the workspace as its proposal's commit held it"),
+        "{}",
+        stderr(&o)
     );
-    w.commit_all(Some(AGENT), "tidy");
+    assert!(!ran.exists(), "nothing ran");
+    assert_eq!(w.git(&["rev-parse", "HEAD"]), before, "nothing recorded");
+    assert_eq!(status(&w)["state"], "executed");
+}
+
+/// An absolute path into the work tree would run the live file: refused (exit 6).
+#[test]
+fn an_absolute_path_into_the_work_tree_is_refused() {
+    let w = AuditWs::new();
+    let ran = w.dir_path().join("ran");
+    script(&w, &payload(&ran));
+    let path = w.ws().join("requests/refund-4711.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let live = w.ws().join("scripts/recharge.sh");
+    std::fs::write(
+        &path,
+        text.replace(
+            "command: [scripts/recharge.sh, ch_981]",
+            &format!("command: [\"{}\", ch_981]", live.display()),
+        ),
+    )
+    .unwrap();
+    w.commit_all(Some(LEA), "an absolute rollback command");
+    w.propose_and_approve();
+    assert_eq!(exec_refund(&w).status.code(), Some(0));
+    ok(&w.hitl(LEA, &["rollback", REFUND, "--approve"]));
     let o = w.hitl(MARIA, &["rollback", REFUND]);
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("`scripts/recharge.sh`, which `rollback.command` names, is a file of this repository (`scripts/recharge.sh`) changed or removed since the proposal was recorded"),
+        stderr(&o).contains("is an absolute path into the work tree"),
         "{}",
         stderr(&o)
     );

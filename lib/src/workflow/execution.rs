@@ -470,14 +470,12 @@ fn judged_spend(
     let pre = super::precondition::Precondition::of(&pre.1);
     // A program of the work tree runs only as the proposal's commit held it.
     if let Some(pre) = &pre {
-        super::pinned::check(repo, &request, "change.precondition", &pre.command).map_err(
-            |why| {
-                AtHead::Refused(Refusal::Precondition {
-                    request: request.clone(),
-                    why,
-                })
-            },
-        )?;
+        super::pinned::check(repo, "change.precondition", &pre.command).map_err(|why| {
+            AtHead::Refused(Refusal::Precondition {
+                request: request.clone(),
+                why,
+            })
+        })?;
     }
     let built = crate::audit::Built {
         events: vec![spent(

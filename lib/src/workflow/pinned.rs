@@ -1,122 +1,135 @@
-//! The programs a proposal names to run (its `rollback.command`, its
-//! `change.precondition`) are the agent's words, and the approvers saw only the words.
-//! Where such a program is a file of the workspace's own repository (`scripts/x.sh`,
-//! run from the workspace's root, or an absolute path into the work tree), an agent that
-//! can commit could change the file after the approval and have its own code run as
-//! the approved rollback. So such a file runs only as the commit that recorded the
-//! proposal held it: the same blob at HEAD, and the bytes in the work tree hashing to
-//! that blob (a file changed since, uncommitted, or reached through a symlink to
-//! anything else is refused). So does an argument that names a file of the work tree
-//! (`[sh, scripts/x.sh]`). A bare program name (`restore-crm`) is looked up in the
-//! executor's `PATH`, and a path outside the repository is the host's own: neither is
-//! in the agent's reach through the repository. What an interpreter finds by other
-//! means (`python3 -m mod`, a file the script sources) is not seen here: name the
-//! committed script itself. docs/approvals.md, docs/security.md.
+//! The commands a proposal names to run (its `rollback.command`, its
+//! `change.precondition`) are the agent's words, and the approvers saw only the words and
+//! the repository as the proposal's commit held it. An agent that can commit could
+//! change a script, a file it sources, a `Makefile`, a symlink on the way after the
+//! approval and have its own code run as the approved rollback. So such a command runs
+//! in an export of the workspace as the commit that recorded the proposal held it
+//! ([`export`]: its files but the audit, written afresh into an empty folder), never in
+//! the work tree: relative programs and arguments, sourced files, `.` in `PATH` all
+//! resolve there. A word that is an absolute path into the work tree would escape the
+//! export, so it is refused ([`check`]). A bare program name (`restore-crm`) is looked up
+//! in the executor's `PATH`, and a path outside the repository is the host's own: what
+//! the host installs is out of the agent's reach through the repository.
+//! docs/approvals.md, docs/security.md.
 
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path};
 
 use super::types;
 
-/// Whether the `command` that the current version of `request`'s recorded proposal names
-/// in `field` may run: `Ok` unless one of its words names a file of the work tree that
-/// is not, byte for byte, the one the proposal's commit held. The program counts when
-/// it is a path (a bare name is looked up in `PATH`); an argument counts whenever it
-/// names an existing file from the workspace's root (`[sh, scripts/x.sh]` runs
-/// `scripts/x.sh` as surely as `[scripts/x.sh]` does).
+/// Refuses a `command` (named by `request`'s proposal in `field`) with a word that is an
+/// absolute path into the repository's work tree (written as it is, or through
+/// symlinks): it would run the live file, not the proposal's.
 ///
 /// # Errors
 /// Why it may not run, naming the word and the field.
 pub fn check(
     repo: &crate::audit::AuditRepo,
-    request: &str,
     field: &str,
     command: &[String],
 ) -> Result<(), String> {
     let Some(workdir) = repo.repo.workdir() else {
         return Ok(());
     };
-    let root = workdir.join(&repo.prefix);
-    let Ok(tree_root) = workdir.canonicalize() else {
-        return Ok(());
+    let tree_root = workdir
+        .canonicalize()
+        .unwrap_or_else(|_| workdir.to_path_buf());
+    for word in command {
+        let path = Path::new(word);
+        if !path.is_absolute() {
+            continue;
+        }
+        let inside = path.starts_with(workdir)
+            || path.starts_with(&tree_root)
+            || path.canonicalize().is_ok_and(|p| p.starts_with(&tree_root))
+            || path.starts_with("/proc");
+        if inside {
+            return Err(format!(
+                "`{word}`, which `{field}` names, is an absolute path into the work tree (or `/proc`): name it relative to the workspace, so that it runs as the proposal's commit held it"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Writes the workspace as the commit that recorded the current version of `request`'s
+/// proposal held it into the empty folder `dest`: every file and symlink of the
+/// workspace's folder in that commit, with its mode, but the audit (`audit/`) and
+/// submodules. Names a hand-made tree could hold that are not plain path components
+/// (`..`, `.`, with a `/`) refuse the export.
+///
+/// # Errors
+/// Why the export could not be made.
+pub fn export(repo: &crate::audit::AuditRepo, request: &str, dest: &Path) -> Result<(), String> {
+    let tree = proposal_tree(repo, request)?;
+    let workspace = if repo.prefix.is_empty() {
+        tree
+    } else {
+        let entry = tree
+            .get_path(Path::new(repo.prefix.trim_end_matches('/')))
+            .map_err(|e| format!("the workspace's folder is not in the proposal's commit: {e}"))?;
+        repo.repo
+            .find_tree(entry.id())
+            .map_err(|e| format!("the workspace's folder is not a folder there: {e}"))?
     };
-    for (n, word) in command.iter().enumerate() {
-        let is_program = n == 0;
-        if is_program && !word.contains('/') {
-            continue;
-        }
-        let named = if Path::new(word).is_absolute() {
-            PathBuf::from(word)
-        } else {
-            root.join(word)
-        };
-        let refused = |why: String| format!("`{word}`, which `{field}` names, {why}");
-        let file = match named.canonicalize() {
-            Ok(f) => f,
-            // A program that is not there cannot be run; an argument that names no file
-            // is not one (`ticket/5531`).
-            Err(_) if is_program => return Err(refused("cannot be found".to_owned())),
-            Err(_) => continue,
-        };
-        let Ok(rel) = file.strip_prefix(&tree_root) else {
-            // Outside the repository: the host's own.
-            continue;
-        };
-        if !is_program && !file.is_file() {
-            continue;
-        }
-        let rel = rel
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/");
-        pinned_file(repo, request, &file, &rel).map_err(&refused)?;
-    }
-    Ok(())
+    write_tree(repo, &workspace, dest, true)
 }
 
-/// `file` (at `rel` in the work tree) is the blob the proposal's commit held there, and
-/// HEAD still holds it.
-fn pinned_file(
+fn write_tree(
     repo: &crate::audit::AuditRepo,
-    request: &str,
-    file: &Path,
-    rel: &str,
+    tree: &git2::Tree<'_>,
+    dest: &Path,
+    top: bool,
 ) -> Result<(), String> {
-    if rel.is_empty() || rel.split('/').next() == Some(".git") {
-        return Err("is not a file of the work tree".to_owned());
-    }
-    let recorded = proposal_tree_blob(repo, request, rel)?;
-    let head = repo
-        .head_for_reading()
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| "is in a repository without commits".to_owned())?;
-    let at_head = head.tree().ok().and_then(|t| blob_at(&t, rel));
-    if at_head != Some(recorded) {
-        return Err(format!(
-            "is a file of this repository (`{rel}`) changed or removed since the proposal was recorded: it runs only as the proposal's commit held it (propose a new version to run another)"
-        ));
-    }
-    let bytes = std::fs::read(file).map_err(|e| format!("cannot be read: {e}"))?;
-    let id = git2::Oid::hash_object(git2::ObjectType::Blob, &bytes).map_err(|e| e.to_string())?;
-    if id != recorded {
-        return Err(format!(
-            "differs in the work tree from the committed `{rel}` the proposal was recorded with: it runs only as that commit held it"
-        ));
+    use std::os::unix::fs::PermissionsExt as _;
+    for entry in tree {
+        let name = entry
+            .name()
+            .ok_or_else(|| "a file name that is not UTF-8".to_owned())?;
+        let mut parts = Path::new(name).components();
+        if !matches!(
+            (parts.next(), parts.next()),
+            (Some(Component::Normal(_)), None)
+        ) {
+            return Err(format!("`{name}` is not a file name"));
+        }
+        if top && name == crate::audit::AUDIT_DIR {
+            continue;
+        }
+        let path = dest.join(name);
+        match (entry.kind(), entry.filemode()) {
+            (Some(git2::ObjectType::Tree), _) => {
+                std::fs::create_dir(&path).map_err(|e| format!("`{name}`: {e}"))?;
+                let sub = repo.repo.find_tree(entry.id()).map_err(|e| e.to_string())?;
+                write_tree(repo, &sub, &path, false)?;
+            }
+            (Some(git2::ObjectType::Blob), 0o120_000) => {
+                let blob = repo.repo.find_blob(entry.id()).map_err(|e| e.to_string())?;
+                let target = String::from_utf8_lossy(blob.content()).into_owned();
+                std::os::unix::fs::symlink(target, &path).map_err(|e| format!("`{name}`: {e}"))?;
+            }
+            (Some(git2::ObjectType::Blob), mode) => {
+                let blob = repo.repo.find_blob(entry.id()).map_err(|e| e.to_string())?;
+                std::fs::write(&path, blob.content()).map_err(|e| format!("`{name}`: {e}"))?;
+                let bits = if mode == 0o100_755 { 0o755 } else { 0o644 };
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(bits))
+                    .map_err(|e| format!("`{name}`: {e}"))?;
+            }
+            // A submodule's commit is not in this repository.
+            _ => {}
+        }
     }
     Ok(())
 }
 
-/// The blob at `rel` in the tree of the commit that recorded the current version of
-/// `request`'s proposal.
-fn proposal_tree_blob(
-    repo: &crate::audit::AuditRepo,
+/// The tree of the commit that recorded the current version of `request`'s proposal.
+fn proposal_tree<'r>(
+    repo: &'r crate::audit::AuditRepo,
     request: &str,
-    rel: &str,
-) -> Result<git2::Oid, String> {
+) -> Result<git2::Tree<'r>, String> {
     let head = repo
         .head_for_reading()
         .map_err(|e| e.to_string())?
-        .ok_or_else(|| "is in a repository without commits".to_owned())?;
+        .ok_or_else(|| "the repository has no commits".to_owned())?;
     let tree = head.tree().map_err(|e| e.to_string())?;
     let events = repo
         .request_events(&tree, request)
@@ -126,21 +139,11 @@ fn proposal_tree_blob(
         .rev()
         .find(|e| e.kind == types::PROPOSED)
         .map(|e| e.seq)
-        .ok_or_else(|| format!("belongs to `{request}`, which was never proposed"))?;
+        .ok_or_else(|| format!("`{request}` was never proposed"))?;
     let (commit, _) = super::history::commit_adding(repo, &head, seq)
         .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("belongs to a proposal whose commit is not found (event {seq})"))?;
-    let recorded = commit.tree().map_err(|e| e.to_string())?;
-    blob_at(&recorded, rel).ok_or_else(|| {
-        format!(
-            "is a file of this repository (`{rel}`) that was not committed when the proposal was recorded: commit it, then propose again, so the approvers' version is the one that runs"
-        )
-    })
-}
-
-/// The blob id at `rel` in `tree`: a plain file (executable or not) only.
-fn blob_at(tree: &git2::Tree<'_>, rel: &str) -> Option<git2::Oid> {
-    let e = tree.get_path(Path::new(rel)).ok()?;
-    (e.kind() == Some(git2::ObjectType::Blob) && matches!(e.filemode(), 0o100_644 | 0o100_755))
-        .then(|| e.id())
+        .ok_or_else(|| {
+            format!("the commit that recorded `{request}`'s proposal (event {seq}) is not found")
+        })?;
+    commit.tree().map_err(|e| e.to_string())
 }

@@ -305,11 +305,9 @@ pub fn start(
         _ => Vec::new(),
     };
     // A program of the work tree runs only as the proposal's commit held it.
-    super::pinned::check(repo, request, "rollback.command", &command).map_err(|why| {
-        Refusal::Rule {
-            request: request.to_owned(),
-            why,
-        }
+    super::pinned::check(repo, "rollback.command", &command).map_err(|why| Refusal::Rule {
+        request: request.to_owned(),
+        why,
     })?;
     let words = serde_json::to_vec(&command).unwrap_or_default();
     Ok(Start {
