@@ -62,6 +62,8 @@ pub fn prepare(
         })?;
         *program = found.display().to_string();
     }
+    hitl_lib::workflow::pinned::check_resolved(repo, field, &export.dir, &resolved)
+        .map_err(|why| CliError::new(Exit::Refused, format!("`{request}`: {why}")))?;
     Ok((export, resolved))
 }
 

@@ -256,7 +256,7 @@ fn an_absolute_path_into_the_work_tree_is_refused() {
     let o = w.hitl(MARIA, &["rollback", REFUND]);
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("is an absolute path into the work tree"),
+        stderr(&o).contains("names a path into the work tree (or `/proc`)"),
         "{}",
         stderr(&o)
     );
