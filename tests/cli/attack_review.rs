@@ -392,3 +392,268 @@ fn a_sibling_workspace_never_reuses_the_fold_of_another() {
         stderr(&o)
     );
 }
+
+/// The third review's attacks on the export (each once ran the agent's code or wrote
+/// outside the export; now refused, exit 29 for a precondition, nothing spent).
+mod export {
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::path::Path;
+
+    use super::super::audit::{AGENT, AuditWs, LEA};
+    use super::super::support::{NOW, stderr, stdout};
+
+    const REFUND: &str = "refund-4711";
+    const STATE: &str = "echo '{\"charge\":\"ch_981\",\"status\":\"captured\",\"refunded\":0}'";
+
+    fn write_exec(file: &Path, body: &str) {
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, body).unwrap();
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn with_precondition(w: &AuditWs, words: &str) {
+        let path = w.ws().join("requests/refund-4711.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let after = "  after: {charge: ch_981, status: refunded, refunded: 180}\n";
+        assert!(text.contains(after));
+        std::fs::write(
+            &path,
+            text.replace(after, &format!("{after}  precondition: {words}\n")),
+        )
+        .unwrap();
+        w.commit_all(Some(LEA), "precondition");
+    }
+
+    fn exec_refund(w: &AuditWs, path_env: Option<&str>) -> std::process::Output {
+        let file = w.ws().join(format!("audit/approvals/{REFUND}.json"));
+        let mut c = w
+            .command(NOW)
+            .env_remove("HITL_SIGNING_KEY")
+            .args(["exec", file.to_str().unwrap(), "--amount", "180"])
+            .args(["--currency", "EUR", "--key", w.key(AGENT).to_str().unwrap()])
+            .args(["--", "true"]);
+        if let Some(p) = path_env {
+            c = c.env("PATH", p);
+        }
+        c.output().unwrap()
+    }
+
+    fn payload(ran: &Path) -> String {
+        format!(
+            "#!/bin/sh\necho AGENT-PAYLOAD >> '{}'\n{STATE}\n",
+            ran.display()
+        )
+    }
+
+    fn benign() -> String {
+        format!("#!/bin/sh\n{STATE}\n")
+    }
+
+    /// Refused with exit 29 and `needle`, nothing ran, nothing spent.
+    fn refused(w: &AuditWs, o: &std::process::Output, ran: &Path, needle: &str) {
+        assert_eq!(o.status.code(), Some(29), "{}{}", stdout(o), stderr(o));
+        assert!(stderr(o).contains(needle), "{}", stderr(o));
+        assert!(!ran.exists(), "nothing ran");
+        let status: serde_json::Value = serde_json::from_str(&super::super::audit::ok(
+            &w.read(&["status", REFUND, "--format", "json"]),
+        ))
+        .unwrap();
+        assert_eq!(status["state"], "approved", "nothing spent");
+    }
+
+    fn blob(w: &AuditWs, bytes: &[u8]) -> String {
+        w.git_with(&[], &["hash-object", "-w", "--stdin"], Some(bytes))
+            .trim()
+            .to_owned()
+    }
+
+    fn entry(mode: &str, name: &[u8], hex: &str) -> Vec<u8> {
+        let mut v = format!("{mode} ").into_bytes();
+        v.extend_from_slice(name);
+        v.push(0);
+        v.extend((0..20).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()));
+        v
+    }
+
+    /// A raw tree object, unsorted and unchecked (`hash-object --literally`).
+    fn raw_tree(w: &AuditWs, entries: &[Vec<u8>]) -> String {
+        w.git_with(
+            &[],
+            &["hash-object", "-t", "tree", "--literally", "-w", "--stdin"],
+            Some(&entries.concat()),
+        )
+        .trim()
+        .to_owned()
+    }
+
+    /// An agent's commit on top of HEAD adding the folder `name` holding `tree`.
+    fn commit_with_folder(w: &AuditWs, name: &str, tree: &str) {
+        let mut listing = w.git(&["ls-tree", "HEAD"]);
+        listing.push_str(&format!("040000 tree {tree}\t{name}\n"));
+        let root = w
+            .git_with(&[], &["mktree"], Some(listing.as_bytes()))
+            .trim()
+            .to_owned();
+        let who = [
+            ("GIT_AUTHOR_NAME", "agent"),
+            ("GIT_AUTHOR_EMAIL", AGENT),
+            ("GIT_COMMITTER_NAME", "agent"),
+            ("GIT_COMMITTER_EMAIL", AGENT),
+        ];
+        let commit = w
+            .git_with(
+                &who,
+                &["commit-tree", &root, "-p", "HEAD", "-m", "fixtures"],
+                None,
+            )
+            .trim()
+            .to_owned();
+        w.git(&["update-ref", "HEAD", &commit]);
+    }
+
+    /// A name twice in a hand-made tree, a symlink to the executor's file then a file:
+    /// once written through the link; now the export refuses, the file untouched.
+    #[test]
+    fn a_name_twice_in_a_tree_never_writes_through_a_symlink() {
+        let w = AuditWs::new();
+        let ran = w.dir_path().join("ran");
+        let victim = w.dir_path().join(".bashrc");
+        std::fs::write(&victim, "# the executor's own\n").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o600)).unwrap();
+        with_precondition(&w, "[sh, -c, \"exit 0\"]");
+        let link = blob(&w, victim.to_str().unwrap().as_bytes());
+        let evil = blob(&w, b"AGENT-PAYLOAD\n");
+        let twice = raw_tree(
+            &w,
+            &[entry("120000", b"x", &link), entry("100644", b"x", &evil)],
+        );
+        commit_with_folder(&w, "fixtures", &twice);
+        w.propose_and_approve();
+        let o = exec_refund(&w, None);
+        refused(&w, &o, &ran, "cannot export the workspace");
+        assert_eq!(
+            std::fs::read_to_string(&victim).unwrap(),
+            "# the executor's own\n"
+        );
+        assert_eq!(
+            std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    /// A symlink committed before the proposal, to the live work tree (absolute, or
+    /// relative and climbing out of the export): the export refuses it.
+    #[test]
+    fn a_committed_symlink_out_of_the_workspace_refuses_the_export() {
+        for absolute in [true, false] {
+            let w = AuditWs::new();
+            let ran = w.dir_path().join("ran");
+            let live = w.ws().join("scripts/live.sh");
+            write_exec(&live, &benign());
+            let target = if absolute {
+                live.display().to_string()
+            } else {
+                let depth = std::env::temp_dir()
+                    .canonicalize()
+                    .unwrap()
+                    .components()
+                    .count()
+                    + 1;
+                format!(
+                    "{}{}",
+                    "../".repeat(depth),
+                    live.canonicalize()
+                        .unwrap()
+                        .display()
+                        .to_string()
+                        .trim_start_matches('/')
+                )
+            };
+            std::os::unix::fs::symlink(&target, w.ws().join("scripts/pre.sh")).unwrap();
+            with_precondition(&w, "[scripts/pre.sh]");
+            w.propose_and_approve();
+            write_exec(&live, &payload(&ran));
+            let o = exec_refund(&w, None);
+            refused(&w, &o, &ran, "outside the workspace");
+        }
+    }
+
+    /// `..` out of the export (as the program or an argument of `sh`), and the work
+    /// tree's path inside a word (`sh -c "sh /work/tree/x.sh"`): refused.
+    #[test]
+    fn words_that_reach_the_live_work_tree_are_refused() {
+        for form in 0..3 {
+            let w = AuditWs::new();
+            let ran = w.dir_path().join("ran");
+            let live = w.ws().join("x.sh");
+            write_exec(&live, &benign());
+            let depth = std::env::temp_dir()
+                .canonicalize()
+                .unwrap()
+                .components()
+                .count();
+            let up = format!(
+                "{}{}",
+                "../".repeat(depth),
+                live.canonicalize()
+                    .unwrap()
+                    .display()
+                    .to_string()
+                    .trim_start_matches('/')
+            );
+            let (words, needle) = match form {
+                0 => (format!("[\"{up}\"]"), "climbs out of its folder"),
+                1 => (format!("[sh, \"{up}\"]"), "climbs out of its folder"),
+                _ => (
+                    format!("[sh, -c, \"sh {}\"]", live.display()),
+                    "names a path into the work tree",
+                ),
+            };
+            with_precondition(&w, &words);
+            w.propose_and_approve();
+            write_exec(&live, &payload(&ran));
+            let o = exec_refund(&w, None);
+            refused(&w, &o, &ran, needle);
+        }
+    }
+
+    /// A bare name found through an absolute `PATH` entry into the work tree: the
+    /// resolved program leads into the live work tree, refused.
+    #[test]
+    fn a_program_found_through_path_into_the_work_tree_is_refused() {
+        let w = AuditWs::new();
+        let ran = w.dir_path().join("ran");
+        with_precondition(&w, "[read-charge, ch_981]");
+        w.propose_and_approve();
+        write_exec(&w.ws().join("bin/read-charge"), &payload(&ran));
+        let path = format!(
+            "{}:{}",
+            w.ws().join("bin").display(),
+            std::env::var("PATH").unwrap()
+        );
+        let o = exec_refund(&w, Some(&path));
+        refused(&w, &o, &ran, "leads into the live work tree");
+    }
+
+    /// A tree bomb (1,000 names of one blob, 100 names of that tree: 100,000 files from
+    /// two small objects): the export stops at 20,000 entries.
+    #[test]
+    fn a_tree_bomb_is_refused_at_the_entry_limit() {
+        let w = AuditWs::new();
+        let ran = w.dir_path().join("ran");
+        with_precondition(&w, "[sh, -c, \"exit 0\"]");
+        let one = blob(&w, b"x");
+        let leaf: Vec<Vec<u8>> = (0..1000)
+            .map(|i| entry("100644", format!("f{i:04}").as_bytes(), &one))
+            .collect();
+        let leaf = raw_tree(&w, &leaf);
+        let mid: Vec<Vec<u8>> = (0..100)
+            .map(|i| entry("40000", format!("d{i:03}").as_bytes(), &leaf))
+            .collect();
+        let mid = raw_tree(&w, &mid);
+        commit_with_folder(&w, "fixtures", &mid);
+        w.propose_and_approve();
+        let o = exec_refund(&w, None);
+        refused(&w, &o, &ran, "more than 20000 files");
+    }
+}
