@@ -6,10 +6,13 @@
 //! in an export of the workspace as the commit that recorded the proposal held it
 //! ([`export`]: its files but the audit, written afresh into an empty folder), never in
 //! the work tree: relative programs and arguments, sourced files, `.` in `PATH` all
-//! resolve there. A word that is an absolute path into the work tree would escape the
-//! export, so it is refused ([`check`]). A bare program name (`restore-crm`) is looked up
-//! in the executor's `PATH`, and a path outside the repository is the host's own: what
-//! the host installs is out of the agent's reach through the repository.
+//! resolve there. What would escape the export is refused: a word that is or holds a
+//! path into the work tree, or climbs with `..` ([`check`]); a program or argument that
+//! resolves into the work tree ([`check_resolved`]); in the export, a symlink out of the
+//! workspace, a name twice, more than [`MAX_ENTRIES`] entries or [`MAX_BYTES`] bytes. A
+//! bare program name (`restore-crm`) is looked up in the executor's `PATH`, and a path
+//! outside the repository is the host's own: what the host installs is out of the
+//! agent's reach through the repository.
 //! docs/approvals.md, docs/security.md.
 
 use std::path::{Component, Path};
@@ -117,8 +120,9 @@ pub fn export(repo: &crate::audit::AuditRepo, request: &str, dest: &Path) -> Res
 /// At most this many entries and bytes in an export: a workspace of scripts is small,
 /// and a tree of a thousand names of a thousand names (two small hand-made objects)
 /// must not fill the disk.
-const MAX_ENTRIES: usize = 20_000;
-const MAX_BYTES: u64 = 256 << 20;
+pub const MAX_ENTRIES: usize = 20_000;
+/// At most this many bytes of files in an export.
+pub const MAX_BYTES: u64 = 256 << 20;
 
 #[derive(Default)]
 struct Budget {
