@@ -79,11 +79,11 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         parameters,
     };
     let now = now()?;
+    // The audit, when at hand: a refusal is recorded in it.
+    let mut audit = None;
     // Offline only when asked: a workspace that does not open (a broken `hitl.toml`, a
     // deleted matrix, a nested workspace, a wrong `-C`) refuses, never falls back to a
     // check that trusts signer files from the current folder.
-    // The audit, when at hand: a refusal is recorded in it.
-    let mut audit = None;
     let (result, offline) = if args.offline {
         let dir = ctx.cwd();
         let Some(allowed_path) = &args.allowed_signers else {
