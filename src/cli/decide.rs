@@ -2,13 +2,12 @@
 //! awaits a decision, check the signer may decide it, and record one signed decision
 //! event with its detached signature.
 
-use hitl_lib::audit::AuditRepo;
 use hitl_lib::text::escape;
 use hitl_lib::workflow::engine::{Outcome, Status};
 use hitl_lib::workflow::{self, Verdict, types};
 
-use super::identity::{self, KeyArgs};
-use super::{CliResult, Ctx, Exit, emit, now};
+use super::identity::{self, KeyArgs, Recorder};
+use super::{CliResult, Ctx, Exit, emit};
 
 /// One decision to record: the request, the verdict with its reason code and comment,
 /// and the key that signs it.
@@ -52,12 +51,9 @@ pub fn record(ctx: &Ctx, d: &Decision<'_>) -> CliResult {
         batch,
         seen_version,
     } = *d;
-    let ws = ctx.workspace()?;
-    let now = now()?;
-    let repo = AuditRepo::open(ws.root())?;
-    identity::require_committed_config(&repo)?;
-    let key = identity::signing_key(key_args, ws.root(), ctx.cwd())?;
-    let actor = identity::actor(ws.root(), &key, now)?;
+    let Recorder {
+        repo, key, actor, ..
+    } = Recorder::open(ctx, key_args)?;
     let how = identity::appender(&key, actor.clone());
     let approval_id = super::approval::nonce()?;
     let mut outcome = None;

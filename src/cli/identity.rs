@@ -122,6 +122,34 @@ pub fn require_committed_config(repo: &hitl_lib::audit::AuditRepo) -> CliResult<
     Err(err)
 }
 
+/// What a recording command starts from: the workspace, its audit (its configuration
+/// committed), the signing key and the principal it is (judged at the clock read
+/// before the lock; the append reads the clock again under it).
+pub struct Recorder {
+    pub ws: hitl_lib::workspace::Workspace,
+    pub repo: hitl_lib::audit::AuditRepo,
+    pub key: SigningKey,
+    pub actor: Actor,
+}
+
+impl Recorder {
+    /// Opens the workspace of `ctx` and loads the key of `key_args`.
+    pub fn open(ctx: &super::Ctx, key_args: &KeyArgs) -> CliResult<Self> {
+        let ws = ctx.workspace()?;
+        let now = super::now()?;
+        let repo = hitl_lib::audit::AuditRepo::open(ws.root())?;
+        require_committed_config(&repo)?;
+        let key = signing_key(key_args, ws.root(), ctx.cwd())?;
+        let actor = actor(ws.root(), &key, now)?;
+        Ok(Self {
+            ws,
+            repo,
+            key,
+            actor,
+        })
+    }
+}
+
 /// How a command that records appends as `actor`, signing with `key`: the engine records
 /// the versions of the configuration it decided under (read under the lock), and the
 /// clock is read once the lock is held.

@@ -2,11 +2,10 @@
 //! break-glass role) marks its unspent approval revoked; `check` and `exec` refuse it
 //! from then on (docs/approvals.md).
 
-use hitl_lib::audit::AuditRepo;
 use hitl_lib::workflow::execution;
 
-use super::identity::{self, KeyArgs};
-use super::{CliError, CliResult, Ctx, Exit, emit, now};
+use super::identity::{self, KeyArgs, Recorder};
+use super::{CliError, CliResult, Ctx, Exit, emit};
 
 /// Revoke the unspent approval of a request, with a reason.
 #[derive(Debug, clap::Args)]
@@ -21,12 +20,9 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
-    let ws = ctx.workspace()?;
-    let now = now()?;
-    let repo = AuditRepo::open(ws.root())?;
-    identity::require_committed_config(&repo)?;
-    let key = identity::signing_key(&args.key, ws.root(), ctx.cwd())?;
-    let actor = identity::actor(ws.root(), &key, now)?;
+    let Recorder {
+        repo, key, actor, ..
+    } = Recorder::open(ctx, &args.key)?;
     let how = identity::appender(&key, actor.clone());
     let appended = repo.append(&how, |repo, _, _, now| {
         Ok::<_, CliError>(execution::revoke(

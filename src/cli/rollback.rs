@@ -8,11 +8,10 @@
 
 use std::time::Instant;
 
-use hitl_lib::audit::AuditRepo;
 use hitl_lib::workflow::rollback;
 
-use super::identity::{self, KeyArgs};
-use super::{CliError, CliResult, Ctx, Exit, emit, now};
+use super::identity::{self, KeyArgs, Recorder};
+use super::{CliError, CliResult, Ctx, Exit, emit};
 
 /// Roll back a spent approval: run the recorded proposal's `rollback.command` once and
 /// record how it ended; or, with `--approve`, approve the rollback. Exits with the
@@ -41,12 +40,13 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
-    let ws = ctx.workspace()?;
-    let now = now()?;
-    let repo = AuditRepo::open(ws.root())?;
-    identity::require_committed_config(&repo)?;
-    let key = identity::signing_key(&args.key, ws.root(), ctx.cwd())?;
-    let actor = identity::actor(ws.root(), &key, now)?;
+    let Recorder {
+        ws,
+        repo,
+        key,
+        actor,
+        ..
+    } = Recorder::open(ctx, &args.key)?;
     let how = identity::appender(&key, actor.clone());
     let request = args.request.as_str();
     let signer = (actor.principal.as_str(), key.public());

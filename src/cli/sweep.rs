@@ -1,11 +1,10 @@
 //! `hitl sweep`: records the `expired` and `escalated` events that are due, in one
 //! signed commit; idempotent, for a CI schedule.
 
-use hitl_lib::audit::AuditRepo;
 use hitl_lib::workflow::{self, WorkflowError};
 
-use super::identity::{self, KeyArgs};
-use super::{CliError, CliResult, Ctx, Exit, emit, now};
+use super::identity::{self, KeyArgs, Recorder};
+use super::{CliError, CliResult, Ctx, Exit, emit};
 
 /// Record the `expired` and `escalated` events that are due (the engine derives both
 /// whether or not they are recorded; a sweep writes down when). Idempotent: a second run
@@ -17,12 +16,9 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
-    let ws = ctx.workspace()?;
-    let now = now()?;
-    let repo = AuditRepo::open(ws.root())?;
-    identity::require_committed_config(&repo)?;
-    let key = identity::signing_key(&args.key, ws.root(), ctx.cwd())?;
-    let actor = identity::actor(ws.root(), &key, now)?;
+    let Recorder {
+        repo, key, actor, ..
+    } = Recorder::open(ctx, &args.key)?;
     // Which requests to look at is read outside the lock (a full look at the audit);
     // each is folded and judged again under it.
     let candidates = workflow::sweep::candidates(&repo)?;
