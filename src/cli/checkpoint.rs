@@ -11,8 +11,17 @@ use super::{CliError, CliResult, Ctx, Exit, emit};
 /// root of trust (commit, allowed_signers digest), after verifying the audit: a
 /// checkpoint vouches for a history that verifies. Keep it outside the repository;
 /// `hitl verify --checkpoint FILE` proves the log extends it and rests on the same root.
+///
+/// With `--adopt FILE`, a clone takes a kept checkpoint as its starting point instead:
+/// HEAD must extend the checkpoint's commit, the checkpoint's signer must be trusted
+/// there, and only the commits since are judged, so a fresh clone's first command does
+/// not walk the whole history (docs/ci.md).
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Adopt this checkpoint (kept outside the repository) as where this clone's
+    /// governance check starts, rather than print a new one.
+    #[arg(long, value_name = "FILE")]
+    pub adopt: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub key: KeyArgs,
 }
@@ -20,6 +29,9 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     let ws = ctx.workspace()?;
     let repo = AuditRepo::open(ws.root())?;
+    if let Some(file) = &args.adopt {
+        return adopt(ctx, &repo, file);
+    }
     let key = identity::signing_key(&args.key, ws.root(), ctx.cwd())?;
     // The head and the root of trust come from the same walk `hitl verify` makes.
     let report = verify::verify(&repo, &Pins::default(), &|_, _, _| {})?;
@@ -49,5 +61,26 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
         )
     })?;
     emit(checkpoint::write(&head, &root, &key)?.as_bytes())?;
+    Ok(Exit::Ok)
+}
+
+/// `hitl checkpoint --adopt FILE`.
+fn adopt(ctx: &Ctx, repo: &AuditRepo, file: &std::path::Path) -> CliResult {
+    let shown = file.display().to_string();
+    let text = std::fs::read_to_string(ctx.cwd().join(file))
+        .map_err(|e| CliError::new(Exit::Io, format!("cannot read `{shown}`: {e}")))?;
+    let (cp, key) = checkpoint::read(&shown, &text)
+        .map_err(|e| CliError::new(Exit::InvalidInput, e.to_string()))?;
+    let now = super::now()?;
+    let (principal, head) = hitl_lib::workflow::engine::adopt_checkpoint(repo, &cp, &key, now)?;
+    emit(
+        format!(
+            "adopted the checkpoint of event {} (commit {}) by {principal}: HEAD {} extends it and every commit since is governed\n",
+            cp.head.seq,
+            &cp.head.commit[..12.min(cp.head.commit.len())],
+            &head[..12.min(head.len())]
+        )
+        .as_bytes(),
+    )?;
     Ok(Exit::Ok)
 }

@@ -723,3 +723,80 @@ fn a_commit_time_out_of_range_fails_closed() {
     let report = expect_codes(&w, &[], &["commit-time"]);
     assert_eq!(report["problems"][0]["commit"], c.as_str(), "{report:#}");
 }
+
+/// `hitl checkpoint` of the history after a proposal, kept outside the repository.
+fn kept_checkpoint(w: &AuditWs) -> std::path::PathBuf {
+    let out = ok(&w.hitl(LEA, &["checkpoint"]));
+    let file = w.dir.path().join("kept.checkpoint");
+    std::fs::write(&file, out).unwrap();
+    file
+}
+
+/// A fresh clone adopts a kept checkpoint: HEAD extends its commit, its signer is
+/// trusted there, and the commits since are governed; the clone's checked head is then
+/// HEAD, so its first decision walks nothing. A commit since the checkpoint that breaks
+/// the governance rule (the matrix changed by a non-admin) is still refused; a
+/// checkpoint edited in any byte, or of another history, is refused.
+#[test]
+fn a_fresh_clone_adopts_a_checkpoint_and_governs_the_commits_since() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    let cp = kept_checkpoint(&w);
+    ok(&w.hitl(LEA, &["approve", "refund-4711"]));
+    w.as_other_clone();
+    let out = ok(&w.read(&["checkpoint", "--adopt", cp.to_str().unwrap()]));
+    assert!(out.starts_with("adopted the checkpoint of event "), "{out}");
+    assert!(out.contains(" by lea@example.com: HEAD "), "{out}");
+    let checked = std::fs::read_to_string(w.ws().join(".git/hitl-config-checked")).unwrap();
+    assert_eq!(checked.trim(), rev(&w, "HEAD"));
+    assert!(ok(&w.read(&["status", "refund-4711"])).contains("approved"));
+    // Edited in one byte of its statement.
+    let text = std::fs::read_to_string(&cp).unwrap();
+    let edited = w.dir.path().join("edited.checkpoint");
+    std::fs::write(&edited, text.replacen("\"seq\":", "\"seq\": ", 1)).unwrap();
+    let o = w.read(&["checkpoint", "--adopt", edited.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    // Of another history.
+    let other = AuditWs::new();
+    ok(&other.hitl(AGENT, &["propose", "refund-4711"]));
+    let foreign = kept_checkpoint(&other);
+    let o = w.read(&["checkpoint", "--adopt", foreign.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("which this clone does not have"),
+        "{}",
+        stderr(&o)
+    );
+    // A commit since the checkpoint that breaks the governance rule.
+    let m = w.ws().join("approval-matrix.yaml");
+    let matrix = std::fs::read_to_string(&m).unwrap();
+    std::fs::write(&m, format!("{matrix}\n# ravi was here\n")).unwrap();
+    w.commit_all(Some(RAVI), "matrix by a non-admin");
+    w.as_other_clone();
+    let o = w.read(&["checkpoint", "--adopt", cp.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        !w.ws().join(".git/hitl-config-checked").exists(),
+        "nothing remembered"
+    );
+}
+
+/// A HEAD that does not extend the checkpoint's commit along its first parents (the
+/// branch reset to before it) is refused: not the history the checkpoint vouches for.
+#[test]
+fn a_checkpoint_head_does_not_extend_is_refused() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    let before = rev(&w, "HEAD");
+    ok(&w.hitl(LEA, &["approve", "refund-4711"]));
+    let cp = kept_checkpoint(&w);
+    move_main(&w, &before);
+    w.as_other_clone();
+    let o = w.read(&["checkpoint", "--adopt", cp.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("does not extend the checkpoint's commit"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -438,6 +438,82 @@ pub fn check_governed(
     configs: &mut super::config::Configs,
     head: &git2::Commit<'_>,
 ) -> Result<(), WorkflowError> {
+    governed_since(repo, configs, head, None)
+}
+
+/// Adopts a checkpoint's `commit` in a clone: HEAD must extend it along its first-parent
+/// line, and the commits since it are judged by the governance rule as a decision's
+/// first walk would judge them; then HEAD is remembered as checked. A fresh clone then
+/// walks from the checkpoint, not from the root (docs/ci.md). The history up to the
+/// checkpoint is the one its signer verified: a commit id names all of its ancestry, so
+/// a history replaced from its root does not contain it. A clone that has checked a
+/// head before keeps its own (a rewind since is refused as always).
+///
+/// # Errors
+/// [`WorkflowError::CheckpointUntrusted`] for a checkpoint this clone cannot hold to
+/// its history (its commit missing, its signer untrusted there);
+/// [`WorkflowError::NotExtending`] when HEAD does not extend its commit; the governance
+/// check's errors.
+pub fn adopt_checkpoint(
+    repo: &crate::audit::AuditRepo,
+    checkpoint: &crate::audit::checkpoint::Checkpoint,
+    signer: &ssh_key::PublicKey,
+    now: DateTime<Utc>,
+) -> Result<(String, String), WorkflowError> {
+    let not_here = |why: String| WorkflowError::CheckpointUntrusted { why };
+    let commit = git2::Oid::from_str(&checkpoint.head.commit)
+        .map_err(|e| not_here(format!("its commit: {e}")))?;
+    // Its signer is judged under the signer files of the checkpoint's own commit: the
+    // history up to there is the one it vouches for.
+    let tree = repo
+        .repo
+        .find_commit(commit)
+        .and_then(|c| c.tree())
+        .map_err(|_| {
+            not_here(format!(
+                "it vouches for commit {commit}, which this clone does not have (fetch it first, or this is another history)"
+            ))
+        })?;
+    let (allowed, revoked) = super::config::trust_of(repo, &tree).map_err(&not_here)?;
+    let principal = crate::audit::checkpoint::trusted_signer(&allowed, &revoked, signer, now)
+        .map_err(|u| {
+            not_here(format!(
+                "its signer may not vouch for the audit: {}",
+                u.message
+            ))
+        })?;
+    let head = repo
+        .head_for_reading()?
+        .ok_or_else(|| WorkflowError::NotExtending {
+            checkpoint: commit.to_string(),
+            head: "(no commit)".to_owned(),
+        })?;
+    let mut line = Some(head.clone());
+    while let Some(c) = line {
+        if c.id() == commit {
+            break;
+        }
+        line = c.parents().next();
+        if line.is_none() {
+            return Err(WorkflowError::NotExtending {
+                checkpoint: commit.to_string(),
+                head: head.id().to_string(),
+            });
+        }
+    }
+    let mut configs = super::config::Configs::default();
+    governed_since(repo, &mut configs, &head, Some(commit))?;
+    Ok((principal, head.id().to_string()))
+}
+
+/// [`check_governed`], walking down to this clone's checked head, else to `pinned` (a
+/// checkpoint's commit HEAD extends), else to the root.
+fn governed_since(
+    repo: &crate::audit::AuditRepo,
+    configs: &mut super::config::Configs,
+    head: &git2::Commit<'_>,
+    pinned: Option<git2::Oid>,
+) -> Result<(), WorkflowError> {
     let file = checked_file(repo);
     // A checked commit is trusted only while it is still on the line from HEAD: after a
     // reset or a rewrite, everything is checked again.
@@ -460,7 +536,7 @@ pub fn check_governed(
             file: file.display().to_string(),
         });
     }
-    let stop = checked;
+    let stop = checked.or(pinned);
     // A first decision in a fresh clone walks the whole history: each commit is read
     // once, so libgit2's object cache would only hold memory (hundreds of MB at
     // 100,000 events).

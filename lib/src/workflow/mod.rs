@@ -243,6 +243,12 @@ pub enum WorkflowError {
         head: String,
         file: String,
     },
+    #[error(
+        "HEAD ({head}) does not extend the checkpoint's commit {checkpoint} along its first parents: this is not the history the checkpoint vouches for (replaced, rewound, or not fetched: `git fetch` and try again)"
+    )]
+    NotExtending { checkpoint: String, head: String },
+    #[error("the checkpoint cannot be adopted: {why}")]
+    CheckpointUntrusted { why: String },
     #[error("`{principal}` may not submit proposals: {reason}")]
     NotAnAgent { principal: String, reason: String },
     #[error("`{verdict}` needs a reason code from the matrix: {allowed}")]
