@@ -20,8 +20,13 @@ use super::{CliError, CliResult, Ctx, Exit, emit};
 pub struct Args {
     /// Adopt this checkpoint (kept outside the repository) as where this clone's
     /// governance check starts, rather than print a new one.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", requires = "allowed_signers")]
     pub adopt: Option<std::path::PathBuf>,
+    /// With `--adopt`: the signer file, kept with the checkpoint outside the
+    /// repository, that says whose `hitl-checkpoint` signature may be adopted (the
+    /// history the checkpoint vouches for never does).
+    #[arg(long, value_name = "FILE", requires = "adopt")]
+    pub allowed_signers: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub key: KeyArgs,
 }
@@ -29,8 +34,8 @@ pub struct Args {
 pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
     let ws = ctx.workspace()?;
     let repo = AuditRepo::open(ws.root())?;
-    if let Some(file) = &args.adopt {
-        return adopt(ctx, &repo, file);
+    if let (Some(file), Some(anchor)) = (&args.adopt, &args.allowed_signers) {
+        return adopt(ctx, &repo, file, anchor);
     }
     let key = identity::signing_key(&args.key, ws.root(), ctx.cwd())?;
     // The head and the root of trust come from the same walk `hitl verify` makes.
@@ -65,14 +70,21 @@ pub fn run(ctx: &Ctx, args: &Args) -> CliResult {
 }
 
 /// `hitl checkpoint --adopt FILE`.
-fn adopt(ctx: &Ctx, repo: &AuditRepo, file: &std::path::Path) -> CliResult {
+fn adopt(
+    ctx: &Ctx,
+    repo: &AuditRepo,
+    file: &std::path::Path,
+    anchor: &std::path::Path,
+) -> CliResult {
+    let anchor = hitl_lib::signing::AllowedSigners::load(&ctx.cwd().join(anchor))?;
     let shown = file.display().to_string();
     let text = std::fs::read_to_string(ctx.cwd().join(file))
         .map_err(|e| CliError::new(Exit::Io, format!("cannot read `{shown}`: {e}")))?;
     let (cp, key) = checkpoint::read(&shown, &text)
         .map_err(|e| CliError::new(Exit::InvalidInput, e.to_string()))?;
     let now = super::now()?;
-    let (principal, head) = hitl_lib::workflow::engine::adopt_checkpoint(repo, &cp, &key, now)?;
+    let (principal, head) =
+        hitl_lib::workflow::engine::adopt_checkpoint(repo, &cp, &key, &anchor, now)?;
     emit(
         format!(
             "adopted the checkpoint of event {} (commit {}) by {principal}: HEAD {} extends it and every commit since is governed\n",

@@ -724,6 +724,30 @@ fn a_commit_time_out_of_range_fails_closed() {
     assert_eq!(report["problems"][0]["commit"], c.as_str(), "{report:#}");
 }
 
+/// The signer file kept with a checkpoint outside the repository: lea may sign
+/// checkpoints (`hitl-checkpoint`).
+fn anchor(w: &AuditWs) -> String {
+    let public = std::fs::read_to_string(w.key(LEA).with_extension("com.pub")).unwrap();
+    let file = w.dir.path().join("checkpoint_signers");
+    std::fs::write(
+        &file,
+        format!("{LEA} namespaces=\"hitl-checkpoint\" {public}"),
+    )
+    .unwrap();
+    file.display().to_string()
+}
+
+/// `hitl checkpoint --adopt CP --allowed-signers ANCHOR`.
+fn adopt(w: &AuditWs, cp: &std::path::Path) -> Output {
+    w.read(&[
+        "checkpoint",
+        "--adopt",
+        cp.to_str().unwrap(),
+        "--allowed-signers",
+        &anchor(w),
+    ])
+}
+
 /// `hitl checkpoint` of the history after a proposal, kept outside the repository.
 fn kept_checkpoint(w: &AuditWs) -> std::path::PathBuf {
     let out = ok(&w.hitl(LEA, &["checkpoint"]));
@@ -744,7 +768,7 @@ fn a_fresh_clone_adopts_a_checkpoint_and_governs_the_commits_since() {
     let cp = kept_checkpoint(&w);
     ok(&w.hitl(LEA, &["approve", "refund-4711"]));
     w.as_other_clone();
-    let out = ok(&w.read(&["checkpoint", "--adopt", cp.to_str().unwrap()]));
+    let out = ok(&adopt(&w, &cp));
     assert!(out.starts_with("adopted the checkpoint of event "), "{out}");
     assert!(out.contains(" by lea@example.com: HEAD "), "{out}");
     let checked = std::fs::read_to_string(w.ws().join(".git/hitl-config-checked")).unwrap();
@@ -754,13 +778,13 @@ fn a_fresh_clone_adopts_a_checkpoint_and_governs_the_commits_since() {
     let text = std::fs::read_to_string(&cp).unwrap();
     let edited = w.dir.path().join("edited.checkpoint");
     std::fs::write(&edited, text.replacen("\"seq\":", "\"seq\": ", 1)).unwrap();
-    let o = w.read(&["checkpoint", "--adopt", edited.to_str().unwrap()]);
+    let o = adopt(&w, &edited);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     // Of another history.
     let other = AuditWs::new();
     ok(&other.hitl(AGENT, &["propose", "refund-4711"]));
     let foreign = kept_checkpoint(&other);
-    let o = w.read(&["checkpoint", "--adopt", foreign.to_str().unwrap()]);
+    let o = adopt(&w, &foreign);
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("which this clone does not have"),
@@ -773,7 +797,7 @@ fn a_fresh_clone_adopts_a_checkpoint_and_governs_the_commits_since() {
     std::fs::write(&m, format!("{matrix}\n# ravi was here\n")).unwrap();
     w.commit_all(Some(RAVI), "matrix by a non-admin");
     w.as_other_clone();
-    let o = w.read(&["checkpoint", "--adopt", cp.to_str().unwrap()]);
+    let o = adopt(&w, &cp);
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
     assert!(
         !w.ws().join(".git/hitl-config-checked").exists(),
@@ -792,10 +816,116 @@ fn a_checkpoint_head_does_not_extend_is_refused() {
     let cp = kept_checkpoint(&w);
     move_main(&w, &before);
     w.as_other_clone();
-    let o = w.read(&["checkpoint", "--adopt", cp.to_str().unwrap()]);
+    let o = adopt(&w, &cp);
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("does not extend the checkpoint's commit"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+/// No checked head, seq index or folds: a fresh clone (whatever exists).
+fn fresh(w: &AuditWs) {
+    let _ = std::fs::remove_file(w.ws().join(".git/hitl-config-checked"));
+    let _ = std::fs::remove_file(w.ws().join(".git/hitl-seq-index"));
+    let _ = std::fs::remove_dir_all(w.ws().join(".git/hitl-fold"));
+}
+
+/// A checkpoint signed by hand with `key` under `hitl-checkpoint`, naming `commit` and
+/// the real last event `seq` of `w` there.
+fn hand_checkpoint(w: &AuditWs, key: &std::path::Path, commit: &str, seq: u64) -> PathBuf {
+    let event = hitl_lib::audit::sha256_hex(&std::fs::read(w.event_file(seq)).unwrap());
+    let zero = "0".repeat(64);
+    let line = format!(
+        r#"{{"seq":{seq},"event":"{event}","commit":"{commit}","trust_root":{{"commit":"{commit}","allowed_signers":"{zero}"}}}}"#
+    );
+    let dir = w.dir.path();
+    let msg = dir.join("hand.json");
+    std::fs::write(&msg, &line).unwrap();
+    let _ = std::fs::remove_file(dir.join("hand.json.sig"));
+    let o = super::audit::sh(
+        dir,
+        "ssh-keygen",
+        &[
+            "-q",
+            "-Y",
+            "sign",
+            "-n",
+            "hitl-checkpoint",
+            "-f",
+            key.to_str().unwrap(),
+            msg.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let sig = std::fs::read_to_string(dir.join("hand.json.sig")).unwrap();
+    let file = dir.join("hand.checkpoint");
+    std::fs::write(&file, format!("hitl checkpoint v2\n{line}\n{sig}")).unwrap();
+    file
+}
+
+/// From the attack review of `--adopt`: someone with push access and no trusted key
+/// adds their key as lea's in an unsigned commit and signs a checkpoint of it; an
+/// agent's key signs one too. The signer is judged by the signer file kept with the
+/// checkpoint, never by the history it vouches for: both refused, nothing remembered,
+/// and the walk from the root refuses mallory's commit as before.
+#[test]
+fn adopt_never_trusts_a_signer_the_history_names() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    let public = std::fs::read_to_string(w.key(MALLORY).with_extension("com.pub")).unwrap();
+    let f = w.ws().join("allowed_signers");
+    let before = std::fs::read_to_string(&f).unwrap();
+    std::fs::write(
+        &f,
+        format!("{before}{LEA} namespaces=\"git,hitl,hitl-approval,hitl-checkpoint\" {public}"),
+    )
+    .unwrap();
+    w.commit_all(None, "mallory adds her key as lea");
+    for who in [MALLORY, AGENT] {
+        fresh(&w);
+        let cp = hand_checkpoint(&w, &w.key(who), &rev(&w, "HEAD"), 1);
+        let o = adopt(&w, &cp);
+        assert_eq!(o.status.code(), Some(6), "{who}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("its signer is not trusted by the signer file given"),
+            "{}",
+            stderr(&o)
+        );
+        assert!(!w.ws().join(".git/hitl-config-checked").exists());
+    }
+    let o = w.hitl(MALLORY, &["approve", "refund-4711"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+}
+
+/// A checkpoint of another head (its event not the last at its commit, as a sibling
+/// workspace's or an edited one would be) is refused; so is one whose signer was
+/// revoked since, at HEAD.
+#[test]
+fn adopt_refuses_another_workspaces_checkpoint_and_a_signer_revoked_since() {
+    let w = AuditWs::new();
+    ok(&w.hitl(AGENT, &["propose", "refund-4711"]));
+    ok(&w.hitl(LEA, &["approve", "refund-4711"]));
+    let head = rev(&w, "HEAD");
+    let cp = hand_checkpoint(&w, &w.key(LEA), &head, 1);
+    fresh(&w);
+    let o = adopt(&w, &cp);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is not this workspace's last event at commit"),
+        "{}",
+        stderr(&o)
+    );
+    let cp = kept_checkpoint(&w);
+    let public = std::fs::read_to_string(w.key(LEA).with_extension("com.pub")).unwrap();
+    std::fs::write(w.ws().join("revoked_signers"), public).unwrap();
+    w.commit_all(Some(ALEX), "revoke lea");
+    fresh(&w);
+    let o = adopt(&w, &cp);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("its signer is not trusted by the signer file given"),
         "{}",
         stderr(&o)
     );

@@ -121,6 +121,11 @@ pub fn read(file: &str, text: &str) -> Result<(Checkpoint, ssh_key::PublicKey), 
             trust_root: Some(s.trust_root),
         }
     };
+    if !is_hex(&checkpoint.head.commit, &[40, 64]) || !is_hex(&checkpoint.head.event, &[64]) {
+        return Err(bad(
+            "line 2: `commit` needs a full lowercase commit id and `event` the sha256 hex of the event",
+        ));
+    }
     let key = signing::verify(sig, CHECKPOINT_NAMESPACE, line.as_bytes()).map_err(|source| {
         CheckpointError::Signature {
             file: file.to_owned(),

@@ -441,30 +441,35 @@ pub fn check_governed(
     governed_since(repo, configs, head, None)
 }
 
-/// Adopts a checkpoint's `commit` in a clone: HEAD must extend it along its first-parent
-/// line, and the commits since it are judged by the governance rule as a decision's
-/// first walk would judge them; then HEAD is remembered as checked. A fresh clone then
-/// walks from the checkpoint, not from the root (docs/ci.md). The history up to the
-/// checkpoint is the one its signer verified: a commit id names all of its ancestry, so
-/// a history replaced from its root does not contain it. A clone that has checked a
-/// head before keeps its own (a rewind since is refused as always).
+/// Adopts a kept checkpoint in a clone, so that its governance check starts at the
+/// checkpoint's commit instead of the root (docs/ci.md):
+/// - its signer must be trusted for `hitl-checkpoint` by `anchor`, the signer file kept
+///   with the checkpoint outside the repository (never by the history it vouches for:
+///   a commit there could name any key), and not revoked, neither in the checkpoint's
+///   commit nor at HEAD;
+/// - the checkpoint must be this workspace's: its event `seq` in the commit's tree is
+///   the one it names (by sha256), and the last one there;
+/// - HEAD must extend the commit along its first parents, and every commit since is
+///   judged by the governance rule; then HEAD is remembered as checked.
+///
+/// A commit id names all of its ancestry, so a history replaced from its root does not
+/// contain the commit. A clone that has checked a head before keeps its own (a rewind
+/// since is refused as always).
 ///
 /// # Errors
 /// [`WorkflowError::CheckpointUntrusted`] for a checkpoint this clone cannot hold to
-/// its history (its commit missing, its signer untrusted there);
-/// [`WorkflowError::NotExtending`] when HEAD does not extend its commit; the governance
-/// check's errors.
+/// its history; [`WorkflowError::NotExtending`] when HEAD does not extend its commit;
+/// the governance check's errors.
 pub fn adopt_checkpoint(
     repo: &crate::audit::AuditRepo,
     checkpoint: &crate::audit::checkpoint::Checkpoint,
     signer: &ssh_key::PublicKey,
+    anchor: &crate::signing::AllowedSigners,
     now: DateTime<Utc>,
 ) -> Result<(String, String), WorkflowError> {
     let not_here = |why: String| WorkflowError::CheckpointUntrusted { why };
     let commit = git2::Oid::from_str(&checkpoint.head.commit)
         .map_err(|e| not_here(format!("its commit: {e}")))?;
-    // Its signer is judged under the signer files of the checkpoint's own commit: the
-    // history up to there is the one it vouches for.
     let tree = repo
         .repo
         .find_commit(commit)
@@ -474,20 +479,43 @@ pub fn adopt_checkpoint(
                 "it vouches for commit {commit}, which this clone does not have (fetch it first, or this is another history)"
             ))
         })?;
-    let (allowed, revoked) = super::config::trust_of(repo, &tree).map_err(&not_here)?;
-    let principal = crate::audit::checkpoint::trusted_signer(&allowed, &revoked, signer, now)
-        .map_err(|u| {
-            not_here(format!(
-                "its signer may not vouch for the audit: {}",
-                u.message
-            ))
-        })?;
     let head = repo
         .head_for_reading()?
         .ok_or_else(|| WorkflowError::NotExtending {
             checkpoint: commit.to_string(),
             head: "(no commit)".to_owned(),
         })?;
+    let head_tree = head.tree().map_err(crate::audit::AuditError::from)?;
+    let mut principal = None;
+    for t in [&tree, &head_tree] {
+        let (_, revoked) = super::config::trust_of(repo, t).map_err(&not_here)?;
+        let p = crate::signing::trusted_principal(
+            anchor,
+            &revoked,
+            signer,
+            None,
+            crate::audit::checkpoint::CHECKPOINT_NAMESPACE,
+            now,
+        )
+        .map_err(|u| {
+            not_here(format!(
+                "its signer is not trusted by the signer file given: {}",
+                u.message
+            ))
+        })?;
+        principal = Some(p);
+    }
+    // This workspace's checkpoint: its last event at that commit is the one it names.
+    let seq = checkpoint.head.seq;
+    let event = repo.read(&tree, &crate::audit::event_path(seq))?;
+    let next = repo.read(&tree, &crate::audit::event_path(seq + 1))?;
+    if event.as_deref().map(crate::audit::sha256_hex).as_deref() != Some(&checkpoint.head.event)
+        || next.is_some()
+    {
+        return Err(not_here(format!(
+            "its event {seq} is not this workspace's last event at commit {commit}: it checkpoints another workspace or another head"
+        )));
+    }
     let mut line = Some(head.clone());
     while let Some(c) = line {
         if c.id() == commit {
@@ -503,7 +531,7 @@ pub fn adopt_checkpoint(
     }
     let mut configs = super::config::Configs::default();
     governed_since(repo, &mut configs, &head, Some(commit))?;
-    Ok((principal, head.id().to_string()))
+    Ok((principal.unwrap_or_default(), head.id().to_string()))
 }
 
 /// [`check_governed`], walking down to this clone's checked head, else to `pinned` (a
