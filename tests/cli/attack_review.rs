@@ -363,18 +363,7 @@ fn a_sibling_workspace_never_reuses_the_fold_of_another() {
         hitl(
             ws,
             None,
-            &[
-                "check",
-                file.to_str().unwrap(),
-                "--action",
-                "payments.refund",
-                "--target",
-                "payments/charge/ch_981",
-                "--amount",
-                "180",
-                "--currency",
-                "EUR",
-            ],
+            &super::audit::refund_check(file.to_str().unwrap(), "180"),
         )
     };
     assert_eq!(check("b").status.code(), Some(21), "b folds: rejected");

@@ -1821,3 +1821,20 @@ fn lint_does_not_warn_that_decided_requests_expired() {
     );
     assert!(table.contains("request `refund-4711` expired"), "{table}");
 }
+
+/// `hitl check FILE` with the refund's scope (`payments.refund` on its charge, `amount`
+/// EUR): the arguments, for the tests that check a refund's approval file.
+pub fn refund_check<'a>(file: &'a str, amount: &'a str) -> [&'a str; 10] {
+    [
+        "check",
+        file,
+        "--action",
+        "payments.refund",
+        "--target",
+        "payments/charge/ch_981",
+        "--amount",
+        amount,
+        "--currency",
+        "EUR",
+    ]
+}

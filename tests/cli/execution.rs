@@ -102,18 +102,7 @@ fn exec_spends_the_approval_before_it_runs_and_never_runs_it_twice() {
         format!("refusal of exec for {REFUND} (spent) by {AGENT}\n"),
         "only the refusal recorded"
     );
-    let o = w.read(&[
-        "check",
-        file.to_str().unwrap(),
-        "--action",
-        "payments.refund",
-        "--target",
-        "payments/charge/ch_981",
-        "--amount",
-        "180",
-        "--currency",
-        "EUR",
-    ]);
+    let o = w.read(&super::audit::refund_check(file.to_str().unwrap(), "180"));
     refused(&o, 22, "was spent already");
     assert_eq!(w.problem_codes(), Vec::<String>::new());
 }

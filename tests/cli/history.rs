@@ -323,18 +323,7 @@ fn an_approval_file_brought_in_by_a_merge() {
             .all(|(_, commit)| *commit == merge),
         "{report:#}"
     );
-    let check = [
-        "check",
-        file.to_str().unwrap(),
-        "--action",
-        "payments.refund",
-        "--target",
-        "payments/charge/ch_981",
-        "--amount",
-        "180",
-        "--currency",
-        "EUR",
-    ];
+    let check = super::audit::refund_check(file.to_str().unwrap(), "180");
     // This clone decided on the approval, which HEAD's first-parent line never meets.
     for (fresh, needle) in [
         (false, "was rewound"),

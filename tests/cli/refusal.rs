@@ -68,18 +68,10 @@ fn check(
     amount: &str,
     key: Option<&str>,
 ) -> std::process::Output {
-    let mut cmd = w.command(time).env_remove("HITL_SIGNING_KEY").args([
-        "check",
-        file.to_str().unwrap(),
-        "--action",
-        "payments.refund",
-        "--target",
-        "payments/charge/ch_981",
-        "--amount",
-        amount,
-        "--currency",
-        "EUR",
-    ]);
+    let mut cmd = w
+        .command(time)
+        .env_remove("HITL_SIGNING_KEY")
+        .args(super::audit::refund_check(file.to_str().unwrap(), amount));
     if let Some(who) = key {
         cmd = cmd.args(["--key", w.key(who).to_str().unwrap()]);
     }

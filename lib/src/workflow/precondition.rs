@@ -72,19 +72,38 @@ impl Precondition {
     }
 }
 
+/// A value as a message shows it: its JSON, cut at 60 characters.
+fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 60 {
+        format!("{}...", s.chars().take(60).collect::<String>())
+    } else {
+        s
+    }
+}
+
+/// The first difference at `at` between a member (of an object or an array) of the
+/// approved state and the found one, either of which may be missing.
+fn member_difference(expected: Option<&Value>, found: Option<&Value>, at: &str) -> Option<String> {
+    match (expected, found) {
+        (Some(x), Some(y)) => first_difference(x, y, at),
+        (Some(x), None) => Some(format!(
+            "`{at}`: the approved state has {}, the precondition found nothing",
+            short(x)
+        )),
+        (None, Some(y)) => Some(format!(
+            "`{at}`: the approved state has nothing, the precondition found {}",
+            short(y)
+        )),
+        (None, None) => None,
+    }
+}
+
 /// The first place where `found` is not `expected`, as `PATH: expected X, found Y`
 /// (object keys in sorted order, then array items in order); `None` when equal as
 /// JSON values.
 #[must_use]
 pub fn first_difference(expected: &Value, found: &Value, path: &str) -> Option<String> {
-    let short = |v: &Value| {
-        let s = v.to_string();
-        if s.chars().count() > 60 {
-            format!("{}...", s.chars().take(60).collect::<String>())
-        } else {
-            s
-        }
-    };
     let differs = || {
         Some(format!(
             "`{path}`: the approved state has {}, the precondition found {}",
@@ -105,37 +124,11 @@ pub fn first_difference(expected: &Value, found: &Value, path: &str) -> Option<S
             let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
             keys.sort_unstable();
             keys.dedup();
-            keys.into_iter().find_map(|k| {
-                let at = key_path(path, k);
-                match (a.get(k), b.get(k)) {
-                    (Some(x), Some(y)) => first_difference(x, y, &at),
-                    (Some(x), None) => Some(format!(
-                        "`{at}`: the approved state has {}, the precondition found nothing",
-                        short(x)
-                    )),
-                    (None, Some(y)) => Some(format!(
-                        "`{at}`: the approved state has nothing, the precondition found {}",
-                        short(y)
-                    )),
-                    (None, None) => None,
-                }
-            })
+            keys.into_iter()
+                .find_map(|k| member_difference(a.get(k), b.get(k), &key_path(path, k)))
         }
-        (Value::Array(a), Value::Array(b)) => (0..a.len().max(b.len())).find_map(|i| {
-            let at = format!("{path}[{i}]");
-            match (a.get(i), b.get(i)) {
-                (Some(x), Some(y)) => first_difference(x, y, &at),
-                (Some(x), None) => Some(format!(
-                    "`{at}`: the approved state has {}, the precondition found nothing",
-                    short(x)
-                )),
-                (None, Some(y)) => Some(format!(
-                    "`{at}`: the approved state has nothing, the precondition found {}",
-                    short(y)
-                )),
-                (None, None) => None,
-            }
-        }),
+        (Value::Array(a), Value::Array(b)) => (0..a.len().max(b.len()))
+            .find_map(|i| member_difference(a.get(i), b.get(i), &format!("{path}[{i}]"))),
         (a, b) if a == b => None,
         _ => differs(),
     }
