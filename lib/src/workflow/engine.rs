@@ -516,18 +516,11 @@ pub fn adopt_checkpoint(
             "its event {seq} is not this workspace's last event at commit {commit}: it checkpoints another workspace or another head"
         )));
     }
-    let mut line = Some(head.clone());
-    while let Some(c) = line {
-        if c.id() == commit {
-            break;
-        }
-        line = c.parents().next();
-        if line.is_none() {
-            return Err(WorkflowError::NotExtending {
-                checkpoint: commit.to_string(),
-                head: head.id().to_string(),
-            });
-        }
+    if super::history::on_first_parent_line(&head, commit).is_err() {
+        return Err(WorkflowError::NotExtending {
+            checkpoint: commit.to_string(),
+            head: head.id().to_string(),
+        });
     }
     let mut configs = super::config::Configs::default();
     governed_since(repo, &mut configs, &head, Some(commit))?;

@@ -91,6 +91,22 @@ pub fn config_change_problem(
     }
 }
 
+/// Whether `commit` is on `head`'s first-parent line (`head` itself included); the root
+/// that line ends at when it is not.
+///
+/// # Errors
+/// The id of the first-parent line's root, when `commit` is not on it.
+pub fn on_first_parent_line(head: &Commit<'_>, commit: Oid) -> Result<(), Oid> {
+    let mut c = head.clone();
+    while c.id() != commit {
+        match c.parents().next() {
+            Some(p) => c = p,
+            None => return Err(c.id()),
+        }
+    }
+    Ok(())
+}
+
 /// The first violation of the governance rule (and of the audit's append rule) among
 /// the commits reachable from `head` but not from `stop` (a commit already checked),
 /// through every parent, or in the whole history without one: what a decision checks
@@ -118,14 +134,10 @@ pub fn config_violation_since(
     // The head this clone last checked must be on HEAD's first-parent line: reached
     // only through a merge's other parent (or not at all), the history was rewound or
     // replaced.
-    if let Some(stop) = stop {
-        let mut c = head.clone();
-        while c.id() != stop {
-            match c.parents().next() {
-                Some(p) => c = p,
-                None => return Ok(Some((c.id(), REWOUND_MARK.to_owned()))),
-            }
-        }
+    if let Some(stop) = stop
+        && let Err(root) = on_first_parent_line(head, stop)
+    {
+        return Ok(Some((root, REWOUND_MARK.to_owned())));
     }
     // Every commit since, through every parent: one reachable only through a merge's
     // second parent (an unsigned commit deleting a rejection, merged back with an audit
